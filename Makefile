@@ -1,0 +1,56 @@
+# The two commands: `make demo` and `make test`. Both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+TYPECHECK := .herald/typecheck
+PYTEST_ARGS ?=
+
+.PHONY: all bootstrap controlplane lint typecheck layers check test demo down clean
+
+all: test
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+bootstrap: $(INSTALLED)
+	./dev/bootstrap.sh
+
+controlplane: bootstrap
+	$(BIN)/herald dev build-controlplane
+
+# mypy and import-linter resolve modules from folders, not from the editable install's
+# import hook, so they read the folders through a `herald/` tree of links.
+$(TYPECHECK)/herald:
+	mkdir -p $@
+	for d in core operator sender bot emulator; do ln -sfn ../../../$$d $@/$$d; done
+	ln -sfn ../../../dev/herald_dev $@/dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED) $(TYPECHECK)/herald
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.operator -p herald.sender \
+		-p herald.bot -p herald.emulator -p herald.dev
+	$(BIN)/mypy tests
+
+layers: $(INSTALLED) $(TYPECHECK)/herald
+	PYTHONPATH=$(TYPECHECK) $(BIN)/lint-imports
+
+check: lint typecheck layers
+
+test: controlplane check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: controlplane
+	./dev/demo.sh
+
+down:
+	-$(BIN)/herald dev down
+
+clean: down
+	rm -rf $(VENV) .herald build *.egg-info

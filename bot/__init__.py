@@ -1,0 +1,1 @@
+"""The aiogram bot: subscribers and admin commands."""

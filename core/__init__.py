@@ -1,0 +1,1 @@
+"""Shared core: the Broadcast contract, settings, wire formats and storage."""

@@ -1,0 +1,101 @@
+"""Schema migrations: versioned SQL files applied in order, once, under an advisory lock.
+
+One runner serves tests, ``herald dev`` and production start-up. It is small on purpose:
+the migration libraries that take plain SQL files (yoyo, alembic without autogenerate) drive
+Postgres through a synchronous driver or SQLAlchemy, a second database stack in every image
+for a job of thirty lines on the asyncpg pool Herald already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+__all__ = ["Migration", "MigrationError", "apply_migrations", "load_migrations"]
+
+# An arbitrary constant shared by every Herald process: the lock that serialises migrators.
+_LOCK_KEY = 0x4E52414C44  # "HERALD"-ish; any fixed bigint works
+_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """The database's schema history disagrees with the migration files."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations() -> list[Migration]:
+    """The migration files shipped in ``herald.core.migrations``, in version order."""
+    found: list[Migration] = []
+    for entry in resources.files("herald.core").joinpath("migrations").iterdir():
+        match = _FILE_NAME.match(entry.name)
+        if match is None:
+            continue
+        found.append(
+            Migration(int(match["version"]), match["name"], entry.read_text(encoding="utf-8"))
+        )
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise MigrationError(f"migration versions must be 1..N without gaps, found {versions}")
+    return found
+
+
+async def apply_migrations(connection: asyncpg.Connection) -> list[Migration]:
+    """Apply the pending migrations; return those applied now. Safe to run concurrently."""
+    migrations = load_migrations()
+    await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    try:
+        await connection.execute(
+            """
+            CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+                version    integer     PRIMARY KEY,
+                name       text        NOT NULL,
+                checksum   text        NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        rows = await connection.fetch("SELECT version, checksum FROM herald_schema_migrations")
+        applied = {row["version"]: row["checksum"] for row in rows}
+        pending: list[Migration] = []
+        for migration in migrations:
+            recorded = applied.pop(migration.version, None)
+            if recorded is None:
+                pending.append(migration)
+            elif recorded != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} was edited after it "
+                    "was applied; add a new migration instead"
+                )
+        if applied:
+            raise MigrationError(
+                f"the database has migrations this Herald does not know: {sorted(applied)}; "
+                "it was migrated by a newer version"
+            )
+        for migration in pending:
+            async with connection.transaction():
+                await connection.execute(migration.sql)
+                await connection.execute(
+                    "INSERT INTO herald_schema_migrations (version, name, checksum) "
+                    "VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+        return pending
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

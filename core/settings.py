@@ -1,0 +1,56 @@
+"""Typed configuration of every component, read from ``HERALD_*`` environment variables.
+
+Each group is its own settings class with its own prefix, so the variable names stay flat
+(``HERALD_NATS_URL``, ``HERALD_DATABASE_URL``, ``HERALD_TELEGRAM_API_URL``) while a component
+composes only the groups it needs. Secrets are ``SecretStr``: their ``repr`` and ``str`` are
+masked, so logging a settings object never leaks a token or a DSN password.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DatabaseSettings", "NatsSettings", "TelegramSettings"]
+
+
+class NatsSettings(BaseSettings):
+    """Where the JetStream server is."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_NATS_", frozen=True)
+
+    url: str = Field(
+        default="nats://127.0.0.1:4222",
+        description="NATS server URL; the default matches a local nats-server -js.",
+    )
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the subscriber table and the delivery ledger live."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_DATABASE_", frozen=True)
+
+    url: SecretStr = Field(
+        default=SecretStr("postgresql://herald@127.0.0.1:5432/herald"),
+        description="PostgreSQL DSN. Secret because it may carry a password.",
+    )
+    min_connections: int = Field(
+        default=1, ge=0, description="Pool floor; one keeps idle components cheap."
+    )
+    max_connections: int = Field(
+        default=10,
+        ge=1,
+        description="Pool ceiling; ten covers a sender's in-flight batch without "
+        "exhausting Postgres' default max_connections=100 across replicas.",
+    )
+
+
+class TelegramSettings(BaseSettings):
+    """Which Bot API server to talk to."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_TELEGRAM_", frozen=True)
+
+    api_url: str = Field(
+        default="https://api.telegram.org",
+        description="Bot API base URL. Tests and the demo point it at the emulator.",
+    )

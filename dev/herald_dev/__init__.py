@@ -1,0 +1,1 @@
+"""Local development harness: a real control plane, NATS, Postgres and the `herald` CLI."""

@@ -1,0 +1,148 @@
+"""``herald``: the development and admin command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from herald.dev import processes
+
+__all__ = ["main"]
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+@click.group()
+def cli() -> None:
+    """Herald: Telegram broadcasts managed as Kubernetes custom resources."""
+
+
+@cli.group()
+def dev() -> None:
+    """A local stack: real kube-apiserver + etcd, NATS JetStream, Postgres, Telegram emulator."""
+
+
+_state_dir = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the stack keeps its state, logs and env file [default: .herald/dev].",
+)
+_ports = [
+    click.option("--nats-port", type=int, default=0, help="NATS port [default: random free]."),
+    click.option(
+        "--postgres-port", type=int, default=0, help="Postgres port [default: random free]."
+    ),
+    click.option(
+        "--emulator-port", type=int, default=0, help="Emulator port [default: random free]."
+    ),
+    click.option(
+        "--telegram-url",
+        default=None,
+        help="Use this Bot API server instead of starting the emulator.",
+    ),
+]
+
+
+def _with_ports(function: _Command) -> _Command:
+    for option in reversed(_ports):
+        function = option(function)
+    return function
+
+
+def _resolve(state_dir: Path | None) -> Path:
+    from herald.dev.stack import default_state_dir  # noqa: PLC0415
+
+    return (state_dir or default_state_dir()).resolve()
+
+
+@dev.command()
+@_state_dir
+@_with_ports
+def up(
+    state_dir: Path | None,
+    nats_port: int,
+    postgres_port: int,
+    emulator_port: int,
+    telegram_url: str | None,
+) -> None:
+    """Start the stack in the background (idempotent) and write the env file."""
+    from herald.dev import stack  # noqa: PLC0415
+
+    directory = _resolve(state_dir)
+    options = stack.StackOptions(telegram_url, nats_port, postgres_port, emulator_port)
+    state = stack.up(directory, options, say=click.echo)
+    for key, value in state.env.items():
+        click.echo(f"  {key}={value}")
+    env_file = directory / "env"
+    click.echo(f"\nready. Use it from a shell:\n  . {env_file}\n  kubectl get broadcasts -A")
+
+
+@dev.command()
+@_state_dir
+def down(state_dir: Path | None) -> None:
+    """Stop everything the stack started."""
+    from herald.dev import stack  # noqa: PLC0415
+
+    stack.down(_resolve(state_dir), say=click.echo)
+
+
+@dev.command()
+@_state_dir
+def status(state_dir: Path | None) -> None:
+    """Show whether the stack and each service are running."""
+    from herald.dev import stack  # noqa: PLC0415
+
+    state, alive = stack.status(_resolve(state_dir))
+    if state is None:
+        click.echo("the dev stack is not running")
+        sys.exit(1)
+    for name, running in alive.items():
+        click.echo(f"  {name:<18} {'running' if running else 'STOPPED'}")
+    for key, value in state.env.items():
+        click.echo(f"  {key}={value}")
+    if not all(alive.values()):
+        sys.exit(1)
+
+
+@dev.command(hidden=True)
+@_state_dir
+@_with_ports
+def serve(
+    state_dir: Path | None,
+    nats_port: int,
+    postgres_port: int,
+    emulator_port: int,
+    telegram_url: str | None,
+) -> None:
+    """The supervisor that `up` starts in the background."""
+    from herald.dev import stack  # noqa: PLC0415
+
+    options = stack.StackOptions(telegram_url, nats_port, postgres_port, emulator_port)
+    stack.serve(_resolve(state_dir), options)
+
+
+@dev.command("build-controlplane")
+def build_controlplane() -> None:
+    """Build (once per pin) and cache kube-apiserver and etcd; print where they are."""
+    from herald.dev import controlplane  # noqa: PLC0415
+
+    binaries = controlplane.ensure_binaries(say=click.echo)
+    click.echo(f"kube-apiserver {binaries.pins.kubernetes}: {binaries.kube_apiserver}")
+    click.echo(f"etcd {binaries.pins.etcd}: {binaries.etcd}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except processes.HarnessError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

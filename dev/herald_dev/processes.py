@@ -1,0 +1,146 @@
+"""Child processes of the dev harness: started in their own process group, stopped for sure.
+
+Every service runs in a new session so that stopping it signals the whole group: nothing the
+service forked survives a teardown, and an interrupted test run leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["HarnessError", "ManagedProcess", "free_port", "http_ok", "stop_group", "wait_until"]
+
+
+class HarnessError(RuntimeError):
+    """A local service could not be built, started or reached; the message says why."""
+
+
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_ok(url: str, *, context: ssl.SSLContext | None = None) -> bool:
+    """Whether ``url`` answers 200 right now; any connection error counts as no."""
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
+            status: int = response.status
+            return status == 200
+    except OSError:
+        return False
+
+
+def wait_until(
+    check: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    process: ManagedProcess | None = None,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``check`` until it holds; fail early and loudly if ``process`` dies meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive:
+            raise HarnessError(
+                f"{process.name} exited with code {process.returncode} while waiting for "
+                f"{what}; last log lines:\n{process.tail()}"
+            )
+        with contextlib.suppress(OSError):
+            if check():
+                return
+        time.sleep(interval)
+    detail = f"; last log lines:\n{process.tail()}" if process is not None else ""
+    raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+@dataclass
+class ManagedProcess:
+    """One long-running child with its output in a log file."""
+
+    name: str
+    argv: Sequence[str]
+    log_path: Path
+    env: dict[str, str] | None = None
+    user: str | None = None
+    cwd: Path | None = None
+    _popen: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            try:
+                self._popen = subprocess.Popen(
+                    list(self.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=self.cwd,
+                    user=self.user,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise HarnessError(f"cannot start {self.name}: {exc.filename} not found") from exc
+        return self
+
+    @property
+    def pid(self) -> int:
+        if self._popen is None:
+            raise HarnessError(f"{self.name} was never started")
+        return self._popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._popen is None else self._popen.poll()
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left after ``timeout``."""
+        if self._popen is None:
+            return
+        stop_group(self._popen.pid, timeout=timeout)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout=1)
+
+
+def stop_group(pid: int, *, timeout: float = 10.0) -> None:
+    """Stop a process group led by ``pid``; used for children of an earlier harness run too."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,251 @@
+"""The local dev stack behind ``herald dev up|status|down``.
+
+``up`` starts a detached supervisor (``herald dev serve``) that owns every service as a child
+process and tears them all down on SIGTERM, so ``down`` has one process to stop and a crashed
+shell leaves nothing behind. The supervisor reports readiness through ``state.json`` and the
+shell exports through ``env`` in the state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from herald.core.migrating import apply_migrations
+from herald.dev import controlplane, processes
+from herald.dev.kubectl import Kubectl, repo_root
+from herald.dev.nats import NatsServer
+from herald.dev.postgres import PostgresCluster
+
+__all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "status", "up"]
+
+DATABASE = "herald"
+
+
+def default_state_dir() -> Path:
+    return repo_root() / ".herald" / "dev"
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    telegram_url: str | None = None
+    nats_port: int = 0
+    postgres_port: int = 0
+    emulator_port: int = 0
+
+
+@dataclass
+class StackState:
+    """What ``state.json`` holds: the supervisor, its services and where they listen."""
+
+    supervisor_pid: int
+    ready: bool = False
+    error: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, int] = field(default_factory=dict)  # name -> pid
+
+    @classmethod
+    def load(cls, path: Path) -> StackState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(asdict(self), indent=2))
+        scratch.replace(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_port(port: int, flag: str) -> None:
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise processes.HarnessError(
+                f"port {port} is already in use ({exc.strerror}); pick another with {flag}"
+            ) from exc
+
+
+def env_text(env: dict[str, str]) -> str:
+    lines = ["# herald dev environment: source this file (. .herald/dev/env)"]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+    return "\n".join(lines) + "\n"
+
+
+def up(state_dir: Path, options: StackOptions, *, say: Callable[[str], None]) -> StackState:
+    """Start the supervisor in the background unless one runs; wait until it is ready."""
+    state_file = state_dir / "state.json"
+    current = StackState.load(state_file)
+    if current is not None and _pid_alive(current.supervisor_pid) and current.ready:
+        say("the dev stack is already running")
+        return current
+    if current is not None:
+        down(state_dir, say=lambda _: None)
+    _check_port(options.nats_port, "--nats-port")
+    _check_port(options.postgres_port, "--postgres-port")
+    _check_port(options.emulator_port, "--emulator-port")
+    # The build can take minutes on a cold cache; do it here, in the foreground, with output.
+    controlplane.ensure_binaries(say=say)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "herald.dev.cli", "dev", "serve", f"--state-dir={state_dir}"]
+    if options.telegram_url:
+        argv.append(f"--telegram-url={options.telegram_url}")
+    argv += [
+        f"--nats-port={options.nats_port}",
+        f"--postgres-port={options.postgres_port}",
+        f"--emulator-port={options.emulator_port}",
+    ]
+    with (state_dir / "supervisor.log").open("ab") as log:
+        supervisor = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        state = StackState.load(state_file)
+        if state is not None and state.supervisor_pid == supervisor.pid:
+            if state.error:
+                raise processes.HarnessError(f"the dev stack failed to start: {state.error}")
+            if state.ready:
+                return state
+        if supervisor.poll() is not None:
+            log_tail = (state_dir / "supervisor.log").read_text(errors="replace")[-3000:]
+            raise processes.HarnessError(f"the dev stack supervisor exited:\n{log_tail}")
+        time.sleep(0.2)
+    processes.stop_group(supervisor.pid)
+    raise processes.HarnessError("the dev stack did not become ready within 180s")
+
+
+def down(state_dir: Path, *, say: Callable[[str], None]) -> bool:
+    """Stop the supervisor (which stops its services); returns whether anything was running."""
+    state_file = state_dir / "state.json"
+    state = StackState.load(state_file)
+    if state is None:
+        say("the dev stack is not running")
+        return False
+    processes.stop_group(state.supervisor_pid, timeout=30)
+    # Belt and braces: services are process-group leaders; a killed supervisor leaves them.
+    for pid in state.services.values():
+        processes.stop_group(pid, timeout=10)
+    state_file.unlink(missing_ok=True)
+    (state_dir / "env").unlink(missing_ok=True)
+    say("the dev stack is stopped")
+    return True
+
+
+def status(state_dir: Path) -> tuple[StackState | None, dict[str, bool]]:
+    state = StackState.load(state_dir / "state.json")
+    if state is None:
+        return None, {}
+    alive = {"supervisor": _pid_alive(state.supervisor_pid)}
+    alive.update({name: _pid_alive(pid) for name, pid in state.services.items()})
+    return state, alive
+
+
+@contextlib.contextmanager
+def _emulator(workdir: Path, port: int) -> Iterator[tuple[str, processes.ManagedProcess]]:
+    port = port or processes.free_port()
+    process = processes.ManagedProcess(
+        name="telegram-emulator",
+        argv=[sys.executable, "-m", "herald.emulator", "--host=127.0.0.1", f"--port={port}"],
+        log_path=workdir / "emulator.log",
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_until(
+            lambda: processes.http_ok(f"{url}/_emulator/summary"),
+            timeout=30,
+            what="the Telegram emulator",
+            process=process,
+        )
+        yield url, process
+    finally:
+        process.stop()
+
+
+async def _create_database(postgres: PostgresCluster) -> None:
+    admin = await asyncpg.connect(postgres.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(postgres.dsn(DATABASE))
+    try:
+        await apply_migrations(connection)
+    finally:
+        await connection.close()
+
+
+def serve(state_dir: Path, options: StackOptions) -> None:
+    """Run the stack in the foreground until SIGTERM/SIGINT; the body of the supervisor."""
+    state_file = state_dir / "state.json"
+    state = StackState(supervisor_pid=os.getpid())
+    state.save(state_file)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logs = state_dir / "logs"
+    try:
+        with contextlib.ExitStack() as stack:
+            plane = stack.enter_context(controlplane.running(state_dir / "controlplane"))
+            state.services.update({"etcd": plane.etcd.pid, "kube-apiserver": plane.apiserver.pid})  # type: ignore[union-attr]
+            Kubectl(plane.kubeconfig).install_crds()
+            nats = stack.enter_context(NatsServer(logs, port=options.nats_port or None))
+            state.services["nats-server"] = nats.process.pid  # type: ignore[union-attr]
+            postgres = stack.enter_context(
+                PostgresCluster(logs, port=options.postgres_port or None)
+            )
+            state.services["postgres"] = postgres.process.pid  # type: ignore[union-attr]
+            asyncio.run(_create_database(postgres))
+            telegram_url = options.telegram_url
+            if telegram_url is None:
+                telegram_url, emulator = stack.enter_context(_emulator(logs, options.emulator_port))
+                state.services["telegram-emulator"] = emulator.pid
+            state.env = {
+                "KUBECONFIG": str(plane.kubeconfig),
+                "HERALD_NATS_URL": nats.url,
+                "HERALD_DATABASE_URL": postgres.dsn(DATABASE),
+                "HERALD_TELEGRAM_API_URL": telegram_url,
+            }
+            (state_dir / "env").write_text(env_text(state.env))
+            state.ready = True
+            state.save(state_file)
+            stop.wait()
+    except Exception as exc:  # reported to `herald dev up` through the state file
+        state.error = str(exc)
+        state.save(state_file)
+        raise
+    finally:
+        if state.error is None:
+            state_file.unlink(missing_ok=True)

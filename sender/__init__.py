@@ -1,0 +1,1 @@
+"""Senders: pull work from JetStream and deliver it through aiogram."""

@@ -1,0 +1,71 @@
+"""Session-wide real services: one control plane, one NATS, one Postgres per test session;
+each test gets its own namespace and database so tests never see each other's state."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from herald.core.migrating import apply_migrations
+from herald.dev import controlplane as controlplanes
+from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsServer
+from herald.dev.postgres import PostgresCluster
+
+
+@pytest.fixture(scope="session")
+def controlplane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[controlplanes.ControlPlane]:
+    """A real etcd + kube-apiserver with the Herald CRDs installed and Established."""
+    with controlplanes.running(tmp_path_factory.mktemp("controlplane")) as plane:
+        Kubectl(plane.kubeconfig).install_crds()
+        yield plane
+
+
+@pytest.fixture
+def kubectl(controlplane: controlplanes.ControlPlane) -> Iterator[Kubectl]:
+    """kubectl bound to a fresh namespace. No controller-manager runs to finalise namespace
+    deletion, so the namespace is only marked for deletion afterwards; names never repeat."""
+    namespace = f"t-{uuid.uuid4().hex[:10]}"
+    admin = Kubectl(controlplane.kubeconfig)
+    admin("create", "namespace", namespace)
+    yield admin.in_namespace(namespace)
+    admin("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    with PostgresCluster(tmp_path_factory.mktemp("postgres")) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+async def database(postgres: PostgresCluster) -> AsyncIterator[str]:
+    """A fresh, migrated database; yields its DSN."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres.dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        connection = await asyncpg.connect(postgres.dsn(name))
+        try:
+            await apply_migrations(connection)
+        finally:
+            await connection.close()
+        yield postgres.dsn(name)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def repo() -> Path:
+    return Path(__file__).resolve().parent.parent
