@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED) $(TYPECHECK)/herald
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.operator -p herald.sender \
 		-p herald.bot -p herald.emulator -p herald.dev
-	$(BIN)/mypy tests
+	MYPYPATH=$(TYPECHECK):tests $(BIN)/mypy --explicit-package-bases tests
 
 layers: $(INSTALLED) $(TYPECHECK)/herald
 	PYTHONPATH=$(TYPECHECK) $(BIN)/lint-imports

@@ -71,8 +71,23 @@ def _cache_root() -> Path:
     return Path(base) / "herald" / "controlplane"
 
 
+def _ldflags(pins: Pins) -> str:
+    """Stamp the release into the binary: without it the server reports v0.0.0-master, which
+    kubectl and client libraries refuse to parse."""
+    major, minor = pins.kubernetes.removeprefix("v").split(".")[:2]
+    package = "k8s.io/component-base/version"
+    stamps = {
+        "gitVersion": pins.kubernetes,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    return " ".join(["-s", "-w", *(f"-X {package}.{k}={v}" for k, v in stamps.items())])
+
+
 def _cache_key(source: Path, pins: Pins) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(_ldflags(pins).encode())
     for name in _MODULE_FILES:
         digest.update(name.encode())
         digest.update((source / name).read_bytes())
@@ -122,7 +137,15 @@ def _build(source: Path, target: Path, pins: Pins, say: Callable[[str], None]) -
     started = time.monotonic()
     try:
         result = subprocess.run(
-            [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(staging), "./cmd/..."],
+            [
+                go,
+                "build",
+                "-trimpath",
+                f"-ldflags={_ldflags(pins)}",
+                "-o",
+                str(staging),
+                "./cmd/...",
+            ],
             cwd=source,
             capture_output=True,
             text=True,
@@ -133,6 +156,10 @@ def _build(source: Path, target: Path, pins: Pins, say: Callable[[str], None]) -
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+        # Binaries of earlier pins are 200 MB each and nothing uses them any more.
+        for stale in target.parent.glob("kubernetes-*"):
+            if stale != target:
+                shutil.rmtree(stale, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     say(f"built the control plane in {time.monotonic() - started:.0f}s")

@@ -1,0 +1,300 @@
+"""The Broadcast CustomResourceDefinition, generated from :mod:`herald.core.broadcasts`.
+
+The pydantic models are the one definition of the contract; this module turns their JSON
+Schema into the structural OpenAPI v3 schema the API server wants: ``$ref`` inlined,
+``X | None`` turned into an optional property, titles and ``null`` defaults dropped, and the
+models' :class:`~herald.core.broadcasts.CelRule` objects emitted as
+``x-kubernetes-validations``. ``crds/broadcasts.herald.dev.yaml`` is this module's output,
+kept in the repository for ``kubectl apply`` and the chart; a test fails when it drifts::
+
+    python -m herald.core.crds > crds/broadcasts.herald.dev.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from herald.core import broadcasts
+
+__all__ = ["CRD_FILENAME", "CrdError", "broadcast_crd", "render", "structural_schema"]
+
+CRD_FILENAME = f"{broadcasts.PLURAL}.{broadcasts.GROUP}.yaml"
+
+_HEADER = (
+    "# Generated from herald.core.broadcasts by `python -m herald.core.crds`; do not edit.\n"
+    "# Regenerate with: python -m herald.core.crds > crds/broadcasts.herald.dev.yaml\n"
+)
+
+# Keys in the order a reader wants them, so the generated YAML reads like a hand-written one.
+_KEY_ORDER = (
+    "description",
+    "type",
+    "format",
+    "enum",
+    "default",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+    "minProperties",
+    "maxProperties",
+    "required",
+    "items",
+    "additionalProperties",
+    "properties",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
+)
+_VALIDATION_KEY_ORDER = ("rule", "message", "messageExpression", "fieldPath", "reason")
+# JSON Schema keywords a structural schema may carry as they are.
+_KEPT = frozenset(_KEY_ORDER) - {"items", "additionalProperties", "properties"}
+# Annotations without meaning to the API server.
+_DROPPED = frozenset({"title", "examples"})
+
+
+class CrdError(ValueError):
+    """A model uses a JSON Schema construct that has no structural-schema equivalent."""
+
+
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of ``model``, in wire (alias) names."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    return _convert(schema, definitions, path=model.__name__)
+
+
+def _resolve(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with its ``$ref`` replaced by the definition; the node's own keys win.
+
+    A field's description is more specific than its type's docstring, so it is kept.
+    """
+    if "$ref" not in node:
+        return node
+    name = node["$ref"].removeprefix("#/$defs/")
+    siblings = {key: value for key, value in node.items() if key != "$ref"}
+    return _resolve({**definitions[name], **siblings}, definitions)
+
+
+def _without_null(node: dict[str, Any], path: str) -> dict[str, Any]:
+    """``X | None`` as plain ``X``: absent is how the API says "none"; null is never stored."""
+    branches = [branch for branch in node["anyOf"] if branch != {"type": "null"}]
+    if len(branches) != 1:
+        raise CrdError(f"{path}: unions other than X | None have no structural schema")
+    outer = {key: value for key, value in node.items() if key != "anyOf"}
+    if "default" in outer and outer["default"] is None:
+        del outer["default"]
+    return {**branches[0], **outer}
+
+
+def _convert(node: dict[str, Any], definitions: dict[str, Any], *, path: str) -> dict[str, Any]:
+    node = _resolve(node, definitions)
+    if "anyOf" in node:
+        return _convert(_without_null(node, path), definitions, path=path)
+    for unsupported in ("allOf", "oneOf", "not", "propertyNames", "uniqueItems", "prefixItems"):
+        if unsupported in node:
+            raise CrdError(f"{path}: {unsupported} has no structural-schema equivalent here")
+
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020-12 gives the bound; OpenAPI v3.0 flags the inclusive one.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        elif key == "properties":
+            out[key] = {
+                name: _field(child, definitions, path=f"{path}.{name}")
+                for name, child in value.items()
+            }
+        elif key == "items":
+            out[key] = _convert(value, definitions, path=f"{path}[]")
+        elif key == "additionalProperties":
+            # Unknown fields are pruned (or refused by kubectl's strict field validation),
+            # and the API server forbids `additionalProperties: false` beside `properties`.
+            if isinstance(value, dict):
+                out[key] = _convert(value, definitions, path=f"{path}{{}}")
+        elif key == "x-kubernetes-validations":
+            # pydantic sorts the keys of extra values; put the rule first again.
+            out[key] = [
+                {name: rule[name] for name in _VALIDATION_KEY_ORDER if name in rule}
+                for rule in value
+            ]
+        elif key in _KEPT:
+            out[key] = value
+        else:
+            raise CrdError(f"{path}: unexpected JSON Schema keyword {key!r}")
+
+    if "type" not in out:
+        raise CrdError(f"{path}: a structural schema needs a type on every node")
+    if out.get("required") == []:
+        del out["required"]
+    return {key: out[key] for key in _KEY_ORDER if key in out}
+
+
+def _field(node: dict[str, Any], definitions: dict[str, Any], *, path: str) -> dict[str, Any]:
+    converted = _convert(node, definitions, path=path)
+    if not converted.get("description"):
+        raise CrdError(f"{path}: every field needs a description (kubectl explain shows it)")
+    return converted
+
+
+def _printer_column(
+    name: str,
+    type_: str,
+    json_path: str,
+    description: str,
+    *,
+    wide: bool = False,
+) -> dict[str, Any]:
+    column: dict[str, Any] = {
+        "name": name,
+        "type": type_,
+        "jsonPath": json_path,
+        "description": description,
+    }
+    if wide:
+        column["priority"] = 1
+    return column
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    return [
+        _printer_column("Phase", "string", ".status.phase", "Display summary of the conditions."),
+        _printer_column("Progress", "string", ".status.progress", "Recipients done, in percent."),
+        _printer_column("Delivered", "integer", ".status.delivered", "Messages delivered."),
+        _printer_column("Failed", "integer", ".status.failed", "Recipients not reached."),
+        _printer_column(
+            "Blocked", "integer", ".status.blocked", "Recipients who blocked the bot.", wide=True
+        ),
+        _printer_column(
+            "Uncertain",
+            "integer",
+            ".status.uncertain",
+            "Sends interrupted by a crash, never retried.",
+            wide=True,
+        ),
+        _printer_column("Total", "integer", ".status.total", "Recipients in total.", wide=True),
+        _printer_column(
+            "Rate", "number", ".status.observedRate", "Observed messages per second.", wide=True
+        ),
+        # A date column renders future times as <invalid>, so the ETA is shown as written.
+        _printer_column("ETA", "string", ".status.eta", "Estimated completion.", wide=True),
+        _printer_column("Paused", "boolean", ".spec.paused", "The pause switch.", wide=True),
+        _printer_column("Bot", "string", ".spec.botRef.name", "Secret of the bot.", wide=True),
+        _printer_column(
+            "Age", "date", ".metadata.creationTimestamp", "Time since the Broadcast was created."
+        ),
+    ]
+
+
+def _object_schema() -> dict[str, Any]:
+    spec = structural_schema(broadcasts.BroadcastSpec)
+    status = structural_schema(broadcasts.BroadcastStatus)
+    return {
+        "description": (
+            "A Broadcast sends one Telegram message to many recipients of a bot, at a "
+            "controlled rate, and reports progress in its status. Pause it with "
+            "spec.paused; wait for it with kubectl wait --for=condition=Complete."
+        ),
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {
+                "description": (
+                    "Versioned schema of this representation of an object: "
+                    f"{broadcasts.API_VERSION}."
+                ),
+                "type": "string",
+            },
+            "kind": {
+                "description": f"Kind of REST resource this object represents: {broadcasts.KIND}.",
+                "type": "string",
+            },
+            # The API server owns metadata's schema and refuses anything but a bare type here.
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+
+
+def broadcast_crd() -> dict[str, Any]:
+    """The Broadcast CustomResourceDefinition as a plain dict, ready to dump or apply."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{broadcasts.PLURAL}.{broadcasts.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "herald"},
+        },
+        "spec": {
+            "group": broadcasts.GROUP,
+            "names": {
+                "kind": broadcasts.KIND,
+                "listKind": f"{broadcasts.KIND}List",
+                "plural": broadcasts.PLURAL,
+                "singular": broadcasts.SINGULAR,
+                "shortNames": list(broadcasts.SHORT_NAMES),
+                # `kubectl get herald` lists every Herald resource.
+                "categories": ["herald"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": broadcasts.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": _printer_columns(),
+                    # For the admin bot and humans alike:
+                    # kubectl get bc --field-selector status.phase=Sending
+                    "selectableFields": [
+                        {"jsonPath": ".spec.botRef.name"},
+                        {"jsonPath": ".spec.paused"},
+                        {"jsonPath": ".status.phase"},
+                    ],
+                    "schema": {"openAPIV3Schema": _object_schema()},
+                },
+            ],
+        },
+    }
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes shared sub-schemas out in full: anchors and aliases would puzzle a reader."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render() -> str:
+    """The committed YAML form of every Herald CRD (today: Broadcast)."""
+    body = yaml.dump(
+        broadcast_crd(),
+        Dumper=_Dumper,
+        sort_keys=False,
+        width=100,
+        allow_unicode=True,
+    )
+    return _HEADER + body
+
+
+def main() -> None:
+    sys.stdout.write(render())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`herald dev up/status/down` end to end: the examples apply and nothing is left running."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from herald.dev.kubectl import Kubectl, repo_root
+from herald.dev.stack import StackState
+
+
+def herald(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "herald.dev.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+
+def read_env(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value.strip("'")
+    return env
+
+
+def test_up_apply_examples_status_down(tmp_path: Path) -> None:
+    state_dir = tmp_path / "dev"
+    started = herald("dev", "up", f"--state-dir={state_dir}")
+    assert started.returncode == 0, started.stderr
+    try:
+        env = read_env(state_dir / "env")
+        assert set(env) >= {
+            "KUBECONFIG",
+            "HERALD_NATS_URL",
+            "HERALD_DATABASE_URL",
+            "HERALD_TELEGRAM_API_URL",
+        }
+        again = herald("dev", "up", f"--state-dir={state_dir}")
+        assert again.returncode == 0
+        assert "already running" in again.stdout
+
+        status = herald("dev", "status", f"--state-dir={state_dir}")
+        assert status.returncode == 0, status.stdout
+        for service in ("kube-apiserver", "etcd", "nats-server", "postgres", "telegram-emulator"):
+            assert f"{service}" in status.stdout
+
+        kubectl = Kubectl(Path(env["KUBECONFIG"]), "default")
+        kubectl("apply", "-f", str(repo_root() / "examples"))
+        table = kubectl("get", "bc").stdout.splitlines()
+        assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "DELIVERED", "FAILED", "AGE"]
+        assert len(table) > 5
+    finally:
+        stopped = herald("dev", "down", f"--state-dir={state_dir}")
+    assert stopped.returncode == 0
+    state = StackState.load(state_dir / "state.json")
+    assert state is None
+    assert not (state_dir / "env").exists()
+    status = herald("dev", "status", f"--state-dir={state_dir}")
+    assert status.returncode == 1
+    assert "not running" in status.stdout
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = herald("dev", "up", f"--state-dir={tmp_path}", f"--nats-port={port}")
+    assert result.returncode == 1
+    assert f"port {port} is already in use" in result.stderr
+    assert "--nats-port" in result.stderr
+
+
+def test_down_when_nothing_runs_is_fine(tmp_path: Path) -> None:
+    result = herald("dev", "down", f"--state-dir={tmp_path}")
+    assert result.returncode == 0
+    assert "not running" in result.stdout
