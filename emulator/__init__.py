@@ -1,1 +1,26 @@
 """A Telegram Bot API emulator that enforces Telegram's limits, for tests and the demo."""
+
+from herald.emulator.clients import EmulatorClient
+from herald.emulator.clocks import ManualClock
+from herald.emulator.emulating import ApiError, EmulatorState, Reply
+from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Summary
+from herald.emulator.server import RunningEmulator, build_app, run_emulator
+from herald.emulator.settings import EmulatorConfig, Faults, Limits, Storm
+
+__all__ = [
+    "SENDING_METHODS",
+    "ApiError",
+    "EmulatorClient",
+    "EmulatorConfig",
+    "EmulatorState",
+    "Faults",
+    "Limits",
+    "ManualClock",
+    "RecordedMessage",
+    "Reply",
+    "RunningEmulator",
+    "Storm",
+    "Summary",
+    "build_app",
+    "run_emulator",
+]

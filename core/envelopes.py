@@ -1,0 +1,158 @@
+"""Records that travel through NATS, defined once and encoded with ormsgpack.
+
+Every record carries a format version ``v``. A decoder refuses versions it does not know
+with :class:`DecodeError`, which the receiver treats as bad data (terminate and count), never
+as a reason to retry.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar, NamedTuple, TypeVar
+
+import ormsgpack
+from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
+
+from herald.core.broadcasts import Content, Delivery
+
+__all__ = [
+    "BotHalt",
+    "BroadcastState",
+    "CompletionRecord",
+    "ControlRecord",
+    "DecodeError",
+    "FaultRecord",
+    "Lease",
+    "Recipient",
+    "WorkBatch",
+    "decode",
+    "encode",
+]
+
+
+class DecodeError(ValueError):
+    """The bytes are not a record of the expected type and version."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    VERSION: ClassVar[int] = 1
+    v: int = 1
+
+
+class Recipient(NamedTuple):
+    """What a sender needs to render for one chat; a tuple keeps batches compact."""
+
+    chat_id: int
+    language_code: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    username: str | None = None
+
+
+class WorkBatch(_Record):
+    """A slice of one broadcast's ledger, in chat id order. Published with the message id
+    ``<uid>:<first chat id>`` so a re-publish after a crash is dropped by JetStream."""
+
+    uid: str
+    recipients: list[Recipient]
+
+    @property
+    def msg_id(self) -> str:
+        return f"{self.uid}:{self.recipients[0].chat_id}"
+
+
+class BroadcastState(enum.StrEnum):
+    ACTIVE = "active"  # send
+    PAUSED = "paused"  # send nothing new; keep the work
+    STOPPED = "stopped"  # finished, failed, past its deadline or deleted: drop the work
+
+
+class ControlRecord(_Record):
+    """The operator's word to senders about one broadcast (KV, key ``broadcast.<uid>``).
+
+    It carries the bot token because senders take on any bot; whoever can read the control
+    bucket can read tokens, so NATS must be authenticated in production.
+    """
+
+    uid: str
+    namespace: str
+    name: str
+    generation: int
+    bot_id: str
+    token: SecretStr
+    content: Content
+    messages_per_second: float
+    allow_paid_broadcast: bool = False
+    stars_budget: int | None = None
+    delivery: Delivery = Delivery.AT_MOST_ONCE
+    state: BroadcastState
+    deadline: AwareDatetime | None = None
+
+
+class FaultRecord(_Record):
+    """A sender's report that the broadcast cannot go on (KV, key ``fault.<uid>``)."""
+
+    uid: str
+    reason: str  # CamelCase, e.g. ContentRejected, BudgetExhausted
+    message: str
+    at: AwareDatetime
+
+
+class BotHalt(_Record):
+    """Telegram said 429 for this bot: nobody sends for it before ``until``."""
+
+    bot_id: str
+    until: AwareDatetime
+
+
+class Lease(_Record):
+    """The replica that sends for a bot, and until when the lease holds without renewal."""
+
+    bot_id: str
+    holder: str
+    expires: AwareDatetime
+
+
+class CompletionRecord(_Record):
+    """Published on ``herald.events.completed`` when a broadcast ends, for the admin bot."""
+
+    uid: str
+    namespace: str
+    name: str
+    outcome: str  # Complete | Failed | DeadlineExceeded | Deleted
+    total: int
+    delivered: int
+    blocked: int
+    failed: int
+    uncertain: int
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+_R = TypeVar("_R", bound=_Record)
+
+
+def encode(record: _Record) -> bytes:
+    data: dict[str, Any] = record.model_dump(mode="python", by_alias=False)
+    if isinstance(record, ControlRecord):
+        data["token"] = record.token.get_secret_value()
+        data["content"] = record.content.model_dump(mode="json")
+    return ormsgpack.packb(data, option=ormsgpack.OPT_NAIVE_UTC)
+
+
+def decode(kind: type[_R], data: bytes) -> _R:
+    try:
+        raw = ormsgpack.unpackb(data)
+    except (ormsgpack.MsgpackDecodeError, TypeError, ValueError) as exc:
+        raise DecodeError(f"not msgpack: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DecodeError(f"a {kind.__name__} is a map, got {type(raw).__name__}")
+    version = raw.get("v")
+    if version != kind.VERSION:
+        raise DecodeError(f"{kind.__name__} version {version!r} is not {kind.VERSION}")
+    try:
+        return kind.model_validate(raw)
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {kind.__name__}: {exc.error_count()} errors") from exc

@@ -1,0 +1,64 @@
+"""Names on the NATS side, defined once: streams, subjects, consumers and KV keys.
+
+Broadcasts are keyed by their Kubernetes uid, which is unique across namespaces and never
+reused, so a Broadcast deleted and re-created under the same name never sees old work.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "COMPLETIONS_SUBJECT",
+    "CONTROL_BUCKET",
+    "EVENTS_STREAM",
+    "WORK_STREAM",
+    "WORK_SUBJECTS",
+    "bot_halt_key",
+    "bot_id_of",
+    "bot_lease_key",
+    "control_key",
+    "fault_key",
+    "work_consumer",
+    "work_subject",
+]
+
+WORK_STREAM = "HERALD_WORK"
+WORK_SUBJECTS = "herald.work.>"
+EVENTS_STREAM = "HERALD_EVENTS"
+COMPLETIONS_SUBJECT = "herald.events.completed"
+CONTROL_BUCKET = "herald-control"
+
+
+def work_subject(uid: str) -> str:
+    return f"herald.work.{uid}"
+
+
+def work_consumer(uid: str) -> str:
+    return f"work-{uid}"
+
+
+def control_key(uid: str) -> str:
+    """The broadcast's control record, written by the operator, watched by senders."""
+    return f"broadcast.{uid}"
+
+
+def fault_key(uid: str) -> str:
+    """A sender's report that a broadcast cannot go on (e.g. content rejected by Telegram)."""
+    return f"fault.{uid}"
+
+
+def bot_halt_key(bot_id: str) -> str:
+    """Until when every replica must leave the bot alone after a 429."""
+    return f"halt.{bot_id}"
+
+
+def bot_lease_key(bot_id: str) -> str:
+    """Which sender replica currently sends for the bot."""
+    return f"lease.{bot_id}"
+
+
+def bot_id_of(token: str) -> str:
+    """The bot's numeric id: the public part of its token, before the colon."""
+    head, sep, _ = token.partition(":")
+    if not sep or not head.isdigit():
+        raise ValueError("a bot token looks like <digits>:<secret>")
+    return head

@@ -1,0 +1,69 @@
+"""Wire records round-trip, and anything else is a DecodeError, never a crash."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ormsgpack
+import pytest
+
+from herald.core import envelopes, subjects
+from herald.core.broadcasts import Content
+
+
+def control() -> envelopes.ControlRecord:
+    return envelopes.ControlRecord(
+        uid="0b7c",
+        namespace="marketing",
+        name="black-friday",
+        generation=3,
+        bot_id="123456",
+        token="123456:secret",
+        content=Content(text="<b>Sale</b>"),
+        messages_per_second=25,
+        state=envelopes.BroadcastState.ACTIVE,
+        deadline=dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC),
+    )
+
+
+def test_control_record_round_trips_and_masks_its_token() -> None:
+    record = control()
+    decoded = envelopes.decode(envelopes.ControlRecord, envelopes.encode(record))
+    assert decoded == record
+    assert decoded.token.get_secret_value() == "123456:secret"
+    assert "secret" not in repr(decoded)
+
+
+def test_work_batch_round_trips_with_a_stable_message_id() -> None:
+    batch = envelopes.WorkBatch(
+        uid="0b7c",
+        recipients=[envelopes.Recipient(42, "ru", "Анна"), envelopes.Recipient(43)],
+    )
+    assert envelopes.decode(envelopes.WorkBatch, envelopes.encode(batch)) == batch
+    assert batch.msg_id == "0b7c:42"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\xc1", id="reserved-byte"),
+        pytest.param(ormsgpack.packb([1, 2]), id="not-a-map"),
+        pytest.param(ormsgpack.packb({"v": 2, "uid": "x", "recipients": []}), id="future-version"),
+        pytest.param(ormsgpack.packb({"uid": "x", "recipients": []}), id="no-version"),
+        pytest.param(ormsgpack.packb({"v": 1, "uid": "x"}), id="missing-field"),
+        pytest.param(ormsgpack.packb({"v": 1, "uid": "x", "recipients": [["a"]]}), id="bad-chat"),
+        pytest.param(
+            ormsgpack.packb({"v": 1, "uid": "x", "recipients": [], "extra": 1}), id="unknown-field"
+        ),
+    ],
+)
+def test_bad_bytes_are_a_decode_error(data: bytes) -> None:
+    with pytest.raises(envelopes.DecodeError):
+        envelopes.decode(envelopes.WorkBatch, data)
+
+
+def test_bot_id_is_the_public_part_of_the_token() -> None:
+    assert subjects.bot_id_of("123456:ABC-def") == "123456"
+    with pytest.raises(ValueError, match="digits"):
+        subjects.bot_id_of("not-a-token")
