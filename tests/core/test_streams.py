@@ -1,0 +1,24 @@
+"""Stream and bucket creation is idempotent against a real nats-server."""
+
+from __future__ import annotations
+
+import nats
+
+from herald.core import streams, subjects
+from herald.dev.nats import NatsServer
+
+
+async def test_ensuring_twice_is_harmless(nats_server: NatsServer) -> None:
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        for _ in range(2):
+            await streams.ensure_work_stream(js)
+            await streams.ensure_events_stream(js)
+            bucket = await streams.ensure_control_bucket(js)
+        await bucket.put("probe", b"1")
+        assert (await bucket.get("probe")).value == b"1"
+        info = await js.stream_info(subjects.WORK_STREAM)
+        assert info.config.duplicate_window == streams.WORK_DUPLICATE_WINDOW
+    finally:
+        await client.close()
