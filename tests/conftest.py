@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 
 from herald.core.migrating import apply_migrations
@@ -15,6 +16,7 @@ from herald.dev import controlplane as controlplanes
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
+from herald.emulator import RunningEmulator, run_emulator
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +42,32 @@ def kubectl(controlplane: controlplanes.ControlPlane) -> Iterator[Kubectl]:
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     with NatsServer(tmp_path_factory.mktemp("nats")) as server:
         yield server
+
+
+async def _wipe_jetstream(url: str) -> None:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        for name in await js.streams_info():
+            await js.delete_stream(name.config.name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def nats_url(nats_server: NatsServer) -> AsyncIterator[str]:
+    """The session's NATS with no streams or KV buckets (KV buckets are streams) left over:
+    Herald's stream and bucket names are fixed, so each test starts from an empty JetStream."""
+    await _wipe_jetstream(nats_server.url)
+    yield nats_server.url
+    await _wipe_jetstream(nats_server.url)
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[RunningEmulator]:
+    """A fresh Telegram Bot API emulator with Telegram's default limits."""
+    async with run_emulator() as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
