@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -134,6 +136,45 @@ def build_controlplane() -> None:
     binaries = controlplane.ensure_binaries(say=click.echo)
     click.echo(f"kube-apiserver {binaries.pins.kubernetes}: {binaries.kube_apiserver}")
     click.echo(f"etcd {binaries.pins.etcd}: {binaries.etcd}")
+
+
+@cli.group()
+def subscribers() -> None:
+    """The subscriber table."""
+
+
+@subscribers.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+def import_(csv_file: io.TextIOWrapper) -> None:
+    """Import subscribers from CSV_FILE (all rows or none).
+
+    Columns: chat_id (required), username, first_name, last_name, language_code, tags
+    (separated by ';' or spaces). Connects to HERALD_DATABASE_URL.
+    """
+    import asyncpg  # noqa: PLC0415
+
+    from herald.core.importing import import_subscribers  # noqa: PLC0415
+    from herald.core.settings import DatabaseSettings  # noqa: PLC0415
+    from herald.core.subscribers import CsvError, parse_csv  # noqa: PLC0415
+
+    try:
+        rows = parse_csv(csv_file)
+    except CsvError as exc:
+        raise click.ClickException(f"{csv_file.name}: {exc}") from exc
+
+    async def load() -> int:
+        dsn = DatabaseSettings().url.get_secret_value()
+        connection = await asyncpg.connect(dsn)
+        try:
+            return await import_subscribers(connection, rows)
+        finally:
+            await connection.close()
+
+    try:
+        count = asyncio.run(load())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(f"cannot import into the database: {exc}") from exc
+    click.echo(f"imported {count} subscribers from {csv_file.name}")
 
 
 def main() -> None:
