@@ -1,15 +1,44 @@
-"""Entry point of `herald-sender`."""
+"""Entry point of ``herald-sender``: configuration from the environment, SIGTERM handling."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 import sys
+
+from pydantic import ValidationError
+
+from herald.sender.metrics import Metrics
+from herald.sender.running import Sender
+from herald.sender.settings import Config
 
 __all__ = ["main"]
 
+log = logging.getLogger("herald.sender")
+
+
+async def _run(config: Config) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    metrics = Metrics()
+    metrics.serve(config.sender.metrics_port)
+    await Sender(config, metrics=metrics).run(stopping)
+
 
 def main() -> None:
-    # The component's loop lands with its own change; until then say so instead of idling.
-    sys.exit("herald-sender: this component is not implemented in this version of Herald")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiogram logs each failed request with its parameters, which include message bodies.
+    logging.getLogger("aiogram").setLevel(logging.WARNING)
+    try:
+        config = Config()
+    except ValidationError as error:
+        sys.exit(f"herald-sender: invalid configuration:\n{error}")
+    asyncio.run(_run(config))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,143 @@
+"""The delivery ledger as the sender uses it: claim rows right before sending, write what
+became of them. The only module of the sender that speaks SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import asyncpg
+
+from herald.core.deliveries import DeliveryState
+from herald.sender.outcomes import Reason
+
+__all__ = ["Claims", "Ledger", "Row"]
+
+# One statement, one round trip, atomic: rows still pending are claimed; rows another sender
+# claimed longer ago than the claim TTL belong to a dead sender and are either claimed again
+# (atLeastOnce) or settled as uncertain (atMostOnce); every row's resulting state is returned.
+_CLAIM = """
+WITH target AS (
+    SELECT chat_id, state, claimed_at < now() - make_interval(secs => $4) AS stale
+    FROM deliveries
+    WHERE broadcast_uid = $1 AND chat_id = ANY($2::bigint[])
+    FOR UPDATE
+), taken AS (
+    UPDATE deliveries d
+    SET state = 'claimed', claimed_by = $3, claimed_at = now(), attempts = d.attempts + 1
+    FROM target t
+    WHERE d.broadcast_uid = $1 AND d.chat_id = t.chat_id
+      AND (t.state = 'pending' OR (t.state = 'claimed' AND t.stale AND $5))
+    RETURNING d.chat_id
+), lost AS (
+    UPDATE deliveries d
+    SET state = 'uncertain', reason = $6, finished_at = now()
+    FROM target t
+    WHERE d.broadcast_uid = $1 AND d.chat_id = t.chat_id
+      AND t.state = 'claimed' AND t.stale AND NOT $5
+    RETURNING d.chat_id
+)
+SELECT t.chat_id, t.state,
+       taken.chat_id IS NOT NULL AS taken,
+       lost.chat_id IS NOT NULL AS lost
+FROM target t
+LEFT JOIN taken USING (chat_id)
+LEFT JOIN lost USING (chat_id)
+"""
+
+# Only rows this sender still holds: a row reclaimed by another sender meanwhile is theirs.
+_RECORD = """
+UPDATE deliveries d
+SET state = u.state,
+    reason = u.reason,
+    message_id = u.message_id,
+    finished_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END,
+    claimed_by = CASE WHEN u.state = 'pending' THEN NULL ELSE d.claimed_by END,
+    claimed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE d.claimed_at END
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
+     AS u(chat_id, state, reason, message_id)
+WHERE d.broadcast_uid = $1 AND d.chat_id = u.chat_id
+  AND d.state = 'claimed' AND d.claimed_by = $6
+"""
+
+_DEACTIVATE = """
+UPDATE subscribers SET is_active = false, updated_at = now()
+WHERE chat_id = ANY($1::bigint[]) AND is_active
+"""
+
+_DELIVERED = "SELECT count(*) FROM deliveries WHERE broadcast_uid = $1 AND state = 'delivered'"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """What to write for one claimed row; state pending gives the row back."""
+
+    chat_id: int
+    state: DeliveryState
+    reason: str | None = None
+    message_id: int | None = None
+    deactivate: bool = False
+
+
+@dataclass(slots=True)
+class Claims:
+    claimed: list[int] = field(default_factory=list)  # send these now
+    settled: list[int] = field(default_factory=list)  # terminal (or no row): nothing to do
+    busy: list[int] = field(default_factory=list)  # a live sender holds them
+
+
+class Ledger:
+    def __init__(self, pool: asyncpg.Pool, *, me: str, claim_ttl: float) -> None:
+        self._pool = pool
+        self._me = me
+        self._claim_ttl = claim_ttl
+
+    async def claim(self, uid: str, chat_ids: Sequence[int], *, reclaim: bool) -> Claims:
+        """Claim the pending rows among `chat_ids`; `reclaim` takes over a dead sender's."""
+        rows = await self._pool.fetch(
+            _CLAIM,
+            UUID(uid),
+            list(chat_ids),
+            self._me,
+            self._claim_ttl,
+            reclaim,
+            str(Reason.SENDER_LOST),
+        )
+        claims = Claims()
+        found: set[int] = set()
+        for row in rows:
+            chat_id = row["chat_id"]
+            found.add(chat_id)
+            if row["taken"]:
+                claims.claimed.append(chat_id)
+            elif row["lost"] or row["state"] != DeliveryState.CLAIMED:
+                claims.settled.append(chat_id)
+            else:
+                claims.busy.append(chat_id)
+        # A recipient without a ledger row is not part of the broadcast: nothing to send.
+        claims.settled.extend(chat_id for chat_id in chat_ids if chat_id not in found)
+        order = {chat_id: index for index, chat_id in enumerate(chat_ids)}
+        claims.claimed.sort(key=order.__getitem__)
+        return claims
+
+    async def record(self, writes: dict[str, list[Row]]) -> None:
+        """Write outcomes of several broadcasts in one transaction."""
+        deactivate = [row.chat_id for rows in writes.values() for row in rows if row.deactivate]
+        async with self._pool.acquire() as connection, connection.transaction():
+            for uid, rows in writes.items():
+                await connection.execute(
+                    _RECORD,
+                    UUID(uid),
+                    [row.chat_id for row in rows],
+                    [str(row.state) for row in rows],
+                    [row.reason for row in rows],
+                    [row.message_id for row in rows],
+                    self._me,
+                )
+            if deactivate:
+                await connection.execute(_DEACTIVATE, deactivate)
+
+    async def delivered(self, uid: str) -> int:
+        count = await self._pool.fetchval(_DELIVERED, UUID(uid))
+        return int(count or 0)

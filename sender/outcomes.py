@@ -1,0 +1,180 @@
+"""What became of one send, and what Herald does about it: the one mapping from a Telegram
+outcome to a ledger state, a reason and an action.
+
+The adapter (:mod:`herald.sender.telegram`) translates aiogram's exceptions into an
+:class:`Outcome` once, at the boundary; :func:`judge` decides everything else. The batch's
+JetStream verb follows from the ledger: a work message is acked when all its rows are
+terminal, and nak'ed with a delay when some are not (released rows, another sender's claims).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from herald.core.broadcasts import Delivery
+from herald.core.deliveries import DeliveryState
+
+__all__ = [
+    "Action",
+    "Outcome",
+    "OutcomeKind",
+    "Reason",
+    "Verdict",
+    "backoff_seconds",
+    "is_content_error",
+    "judge",
+]
+
+# Bounded retries for errors that mean "nothing was sent, try again" (5xx, refused
+# connections): three attempts spread over ~1.5 s ride out a blip without holding a row long.
+MAX_ATTEMPTS = 3
+_BACKOFF_BASE = 0.25
+_BACKOFF_CAP = 4.0
+
+# Telegram's descriptions of content it cannot render: the same for every recipient, so the
+# first of them stops the broadcast instead of failing each recipient in turn.
+_CONTENT_ERRORS = (
+    "can't parse entities",
+    "can't parse reply keyboard markup",
+    "can't find end of the entity",
+    "unsupported start tag",
+    "message text is empty",
+    "message is too long",
+    "message caption is too long",
+    "unsupported parse_mode",
+    "wrong file identifier",
+    "wrong remote file identifier",
+    "failed to get http url content",
+    "wrong type of the web page content",
+    "button_url_invalid",
+    "message to copy not found",
+    "there is no",
+)
+
+
+class OutcomeKind(enum.StrEnum):
+    OK = "ok"
+    RETRY_AFTER = "retry_after"  # 429
+    FORBIDDEN = "forbidden"  # 403: blocked, deactivated, kicked
+    BAD_REQUEST = "bad_request"  # 400
+    UNAUTHORIZED = "unauthorized"  # 401: the token was revoked
+    SERVER_ERROR = "server_error"  # 5xx: Telegram did not take the message
+    NOT_SENT = "not_sent"  # the connection failed before the request went out
+    MAYBE_SENT = "maybe_sent"  # timeout or cut connection after the request went out
+
+
+class Reason(enum.StrEnum):
+    """Why a row ended as it did, or why a broadcast cannot go on (CamelCase, for status)."""
+
+    BLOCKED = "Blocked"
+    DEACTIVATED = "Deactivated"
+    CHAT_NOT_FOUND = "ChatNotFound"
+    BAD_REQUEST = "BadRequest"
+    SERVER_ERROR = "ServerError"
+    NETWORK_ERROR = "NetworkError"
+    TIMEOUT = "Timeout"
+    SENDER_LOST = "SenderLost"
+    CONTENT_REJECTED = "ContentRejected"
+    BOT_UNAUTHORIZED = "BotUnauthorized"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+
+
+class Action(enum.StrEnum):
+    RECORD = "record"  # write the terminal state
+    DEACTIVATE = "deactivate"  # write it and mark the subscriber inactive
+    RETRY = "retry"  # keep the claim, send again after `delay`
+    HALT_BOT = "halt_bot"  # release the row; nobody sends for the bot for `delay`
+    TRIP = "trip"  # release the row; the broadcast cannot go on (FaultRecord)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    kind: OutcomeKind
+    message_id: int | None = None
+    retry_after: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    state: DeliveryState
+    action: Action
+    reason: str | None = None
+    delay: float = 0.0
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential: 0.25 s after the first failure, 0.5 s after the second, capped."""
+    return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** max(0, attempt - 1)))
+
+
+def is_content_error(description: str) -> bool:
+    """Whether a 400 is about the message itself rather than about the recipient."""
+    lowered = description.lower()
+    return any(marker in lowered for marker in _CONTENT_ERRORS)
+
+
+def judge(
+    outcome: Outcome,
+    *,
+    delivery: Delivery,
+    attempt: int,
+    proven: bool,
+) -> Verdict:
+    """What to do with a row after `outcome`.
+
+    `attempt` counts this row's sends in this process, 1 for the first; `proven` says the
+    broadcast's content has been accepted by Telegram at least once, which turns a content
+    error from "the broadcast is broken" into "this recipient's message is broken".
+    """
+    kind = outcome.kind
+    if kind is OutcomeKind.OK:
+        return Verdict(state=DeliveryState.DELIVERED, action=Action.RECORD)
+    if kind is OutcomeKind.RETRY_AFTER:
+        # Never early: the bot halts for the whole retry_after, and the row waits as pending.
+        return Verdict(
+            state=DeliveryState.PENDING,
+            action=Action.HALT_BOT,
+            delay=max(1.0, outcome.retry_after or 1.0),
+        )
+    if kind is OutcomeKind.FORBIDDEN:
+        deactivated = "deactivated" in outcome.description.lower()
+        return Verdict(
+            state=DeliveryState.BLOCKED,
+            action=Action.DEACTIVATE,
+            reason=Reason.DEACTIVATED if deactivated else Reason.BLOCKED,
+        )
+    if kind is OutcomeKind.UNAUTHORIZED:
+        return Verdict(
+            state=DeliveryState.PENDING, action=Action.TRIP, reason=Reason.BOT_UNAUTHORIZED
+        )
+    if kind is OutcomeKind.BAD_REQUEST:
+        if "chat not found" in outcome.description.lower():
+            return Verdict(
+                state=DeliveryState.FAILED, action=Action.RECORD, reason=Reason.CHAT_NOT_FOUND
+            )
+        if not proven and is_content_error(outcome.description):
+            return Verdict(
+                state=DeliveryState.PENDING, action=Action.TRIP, reason=Reason.CONTENT_REJECTED
+            )
+        return Verdict(
+            state=DeliveryState.FAILED,
+            action=Action.RECORD,
+            reason=f"{Reason.BAD_REQUEST}: {outcome.description}"[:200],
+        )
+    if kind in (OutcomeKind.SERVER_ERROR, OutcomeKind.NOT_SENT):
+        reason = Reason.SERVER_ERROR if kind is OutcomeKind.SERVER_ERROR else Reason.NETWORK_ERROR
+        if attempt < MAX_ATTEMPTS:
+            return Verdict(
+                state=DeliveryState.CLAIMED, action=Action.RETRY, delay=backoff_seconds(attempt)
+            )
+        return Verdict(state=DeliveryState.FAILED, action=Action.RECORD, reason=reason)
+    # MAYBE_SENT: the message may be on the recipient's screen already.
+    if delivery is Delivery.AT_MOST_ONCE:
+        return Verdict(state=DeliveryState.UNCERTAIN, action=Action.RECORD, reason=Reason.TIMEOUT)
+    if attempt < MAX_ATTEMPTS:
+        return Verdict(
+            state=DeliveryState.CLAIMED, action=Action.RETRY, delay=backoff_seconds(attempt)
+        )
+    return Verdict(state=DeliveryState.UNCERTAIN, action=Action.RECORD, reason=Reason.TIMEOUT)

@@ -1,0 +1,204 @@
+"""When the next message of a bot may leave, and for which broadcast. Pure: time is an
+argument, so the tests drive it with a simulated clock.
+
+Three limits hold at every instant, each as a *start schedule* (GCRA: a theoretical next
+start that advances by one interval per send) plus a *window guard*:
+
+- each broadcast at most its ``messagesPerSecond``;
+- the bot at most 30 msg/s, or 1000 msg/s while every broadcast with work is paid
+  (Telegram counts all of a bot's sends against the free limit of an unpaid request, so a
+  free broadcast next to a paid one holds the bot to 30);
+- each chat at most one message per second, across broadcasts.
+
+No burst: a schedule that fell behind by more than one interval (a pause, an empty queue)
+restarts from now instead of catching up. A schedule behind by less than one interval keeps
+its slot, which absorbs timer lateness so the rate reached is the rate configured.
+
+The window guard makes the limit hold as Telegram measures it, over any one-second window
+of *arrivals*: the N-th previous start must be at least ``1 + GUARD`` seconds old. Start
+jitter up to GUARD (event loop lateness, network) cannot then push N + 1 arrivals into one
+second. It costs GUARD of every second at full rate (1.5%).
+
+Fairness: at each bot slot the broadcast served least recently among those allowed to send
+wins. A broadcast capped below an equal share takes its cap and the rest share what is left:
+max-min fairness, the split :func:`fair_shares` computes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND
+
+__all__ = ["CHAT_COOLDOWN", "GUARD", "Grant", "Pacer", "Wait", "fair_shares"]
+
+GUARD = 0.015
+CHAT_COOLDOWN = 1.0
+_PERIOD = 1.0
+
+
+def fair_shares(limit: float, caps: Mapping[str, float]) -> dict[str, float]:
+    """Max-min fair split of `limit` between broadcasts capped at `caps` (water-filling)."""
+    shares: dict[str, float] = {}
+    left = float(limit)
+    pending = sorted(caps.items(), key=lambda item: item[1])
+    while pending:
+        equal = left / len(pending)
+        uid, cap = pending[0]
+        if cap <= equal:
+            shares[uid] = cap
+            left -= cap
+            pending.pop(0)
+            continue
+        for uid, _ in pending:
+            shares[uid] = equal
+        break
+    return shares
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Start a send of this broadcast now (already counted against every limit)."""
+
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Nothing may start before `until`."""
+
+    until: float
+
+
+@dataclass(slots=True)
+class _Schedule:
+    """GCRA start schedule plus the window guard, for one rate."""
+
+    rate: float
+    tat: float = -math.inf
+    starts: list[float] = field(default_factory=list)
+
+    def ready_at(self, rate: float | None = None) -> float:
+        rate = self.rate if rate is None else rate
+        count = max(1, math.floor(rate))
+        ready = self.tat
+        if len(self.starts) >= count:
+            ready = max(ready, self.starts[-count] + _PERIOD + GUARD)
+        return ready
+
+    def take(self, now: float, rate: float | None = None) -> None:
+        rate = self.rate if rate is None else rate
+        interval = 1.0 / rate
+        # Late by less than one interval: keep the slot (absorbs timer lateness). Later than
+        # that: the schedule was idle, restart from now rather than catch up (no burst).
+        self.tat = (self.tat if now - self.tat < interval else now) + interval
+        self.starts.append(now)
+        keep = max(1, math.floor(max(rate, self.rate)))
+        if len(self.starts) > 2 * keep + 64:
+            del self.starts[: len(self.starts) - keep]
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    schedule: _Schedule
+    paid: bool
+    served: int = 0
+
+
+class Pacer:
+    """The pacing state of one bot."""
+
+    def __init__(
+        self,
+        *,
+        free_limit: float = FREE_MESSAGES_PER_SECOND,
+        paid_limit: float = PAID_MESSAGES_PER_SECOND,
+        chat_cooldown: float = CHAT_COOLDOWN,
+    ) -> None:
+        self.free_limit = free_limit
+        self.paid_limit = paid_limit
+        self.chat_cooldown = chat_cooldown
+        self._bot = _Schedule(rate=paid_limit)
+        self._broadcasts: dict[str, _Broadcast] = {}
+        self._chats: dict[int, float] = {}
+        self._chats_sweep_at = 1024
+        self._halted_until = -math.inf
+        self._turn = 0
+
+    def configure(self, uid: str, *, rate: float, paid: bool) -> None:
+        """Add a broadcast or change its rate; its schedule carries over."""
+        if rate <= 0:
+            raise ValueError("a broadcast's rate must be positive")
+        current = self._broadcasts.get(uid)
+        if current is None:
+            self._broadcasts[uid] = _Broadcast(_Schedule(rate=rate), paid)
+        else:
+            current.schedule.rate = rate
+            current.paid = paid
+
+    def remove(self, uid: str) -> None:
+        self._broadcasts.pop(uid, None)
+
+    def halt(self, until: float) -> None:
+        """Nothing starts before `until` (a 429's retry_after)."""
+        self._halted_until = max(self._halted_until, until)
+
+    @property
+    def halted_until(self) -> float:
+        return self._halted_until
+
+    def bot_limit(self, uids: Iterable[str]) -> float:
+        """The bot's ceiling while `uids` have work."""
+        known = [self._broadcasts[uid] for uid in uids if uid in self._broadcasts]
+        if known and all(broadcast.paid for broadcast in known):
+            return self.paid_limit
+        return self.free_limit
+
+    def shares(self, uids: Iterable[str]) -> dict[str, float]:
+        """The rate each of `uids` gets while they all have work."""
+        uids = [uid for uid in uids if uid in self._broadcasts]
+        caps = {uid: self._broadcasts[uid].schedule.rate for uid in uids}
+        return fair_shares(self.bot_limit(uids), caps)
+
+    def chat_free_at(self, chat_id: int) -> float:
+        last = self._chats.get(chat_id)
+        return -math.inf if last is None else last + self.chat_cooldown + GUARD
+
+    def next(self, now: float, heads: Mapping[str, int]) -> Grant | Wait:
+        """Which broadcast starts a send now, given each one's next chat; or how long to wait.
+
+        `heads` holds only broadcasts that have a recipient ready; a granted start is
+        counted at once, so the caller must send it.
+        """
+        candidates = [uid for uid in heads if uid in self._broadcasts]
+        if not candidates:
+            return Wait(math.inf)
+        limit = self.bot_limit(candidates)
+        earliest = max(self._halted_until, self._bot.ready_at(limit))
+        chosen: str | None = None
+        wait = math.inf
+        for uid in candidates:
+            broadcast = self._broadcasts[uid]
+            ready = max(earliest, broadcast.schedule.ready_at(), self.chat_free_at(heads[uid]))
+            if ready > now:
+                wait = min(wait, ready)
+            elif chosen is None or broadcast.served < self._broadcasts[chosen].served:
+                chosen = uid
+        if chosen is None:
+            return Wait(wait)
+        self._turn += 1
+        broadcast = self._broadcasts[chosen]
+        broadcast.served = self._turn
+        broadcast.schedule.take(now)
+        self._bot.take(now, limit)
+        self._note_chat(heads[chosen], now)
+        return Grant(chosen)
+
+    def _note_chat(self, chat_id: int, now: float) -> None:
+        self._chats[chat_id] = now
+        if len(self._chats) >= self._chats_sweep_at:
+            horizon = now - self.chat_cooldown - GUARD
+            self._chats = {chat: at for chat, at in self._chats.items() if at > horizon}
+            self._chats_sweep_at = max(1024, 2 * len(self._chats))

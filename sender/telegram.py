@@ -1,0 +1,104 @@
+"""The Bot API through aiogram: one rendered call in, one :class:`Outcome` out. aiogram's
+exceptions are translated here, once, and nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.methods import (
+    CopyMessage,
+    SendAnimation,
+    SendDocument,
+    SendMessage,
+    SendPhoto,
+    SendVideo,
+    TelegramMethod,
+)
+from aiogram.types import InlineKeyboardMarkup
+
+from herald.sender.outcomes import Outcome, OutcomeKind
+from herald.sender.rendering import Rendered
+
+__all__ = ["TelegramClient", "outcome_of"]
+
+_METHODS: dict[str, type[TelegramMethod[Any]]] = {
+    "sendMessage": SendMessage,
+    "sendPhoto": SendPhoto,
+    "sendVideo": SendVideo,
+    "sendDocument": SendDocument,
+    "sendAnimation": SendAnimation,
+    "copyMessage": CopyMessage,
+}
+
+
+def outcome_of(error: BaseException) -> Outcome:
+    """The outcome an exception from a Bot API call stands for."""
+    if isinstance(error, TelegramRetryAfter):
+        return Outcome(
+            kind=OutcomeKind.RETRY_AFTER, retry_after=error.retry_after, description=error.message
+        )
+    if isinstance(error, TelegramForbiddenError):
+        return Outcome(kind=OutcomeKind.FORBIDDEN, description=error.message)
+    if isinstance(error, TelegramUnauthorizedError):
+        return Outcome(kind=OutcomeKind.UNAUTHORIZED, description=error.message)
+    if isinstance(
+        error,
+        TelegramBadRequest | TelegramNotFound | TelegramMigrateToChat | TelegramEntityTooLarge,
+    ):
+        return Outcome(kind=OutcomeKind.BAD_REQUEST, description=error.message)
+    if isinstance(error, TelegramServerError):
+        return Outcome(kind=OutcomeKind.SERVER_ERROR, description=error.message)
+    if isinstance(error, TelegramNetworkError):
+        # aiogram chains the aiohttp error: a refused connection sent nothing; a timeout
+        # or a connection cut after the request was written may have delivered the message.
+        cause = error.__cause__
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return Outcome(kind=OutcomeKind.NOT_SENT, description=error.message)
+        return Outcome(kind=OutcomeKind.MAYBE_SENT, description=error.message)
+    if isinstance(error, TelegramAPIError):
+        return Outcome(kind=OutcomeKind.BAD_REQUEST, description=error.message)
+    # Anything else (a decode error of an answer, a timeout of our own): it may have gone out.
+    return Outcome(kind=OutcomeKind.MAYBE_SENT, description=type(error).__name__)
+
+
+class TelegramClient:
+    """One bot's HTTP session, with enough connections for every request in flight."""
+
+    def __init__(self, token: str, *, api_url: str, timeout: float, connections: int) -> None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), limit=connections)
+        session.timeout = timeout
+        self._bot = Bot(token, session=session)
+        self._timeout = timeout
+
+    async def send(self, rendered: Rendered) -> Outcome:
+        params = dict(rendered.params)
+        markup = params.pop("reply_markup", None)
+        if markup is not None:
+            params["reply_markup"] = InlineKeyboardMarkup.model_validate(markup)
+        method = _METHODS[rendered.method](**params)
+        try:
+            async with asyncio.timeout(self._timeout + 1):
+                result = await self._bot(method, request_timeout=int(self._timeout))
+        except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
+            return outcome_of(error)
+        return Outcome(kind=OutcomeKind.OK, message_id=getattr(result, "message_id", None))
+
+    async def close(self) -> None:
+        await self._bot.session.close()

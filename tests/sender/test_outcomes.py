@@ -1,0 +1,179 @@
+"""The one mapping from a Telegram outcome to a ledger state and an action."""
+
+from __future__ import annotations
+
+import pytest
+
+from herald.core.broadcasts import Delivery
+from herald.core.deliveries import DeliveryState
+from herald.sender.outcomes import Action, Outcome, OutcomeKind, Reason, judge
+
+MOST = Delivery.AT_MOST_ONCE
+LEAST = Delivery.AT_LEAST_ONCE
+
+CASES = [
+    # id, outcome, delivery, attempt, proven, expected (state, action, reason)
+    (
+        "ok",
+        Outcome(kind=OutcomeKind.OK, message_id=7),
+        MOST,
+        1,
+        False,
+        (DeliveryState.DELIVERED, Action.RECORD, None),
+    ),
+    (
+        "429-halts-bot-row-pending",
+        Outcome(kind=OutcomeKind.RETRY_AFTER, retry_after=5),
+        MOST,
+        1,
+        True,
+        (DeliveryState.PENDING, Action.HALT_BOT, None),
+    ),
+    (
+        "403-blocked",
+        Outcome(kind=OutcomeKind.FORBIDDEN, description="Forbidden: bot was blocked by the user"),
+        MOST,
+        1,
+        True,
+        (DeliveryState.BLOCKED, Action.DEACTIVATE, Reason.BLOCKED),
+    ),
+    (
+        "403-deactivated",
+        Outcome(kind=OutcomeKind.FORBIDDEN, description="Forbidden: user is deactivated"),
+        MOST,
+        1,
+        True,
+        (DeliveryState.BLOCKED, Action.DEACTIVATE, Reason.DEACTIVATED),
+    ),
+    (
+        "400-chat-not-found",
+        Outcome(kind=OutcomeKind.BAD_REQUEST, description="Bad Request: chat not found"),
+        MOST,
+        1,
+        False,
+        (DeliveryState.FAILED, Action.RECORD, Reason.CHAT_NOT_FOUND),
+    ),
+    (
+        "400-markup-before-first-success-trips",
+        Outcome(
+            kind=OutcomeKind.BAD_REQUEST,
+            description="Bad Request: can't parse entities: Unsupported start tag",
+        ),
+        MOST,
+        1,
+        False,
+        (DeliveryState.PENDING, Action.TRIP, Reason.CONTENT_REJECTED),
+    ),
+    (
+        "400-markup-after-success-fails-row",
+        Outcome(kind=OutcomeKind.BAD_REQUEST, description="Bad Request: can't parse entities: x"),
+        MOST,
+        1,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, "BadRequest: Bad Request: can't parse entities: x"),
+    ),
+    (
+        "400-other-fails-row",
+        Outcome(kind=OutcomeKind.BAD_REQUEST, description="Bad Request: PEER_ID_INVALID"),
+        MOST,
+        1,
+        False,
+        (DeliveryState.FAILED, Action.RECORD, "BadRequest: Bad Request: PEER_ID_INVALID"),
+    ),
+    (
+        "401-trips",
+        Outcome(kind=OutcomeKind.UNAUTHORIZED, description="Unauthorized"),
+        MOST,
+        1,
+        False,
+        (DeliveryState.PENDING, Action.TRIP, Reason.BOT_UNAUTHORIZED),
+    ),
+    (
+        "5xx-first-retries",
+        Outcome(kind=OutcomeKind.SERVER_ERROR),
+        MOST,
+        1,
+        True,
+        (DeliveryState.CLAIMED, Action.RETRY, None),
+    ),
+    (
+        "5xx-third-fails",
+        Outcome(kind=OutcomeKind.SERVER_ERROR),
+        MOST,
+        3,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, Reason.SERVER_ERROR),
+    ),
+    (
+        "refused-retries",
+        Outcome(kind=OutcomeKind.NOT_SENT),
+        MOST,
+        2,
+        True,
+        (DeliveryState.CLAIMED, Action.RETRY, None),
+    ),
+    (
+        "refused-third-fails",
+        Outcome(kind=OutcomeKind.NOT_SENT),
+        LEAST,
+        3,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, Reason.NETWORK_ERROR),
+    ),
+    (
+        "timeout-at-most-once-uncertain",
+        Outcome(kind=OutcomeKind.MAYBE_SENT),
+        MOST,
+        1,
+        True,
+        (DeliveryState.UNCERTAIN, Action.RECORD, Reason.TIMEOUT),
+    ),
+    (
+        "timeout-at-least-once-retries",
+        Outcome(kind=OutcomeKind.MAYBE_SENT),
+        LEAST,
+        1,
+        True,
+        (DeliveryState.CLAIMED, Action.RETRY, None),
+    ),
+    (
+        "timeout-at-least-once-bounded",
+        Outcome(kind=OutcomeKind.MAYBE_SENT),
+        LEAST,
+        3,
+        True,
+        (DeliveryState.UNCERTAIN, Action.RECORD, Reason.TIMEOUT),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "delivery", "attempt", "proven", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_judge(
+    outcome: Outcome,
+    delivery: Delivery,
+    attempt: int,
+    proven: bool,
+    expected: tuple[DeliveryState, Action, str | None],
+) -> None:
+    verdict = judge(outcome, delivery=delivery, attempt=attempt, proven=proven)
+    assert (verdict.state, verdict.action, verdict.reason) == expected
+
+
+def test_429_waits_the_whole_retry_after() -> None:
+    verdict = judge(
+        Outcome(kind=OutcomeKind.RETRY_AFTER, retry_after=7), delivery=MOST, attempt=1, proven=True
+    )
+    assert verdict.delay == 7
+
+
+def test_retries_back_off_exponentially() -> None:
+    delays = [
+        judge(Outcome(kind=OutcomeKind.SERVER_ERROR), delivery=MOST, attempt=n, proven=True).delay
+        for n in (1, 2)
+    ]
+    assert delays[0] > 0
+    assert delays[1] == 2 * delays[0]

@@ -1,0 +1,162 @@
+"""The pacing scheduler, driven by a simulated clock: every start it grants is a send."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from herald.sender.pacing import GUARD, Grant, Pacer, Wait, fair_shares
+
+HeadsOf = Callable[[str, int], int | None]
+
+
+def run(
+    pacer: Pacer, heads_of: HeadsOf, *, until: float, start: float = 0.0
+) -> list[tuple[float, str]]:
+    """Grant as fast as the pacer allows from `start` to `until`; returns (time, uid) starts.
+
+    `heads_of(uid, n)` gives the n-th recipient's chat of broadcast `uid`, or None when it
+    has no more work."""
+    now = start
+    served: Counter[str] = Counter()
+    starts: list[tuple[float, str]] = []
+    while now < until:
+        heads: dict[str, int] = {}
+        for uid in pacer_uids(pacer):
+            chat = heads_of(uid, served[uid])
+            if chat is not None:
+                heads[uid] = chat
+        decision = pacer.next(now, heads)
+        if isinstance(decision, Grant):
+            starts.append((now, decision.uid))
+            served[decision.uid] += 1
+        else:
+            assert decision.until > now
+            now = decision.until
+    return starts
+
+
+def pacer_uids(pacer: Pacer) -> list[str]:
+    return list(pacer._broadcasts)
+
+
+def unique_chats(offset: int = 0) -> HeadsOf:
+    return lambda uid, n: offset + n + (10**6 if uid == "b" else 0)
+
+
+def max_in_window(times: list[float], period: float = 1.0) -> int:
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while not times[start] + period > t:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_one_broadcast_reaches_its_rate_and_never_exceeds_it() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=20, paid=False)
+    starts = run(pacer, unique_chats(), until=10.0)
+    assert max_in_window([t for t, _ in starts]) <= 20
+    assert len(starts) / 10.0 >= 0.98 * 20
+
+
+def test_no_burst_after_idle() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=10, paid=False)
+    first = run(pacer, unique_chats(), until=2.0)
+    # Nothing to send for 5 s, then work again: still 10 per second, not a catch-up.
+    later = run(pacer, unique_chats(1000), until=8.0, start=7.0)
+    assert len(first) >= 19
+    assert max_in_window([t for t, _ in later]) <= 10
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(later)]
+    assert min(gaps) >= 0.1 - 1e-9
+
+
+def test_two_broadcasts_share_the_bot_limit_fairly() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=50, paid=False)
+    pacer.configure("b", rate=50, paid=False)
+    starts = run(pacer, unique_chats(), until=10.0)
+    per = Counter(uid for _, uid in starts)
+    assert max_in_window([t for t, _ in starts]) <= 30
+    assert per["a"] == pytest.approx(per["b"], abs=2)
+    assert len(starts) / 10 >= 0.98 * 30 * (1 - GUARD)
+
+
+def test_a_slow_broadcast_keeps_its_rate_and_the_rest_goes_to_the_other() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=5, paid=False)
+    pacer.configure("b", rate=100, paid=False)
+    starts = run(pacer, unique_chats(), until=10.0)
+    per = Counter(uid for _, uid in starts)
+    assert per["a"] == pytest.approx(50, abs=2)
+    assert per["b"] == pytest.approx(245, rel=0.03)
+
+
+def test_paid_broadcasts_go_up_to_the_paid_limit() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=2000, paid=True)
+    starts = run(pacer, unique_chats(), until=3.0)
+    assert max_in_window([t for t, _ in starts]) <= 1000
+    assert len(starts) >= 0.98 * 3000 * (1 - GUARD) - 1000 * GUARD
+
+
+def test_a_free_broadcast_holds_a_paid_neighbour_to_the_free_limit() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=500, paid=True)
+    pacer.configure("b", rate=500, paid=False)
+    starts = run(pacer, unique_chats(), until=5.0)
+    assert max_in_window([t for t, _ in starts]) <= 30
+
+
+def test_chat_cooldown_spans_broadcasts() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=30, paid=False)
+    pacer.configure("b", rate=30, paid=False)
+    # Both broadcasts go to the same chats, in the same order.
+    starts = run(pacer, lambda uid, n: n if n < 20 else None, until=30.0)
+    assert len(starts) == 40
+    per_chat: dict[int, list[float]] = {}
+    served: Counter[str] = Counter()
+    for time, uid in starts:
+        per_chat.setdefault(served[uid], []).append(time)
+        served[uid] += 1
+    for times in per_chat.values():
+        assert len(times) == 2
+        assert abs(times[1] - times[0]) >= 1.0
+
+
+def test_halt_stops_every_start_until_it_ends() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=30, paid=False)
+    pacer.halt(5.0)
+    decision = pacer.next(1.0, {"a": 1})
+    assert decision == Wait(5.0)
+    assert isinstance(pacer.next(5.0, {"a": 1}), Grant)
+
+
+def test_nothing_to_send_waits_forever() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate=30, paid=False)
+    assert pacer.next(0.0, {}) == Wait(math.inf)
+
+
+@pytest.mark.parametrize(
+    ("limit", "caps", "expected"),
+    [
+        (30, {"a": 50, "b": 50}, {"a": 15, "b": 15}),
+        (30, {"a": 5, "b": 50}, {"a": 5, "b": 25}),
+        (30, {"a": 5, "b": 8, "c": 100}, {"a": 5, "b": 8, "c": 17}),
+        (30, {"a": 10}, {"a": 10}),
+        (1000, {"a": 400, "b": 900}, {"a": 400, "b": 600}),
+    ],
+    ids=["equal", "capped-below-share", "two-capped", "alone-below-limit", "paid"],
+)
+def test_fair_shares(limit: float, caps: dict[str, float], expected: dict[str, float]) -> None:
+    assert fair_shares(limit, caps) == pytest.approx(expected)

@@ -1,0 +1,158 @@
+"""Content + recipient -> one Bot API call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from herald.core.broadcasts import Content, ParseMode
+from herald.core.envelopes import Recipient
+from herald.sender.rendering import escape, render, substitute
+
+BOB = Recipient(
+    chat_id=42, language_code="pt-BR", first_name="<Bob>", last_name="a_b", username="bob_1"
+)
+
+
+def content(**fields: Any) -> Content:
+    return Content.model_validate(fields)
+
+
+CASES = [
+    (
+        "text-html",
+        content(text="<b>Hi</b>"),
+        Recipient(1),
+        "sendMessage",
+        {"chat_id": 1, "text": "<b>Hi</b>", "parse_mode": "HTML"},
+    ),
+    (
+        "text-plain-has-no-parse-mode",
+        content(text="Hi", parseMode="None"),
+        Recipient(1),
+        "sendMessage",
+        {"chat_id": 1, "text": "Hi"},
+    ),
+    (
+        "photo-by-url-caption",
+        content(text="Look", media={"type": "photo", "url": "https://x.example/p.jpg"}),
+        Recipient(1),
+        "sendPhoto",
+        {"chat_id": 1, "photo": "https://x.example/p.jpg", "caption": "Look", "parse_mode": "HTML"},
+    ),
+    (
+        "video-by-file-id",
+        content(media={"type": "video", "fileId": "BAADF"}),
+        Recipient(1),
+        "sendVideo",
+        {"chat_id": 1, "video": "BAADF"},
+    ),
+    (
+        "document",
+        content(media={"type": "document", "fileId": "D"}),
+        Recipient(1),
+        "sendDocument",
+        {"chat_id": 1, "document": "D"},
+    ),
+    (
+        "animation",
+        content(media={"type": "animation", "fileId": "A"}),
+        Recipient(1),
+        "sendAnimation",
+        {"chat_id": 1, "animation": "A"},
+    ),
+    (
+        "copy-from",
+        content(copyFrom={"chatId": -100123, "messageId": 42}),
+        Recipient(1),
+        "copyMessage",
+        {"chat_id": 1, "from_chat_id": -100123, "message_id": 42},
+    ),
+    (
+        "buttons-and-flags",
+        content(
+            text="x",
+            buttons=[[{"text": "Open", "url": "https://shop.example"}]],
+            disableNotification=True,
+            protectContent=True,
+        ),
+        Recipient(1),
+        "sendMessage",
+        {
+            "chat_id": 1,
+            "text": "x",
+            "parse_mode": "HTML",
+            "disable_notification": True,
+            "protect_content": True,
+            "reply_markup": {
+                "inline_keyboard": [[{"text": "Open", "url": "https://shop.example"}]]
+            },
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("given", "recipient", "method", "params"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_render(given: Content, recipient: Recipient, method: str, params: dict[str, Any]) -> None:
+    rendered = render(given, recipient, allow_paid_broadcast=False)
+    assert (rendered.method, rendered.params) == (method, params)
+
+
+def test_paid_broadcast_flag_is_sent() -> None:
+    rendered = render(content(text="x"), Recipient(1), allow_paid_broadcast=True)
+    assert rendered.params["allow_paid_broadcast"] is True
+
+
+LOCALIZED = content(
+    text="Hello",
+    buttons=[[{"text": "Open", "url": "https://e.example"}]],
+    localized={
+        "pt": {"text": "Olá"},
+        "ru": {"text": "Привет", "buttons": [[{"text": "Открыть", "url": "https://e.example"}]]},
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "button", "variant"),
+    [
+        ("pt-br", "Olá", "Open", "pt"),  # primary language, default buttons
+        ("ru", "Привет", "Открыть", "ru"),  # variant's own buttons
+        ("de", "Hello", "Open", ""),  # fallback to the default
+        (None, "Hello", "Open", ""),
+    ],
+    ids=["region-falls-back-to-language", "exact", "unknown-language", "no-language"],
+)
+def test_localized_variant(language: str | None, text: str, button: str, variant: str) -> None:
+    rendered = render(LOCALIZED, Recipient(1, language), allow_paid_broadcast=False)
+    assert rendered.params["text"] == text
+    assert rendered.params["reply_markup"]["inline_keyboard"][0][0]["text"] == button
+    assert rendered.variant == variant
+
+
+@pytest.mark.parametrize(
+    ("mode", "template", "expected"),
+    [
+        (ParseMode.HTML, "<b>{first_name}</b> {last_name}", "<b>&lt;Bob&gt;</b> a_b"),
+        (ParseMode.MARKDOWN_V2, "*{first_name}* {username}", r"*<Bob\>* bob\_1"),
+        (ParseMode.NONE, "{full_name}!", "<Bob> a_b!"),
+        (ParseMode.HTML, "{unknown} {first_name", "{unknown} {first_name"),
+    ],
+    ids=["html-escaped", "markdown-v2-escaped", "plain-untouched", "unknown-left-as-is"],
+)
+def test_placeholders(mode: ParseMode, template: str, expected: str) -> None:
+    assert substitute(template, BOB, mode) == expected
+
+
+def test_markdown_v2_escapes_every_reserved_character() -> None:
+    reserved = "_*[]()~`>#+-=|{}.!\\"
+    assert escape(reserved, ParseMode.MARKDOWN_V2) == "".join("\\" + c for c in reserved)
+
+
+def test_missing_names_become_empty() -> None:
+    assert substitute("Hi {first_name}{username}", Recipient(1), ParseMode.HTML) == "Hi "
