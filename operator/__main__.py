@@ -1,15 +1,35 @@
-"""Entry point of `herald-operator`."""
+"""Entry point of `herald-operator`: kopf with Herald's handlers, one replica.
+
+Configuration comes from the environment (see :mod:`herald.operator.settings`); Kubernetes
+from the in-cluster service account, or KUBECONFIG outside a cluster.
+"""
 
 from __future__ import annotations
 
-import sys
+import kopf
+
+from herald.operator import handlers
+from herald.operator.settings import Settings
 
 __all__ = ["main"]
 
 
 def main() -> None:
-    # The component's loop lands with its own change; until then say so instead of idling.
-    sys.exit("herald-operator: this component is not implemented in this version of Herald")
+    settings = Settings()
+    kopf.configure(verbose=False)
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, handlers.Reconciler(settings))
+    namespaces = settings.operator.namespaces
+    port = settings.operator.liveness_port
+    kopf.run(
+        registry=registry,
+        # One replica by design (a Deployment with replicas: 1 and Recreate): kopf's peering
+        # would need its own CRD for nothing.
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{port}/healthz" if port else None,
+    )
 
 
 if __name__ == "__main__":

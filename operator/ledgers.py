@@ -1,0 +1,66 @@
+"""The operator's view of the delivery ledger: its bookkeeping row, counts per state, and the
+few writes the operator makes to it (closing what a stopped broadcast leaves open, recording
+that completion was announced). Senders own every other write."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from herald.core.deliveries import DeliveryState
+from herald.operator.planning import LedgerFacts
+
+__all__ = ["close_open", "ledger_facts", "record_completion"]
+
+# A claim this old after a stop belongs to a sender that died or was told to stop before it
+# recorded the outcome: it may have sent, so it is closed as uncertain, never as failed.
+STALE_CLAIM_SECONDS = 60
+
+
+async def ledger_facts(
+    connection: asyncpg.Connection | asyncpg.Pool, uid: str
+) -> LedgerFacts | None:
+    """The bookkeeping row and counts per state; None when nothing was materialised yet."""
+    row = await connection.fetchrow(
+        "SELECT total, materialised_at, published_at, completed_at FROM broadcasts WHERE uid = $1",
+        uid,
+    )
+    if row is None:
+        return None
+    rows = await connection.fetch(
+        "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state",
+        uid,
+    )
+    return LedgerFacts(
+        materialised=row["materialised_at"] is not None,
+        published=row["published_at"] is not None,
+        total=int(row["total"] or 0),
+        counts={DeliveryState(r["state"]): int(r["n"]) for r in rows},
+        completion_recorded=row["completed_at"] is not None,
+    )
+
+
+async def close_open(connection: asyncpg.Connection | asyncpg.Pool, uid: str, reason: str) -> int:
+    """Fail every pending recipient of a stopped broadcast with ``reason``; claims left
+    behind by a sender become uncertain once stale. Returns the rows closed."""
+    status: str = await connection.execute(
+        """
+        UPDATE deliveries
+           SET state = CASE WHEN state = 'pending' THEN 'failed' ELSE 'uncertain' END,
+               reason = $2,
+               finished_at = now()
+         WHERE broadcast_uid = $1
+           AND (state = 'pending'
+                OR (state = 'claimed' AND claimed_at < now() - make_interval(secs => $3)))
+        """,
+        uid,
+        reason,
+        float(STALE_CLAIM_SECONDS),
+    )
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def record_completion(connection: asyncpg.Connection | asyncpg.Pool, uid: str) -> None:
+    """Remember that the completion record went out, so it is announced once."""
+    await connection.execute(
+        "UPDATE broadcasts SET completed_at = now() WHERE uid = $1 AND completed_at IS NULL", uid
+    )

@@ -1,0 +1,493 @@
+"""The operator's decisions: from a Broadcast's spec, its last status and the observed facts
+to a :class:`Plan` of what to do and what status to report. Pure: no I/O, no clock, no
+Kubernetes, NATS or Postgres; the handler gathers :class:`Facts`, calls :func:`plan` and
+applies the result, so every decision is testable as a table.
+
+The steps run in order and the first that applies decides the broadcast's situation, as in
+Flux's reconcilers: an outcome already reached sticks, then faults and the deadline stop it,
+then a finished ledger completes it, then the things that make it wait (bot Secret, start
+time, segment view, budget, spec.paused), and otherwise it sends.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from herald.core.broadcasts import (
+    BroadcastSpec,
+    BroadcastStatus,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Phase,
+)
+from herald.core.deliveries import TERMINAL_STATES, DeliveryState
+from herald.core.envelopes import BroadcastState, FaultRecord
+
+__all__ = [
+    "EventType",
+    "Facts",
+    "LedgerFacts",
+    "Plan",
+    "PlannedEvent",
+    "RateSample",
+    "Reason",
+    "TokenState",
+    "derive_phase",
+    "plan",
+]
+
+
+class Reason(enum.StrEnum):
+    """CamelCase condition reasons; the same word across all conditions of one situation."""
+
+    SCHEDULED = "Scheduled"
+    MATERIALISING = "Materialising"  # writing the audience into the ledger
+    PUBLISHING = "Publishing"  # queueing the ledger as work batches
+    SENDING = "Sending"  # everything queued; senders at work
+    PAUSED = "Paused"  # spec.paused in effect
+    NOT_PAUSED = "NotPaused"
+    COMPLETE = "Complete"
+    BOT_SECRET_NOT_FOUND = "BotSecretNotFound"  # noqa: S105 - a reason, not a secret
+    SEGMENT_NOT_FOUND = "SegmentNotFound"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    CONTENT_REJECTED = "ContentRejected"
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+
+
+# Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
+# Others (a missing Secret or segment view, a spent budget) wait for a fix and then go on.
+_FINAL_STALLS = frozenset({Reason.DEADLINE_EXCEEDED.value, Reason.CONTENT_REJECTED.value})
+# How a final stall is reported on herald.events.completed.
+_OUTCOMES = {Reason.DEADLINE_EXCEEDED.value: "DeadlineExceeded"}
+
+
+class TokenState(enum.StrEnum):
+    """What the handler found at spec.botRef."""
+
+    FOUND = "Found"
+    SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a state, not a secret
+    KEY_NOT_FOUND = "KeyNotFound"
+    MALFORMED = "Malformed"  # not <digits>:<secret>
+
+
+class EventType(enum.StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedgerFacts:
+    """The broadcast's bookkeeping row and its delivery counts."""
+
+    materialised: bool
+    published: bool
+    total: int
+    counts: Mapping[DeliveryState, int] = field(default_factory=dict)
+    completion_recorded: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateSample:
+    """Terminal recipients counted at an earlier moment: the base of observedRate."""
+
+    terminal: int
+    at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What the handler observed right before planning."""
+
+    generation: int
+    token: TokenState
+    segment_exists: bool = True  # True when the audience names no segment
+    ledger: LedgerFacts | None = None  # None: the audience was never materialised
+    fault: FaultRecord | None = None
+    rate_sample: RateSample | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedEvent:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What the handler does, in order: ledger and work first, control, then status."""
+
+    materialise: bool = False
+    publish: bool = False
+    control: BroadcastState | None = None  # None: leave the control record as it is
+    purge_work: bool = False  # drop queued batches and the consumer
+    close_pending: str | None = None  # reason for failing every non-terminal recipient
+    clear_fault: bool = False  # the fault was answered by a new spec
+    completion: str | None = None  # publish a CompletionRecord with this outcome
+    status: BroadcastStatus
+    transition: bool = False  # conditions, phase or observedGeneration changed
+    events: tuple[PlannedEvent, ...] = ()
+
+    @property
+    def sending(self) -> bool:
+        """Whether the broadcast needs a sender now (what scaling counts)."""
+        return self.control is BroadcastState.ACTIVE
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Situation:
+    """The outcome of the ordered steps: one reason, the state of each condition."""
+
+    reason: str
+    message: str
+    ready: bool = False
+    reconciling: bool = False
+    stalled: bool = False
+    paused: bool = False
+    complete: bool = False
+    control: BroadcastState | None = None
+    materialise: bool = False
+    publish: bool = False
+    purge_work: bool = False
+    close_pending: str | None = None
+    clear_fault: bool = False
+
+
+def _final(prev: BroadcastStatus) -> _Situation | None:
+    """An outcome already reported sticks: completion and final stalls are not undone."""
+    complete = prev.condition(ConditionType.COMPLETE)
+    if complete is not None and complete.status is ConditionStatus.TRUE:
+        return _Situation(
+            reason=Reason.COMPLETE,
+            message=complete.message,
+            ready=True,
+            complete=True,
+            control=BroadcastState.STOPPED,
+            purge_work=True,
+        )
+    stalled = prev.condition(ConditionType.STALLED)
+    if (
+        stalled is not None
+        and stalled.status is ConditionStatus.TRUE
+        and stalled.reason in _FINAL_STALLS
+    ):
+        return _stopped(stalled.reason, stalled.message)
+    return None
+
+
+def _stopped(reason: str, message: str) -> _Situation:
+    return _Situation(
+        reason=reason,
+        message=message,
+        stalled=True,
+        control=BroadcastState.STOPPED,
+        purge_work=True,
+        close_pending=reason,
+    )
+
+
+def _counts(ledger: LedgerFacts | None) -> tuple[int, int]:
+    """(recipients, terminal recipients) of the ledger."""
+    if ledger is None:
+        return 0, 0
+    terminal = sum(n for state, n in ledger.counts.items() if state in TERMINAL_STATES)
+    return max(ledger.total, sum(ledger.counts.values())), terminal
+
+
+def _situation(
+    *, spec: BroadcastSpec, prev: BroadcastStatus, facts: Facts, now: datetime
+) -> _Situation:
+    final = _final(prev)
+    if final is not None:
+        return final
+
+    fault = facts.fault
+    if fault is not None and fault.reason != Reason.BUDGET_EXHAUSTED:
+        return _stopped(fault.reason, fault.message)
+
+    ledger = facts.ledger
+    total, terminal = _counts(ledger)
+    all_terminal = ledger is not None and ledger.materialised and terminal == total
+
+    deadline = spec.schedule.deadline if spec.schedule else None
+    if deadline is not None and now >= deadline and not all_terminal:
+        return _stopped(
+            Reason.DEADLINE_EXCEEDED,
+            f"The deadline {deadline.isoformat()} passed with {total - terminal} recipients "
+            "not reached; they are marked failed and nothing more is sent.",
+        )
+
+    if all_terminal:
+        return _Situation(
+            reason=Reason.COMPLETE,
+            message=f"All {total} recipients reached a terminal state.",
+            ready=True,
+            complete=True,
+            control=BroadcastState.STOPPED,
+            purge_work=True,
+        )
+
+    if facts.token is not TokenState.FOUND:
+        ref = spec.bot_ref
+        why = {
+            TokenState.SECRET_NOT_FOUND: f"Secret {ref.name!r} was not found",
+            TokenState.KEY_NOT_FOUND: f"Secret {ref.name!r} has no key {ref.key!r}",
+            TokenState.MALFORMED: (
+                f"the value of key {ref.key!r} in Secret {ref.name!r} is not a bot token "
+                "(<digits>:<secret>)"
+            ),
+        }[facts.token]
+        return _Situation(
+            reason=Reason.BOT_SECRET_NOT_FOUND,
+            message=f"{why} in this namespace; nothing is sent until it is fixed.",
+            stalled=True,
+            paused=spec.paused,
+        )
+
+    start_at = spec.schedule.start_at if spec.schedule else None
+    if start_at is not None and now < start_at and ledger is None:
+        return _Situation(
+            reason=Reason.SCHEDULED,
+            message=f"Sending starts at {start_at.isoformat()}.",
+            paused=spec.paused,
+        )
+
+    if not facts.segment_exists and (ledger is None or not ledger.materialised):
+        view = spec.audience.segment_view
+        return _Situation(
+            reason=Reason.SEGMENT_NOT_FOUND,
+            message=(
+                f"Segment {spec.audience.segment!r} needs a view {view}(chat_id) in the "
+                "database; it does not exist. The audience is materialised once it does."
+            ),
+            stalled=True,
+            paused=spec.paused,
+        )
+
+    materialise = ledger is None or not ledger.materialised
+    publish = not materialise and ledger is not None and not ledger.published
+    clear_fault = False
+    if fault is not None:  # budget exhausted: hold until a new spec answers it
+        previous = prev.condition(ConditionType.PAUSED)
+        answered = (
+            previous is not None
+            and previous.reason == Reason.BUDGET_EXHAUSTED
+            and previous.observed_generation is not None
+            and previous.observed_generation < facts.generation
+        )
+        if not answered:
+            return _Situation(
+                reason=Reason.BUDGET_EXHAUSTED,
+                message=f"{fault.message} Raise spec.rate.starsBudget to go on.",
+                stalled=True,
+                paused=True,
+                control=BroadcastState.PAUSED,
+                publish=publish,
+            )
+        clear_fault = True
+
+    if spec.paused:
+        return _Situation(
+            reason=Reason.PAUSED,
+            message="spec.paused is true: nothing new is sent; false resumes where it stopped.",
+            paused=True,
+            control=BroadcastState.PAUSED,
+            materialise=materialise,
+            publish=publish,
+            clear_fault=clear_fault,
+        )
+
+    if materialise:
+        reason, message = Reason.MATERIALISING, "Writing the audience into the ledger."
+    elif publish:
+        reason, message = Reason.PUBLISHING, f"Queueing work for {total} recipients."
+    else:
+        reason, message = Reason.SENDING, f"{total - terminal} of {total} recipients to go."
+    return _Situation(
+        reason=reason,
+        message=message,
+        reconciling=True,
+        control=BroadcastState.ACTIVE,
+        materialise=materialise,
+        publish=publish,
+        clear_fault=clear_fault,
+    )
+
+
+def _condition(
+    type_: ConditionType,
+    holds: bool,
+    reason: str,
+    message: str,
+    *,
+    prev: BroadcastStatus,
+    generation: int,
+    now: datetime,
+) -> Condition:
+    status = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
+    before = prev.condition(type_)
+    # lastTransitionTime is when status flipped, not when the condition was last written.
+    since = before.last_transition_time if before is not None and before.status is status else now
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+
+
+def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
+    """The one-word display, from the conditions alone."""
+    by_type = {c.type: c for c in conditions}
+
+    def holds(type_: ConditionType) -> bool:
+        c = by_type.get(type_)
+        return c is not None and c.status is ConditionStatus.TRUE
+
+    if holds(ConditionType.COMPLETE):
+        return Phase.COMPLETED
+    if holds(ConditionType.PAUSED):
+        return Phase.PAUSED
+    if holds(ConditionType.STALLED):
+        return Phase.FAILED
+    ready = by_type.get(ConditionType.READY)
+    if ready is not None and ready.reason == Reason.SCHEDULED:
+        return Phase.SCHEDULED
+    reconciling = by_type.get(ConditionType.RECONCILING)
+    if (
+        holds(ConditionType.RECONCILING)
+        and reconciling is not None
+        and reconciling.reason != Reason.MATERIALISING
+    ):
+        return Phase.SENDING
+    return Phase.PENDING
+
+
+def _progress(total: int, terminal: int) -> str:
+    if total == 0:
+        return "100%" if terminal == total else "0%"
+    percent = math.floor(terminal * 100 / total)
+    # 100% means done; a rounding never claims it early.
+    return f"{min(percent, 99) if terminal < total else 100}%"
+
+
+def _seconds(at: datetime) -> datetime:
+    return at.replace(microsecond=0)
+
+
+def plan(
+    *,
+    spec: BroadcastSpec,
+    status: BroadcastStatus | None,
+    facts: Facts,
+    now: datetime,
+) -> Plan:
+    """Decide what to do about one Broadcast now."""
+    prev = status or BroadcastStatus()
+    now = _seconds(now)
+    s = _situation(spec=spec, prev=prev, facts=facts, now=now)
+    gen = facts.generation
+
+    def cond(type_: ConditionType, holds: bool, reason: str, message: str) -> Condition:
+        return _condition(type_, holds, reason, message, prev=prev, generation=gen, now=now)
+
+    paused_reason = s.reason if s.paused else Reason.NOT_PAUSED
+    conditions = (
+        cond(ConditionType.READY, s.ready, s.reason, s.message),
+        cond(
+            ConditionType.RECONCILING, s.reconciling, s.reason, s.message if s.reconciling else ""
+        ),
+        cond(ConditionType.STALLED, s.stalled, s.reason, s.message if s.stalled else ""),
+        cond(ConditionType.PAUSED, s.paused, paused_reason, s.message if s.paused else ""),
+        cond(ConditionType.COMPLETE, s.complete, s.reason, s.message if s.complete else ""),
+    )
+    phase = derive_phase(conditions)
+
+    ledger = facts.ledger
+    counts = ledger.counts if ledger is not None else {}
+    total, terminal = _counts(ledger)
+    pending = counts.get(DeliveryState.PENDING, 0) + counts.get(DeliveryState.CLAIMED, 0)
+    all_terminal = ledger is not None and ledger.materialised and terminal == total
+
+    rate: float | None = prev.observed_rate
+    sample = facts.rate_sample
+    if sample is not None and now > sample.at:
+        rate = round(max(terminal - sample.terminal, 0) / (now - sample.at).total_seconds(), 2)
+    if s.control is not BroadcastState.ACTIVE:
+        rate = 0.0 if prev.started_at is not None or terminal else None
+
+    started_at = prev.started_at
+    claimed = counts.get(DeliveryState.CLAIMED, 0)
+    if started_at is None and (terminal or claimed):
+        started_at = now
+    completed_at = prev.completed_at
+    if completed_at is None and all_terminal:
+        completed_at = now
+    eta = None
+    if s.control is BroadcastState.ACTIVE and rate and pending:
+        eta = _seconds(now + timedelta(seconds=math.ceil(pending / rate)))
+
+    new_status = BroadcastStatus(
+        phase=phase,
+        total=total,
+        delivered=counts.get(DeliveryState.DELIVERED, 0),
+        failed=counts.get(DeliveryState.FAILED, 0),
+        blocked=counts.get(DeliveryState.BLOCKED, 0),
+        pending=pending,
+        uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
+        progress=_progress(total, terminal) if ledger is not None else None,
+        observed_rate=rate,
+        started_at=started_at,
+        completed_at=completed_at,
+        eta=eta,
+        observed_generation=gen,
+        conditions=conditions,
+    )
+
+    def shape(st: BroadcastStatus) -> list[tuple[str, str, str]]:
+        return [(c.type, c.status, c.reason) for c in st.conditions]
+
+    transition = (
+        shape(new_status) != shape(prev)
+        or new_status.phase != prev.phase
+        or new_status.observed_generation != prev.observed_generation
+    )
+    events: tuple[PlannedEvent, ...] = ()
+    before_ready = prev.condition(ConditionType.READY)
+    if new_status.phase != prev.phase or before_ready is None or before_ready.reason != s.reason:
+        warning = s.stalled and s.reason != Reason.BUDGET_EXHAUSTED
+        events = (
+            PlannedEvent(
+                type=EventType.WARNING if warning else EventType.NORMAL,
+                reason=s.reason,
+                message=f"{phase}: {s.message}",
+            ),
+        )
+
+    completion = None
+    if all_terminal and ledger is not None and not ledger.completion_recorded:
+        if s.complete:
+            completion = "Complete"
+        elif s.close_pending is not None:
+            completion = _OUTCOMES.get(s.close_pending, "Failed")
+
+    return Plan(
+        materialise=s.materialise,
+        publish=s.publish,
+        control=s.control,
+        purge_work=s.purge_work,
+        # Only while something is still open: the rows are closed once.
+        close_pending=s.close_pending if not all_terminal else None,
+        clear_fault=s.clear_fault,
+        completion=completion,
+        status=new_status,
+        transition=transition,
+        events=events,
+    )

@@ -1,0 +1,165 @@
+"""Queueing a broadcast's ledger as JetStream work, and the other writes to its streams.
+
+Work is published in chat id order from the ``published_through`` cursor. Each message's
+``Nats-Msg-Id`` is ``<uid>:<first chat id>`` and batches are cut the same way every time
+(fixed size, from the cursor), so after a crash the batches published after the last saved
+cursor come out identical and JetStream drops them as duplicates. Rows are streamed through
+a server-side cursor, so memory stays flat whatever the audience size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, PubAck
+from nats.js.errors import NotFoundError
+
+from herald.core import envelopes, subjects
+from herald.core.envelopes import CompletionRecord, Recipient, WorkBatch
+from herald.operator.audiences import Connection
+
+__all__ = [
+    "ACK_WAIT_SECONDS",
+    "PublishReport",
+    "delete_consumer",
+    "ensure_consumer",
+    "publish_completion",
+    "publish_work",
+    "purge_work",
+]
+
+logger = logging.getLogger(__name__)
+
+# A sender acks a batch once all its rows are terminal; 30 s covers a batch of 100 at a
+# bot's 30 msg/s with room to spare, and a slower batch is extended by in-progress acks.
+ACK_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    batches: int
+    recipients: int
+
+
+async def ensure_consumer(js: JetStreamContext, uid: str) -> None:
+    """The broadcast's durable pull consumer; created before any work so nothing is missed."""
+    await js.add_consumer(
+        subjects.WORK_STREAM,
+        ConsumerConfig(
+            durable_name=subjects.work_consumer(uid),
+            filter_subject=subjects.work_subject(uid),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=ACK_WAIT_SECONDS,
+            # Unlimited: pauses nak batches back, and senders term() bad data themselves.
+            max_deliver=-1,
+        ),
+    )
+
+
+async def delete_consumer(js: JetStreamContext, uid: str) -> None:
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(subjects.WORK_STREAM, subjects.work_consumer(uid))
+
+
+async def purge_work(js: JetStreamContext, uid: str) -> None:
+    """Drop the broadcast's queued batches; other broadcasts' work is untouched."""
+    await js.purge_stream(subjects.WORK_STREAM, subject=subjects.work_subject(uid))
+
+
+_ROWS = """
+SELECT d.chat_id, s.language_code, s.first_name, s.last_name, s.username
+  FROM deliveries d LEFT JOIN subscribers s ON s.chat_id = d.chat_id
+ WHERE d.broadcast_uid = $1 AND d.chat_id > $2
+ ORDER BY d.chat_id
+"""
+_MIN_CHAT_ID = -(2**63)
+
+
+async def publish_work(
+    pool: asyncpg.Pool,
+    js: JetStreamContext,
+    *,
+    uid: str,
+    batch_size: int,
+    window: int,
+) -> PublishReport:
+    """Publish every ledger row after the cursor; mark the broadcast published at the end."""
+    async with pool.acquire() as reader, pool.acquire() as writer:
+        return await _publish(reader, writer, js, uid=uid, batch_size=batch_size, window=window)
+
+
+async def _publish(
+    reader: Connection,
+    writer: Connection,
+    js: JetStreamContext,
+    *,
+    uid: str,
+    batch_size: int,
+    window: int,
+) -> PublishReport:
+    await ensure_consumer(js, uid)
+    cursor_at = await writer.fetchval(
+        "SELECT published_through FROM broadcasts WHERE uid = $1", uid
+    )
+    after = _MIN_CHAT_ID if cursor_at is None else int(cursor_at)
+    subject = subjects.work_subject(uid)
+    batches = recipients = 0
+    inflight: list[asyncio.Future[PubAck]] = []
+
+    async def settle(through: int) -> None:
+        # Acks first, cursor second: a saved cursor never runs ahead of stored work.
+        await asyncio.gather(*inflight)
+        inflight.clear()
+        # Its own connection, outside the reading transaction: the cursor is durable at once.
+        await writer.execute(
+            "UPDATE broadcasts SET published_through = $2 WHERE uid = $1", uid, through
+        )
+
+    async def send(batch: list[Recipient]) -> None:
+        work = WorkBatch(uid=uid, recipients=batch)
+        inflight.append(
+            await js.publish_async(
+                subject,
+                envelopes.encode(work),
+                headers={"Nats-Msg-Id": work.msg_id},
+            )
+        )
+
+    batch: list[Recipient] = []
+    last = after
+    # A server-side cursor needs a transaction; it is read-only, so holding it is harmless.
+    async with reader.transaction(readonly=True, isolation="repeatable_read"):
+        async for row in reader.cursor(_ROWS, uid, after, prefetch=max(batch_size * 10, 1000)):
+            batch.append(Recipient(*row))
+            if len(batch) == batch_size:
+                await send(batch)
+                batches += 1
+                recipients += len(batch)
+                last = batch[-1].chat_id
+                batch = []
+                if len(inflight) >= window:
+                    await settle(last)
+    if batch:
+        await send(batch)
+        batches += 1
+        recipients += len(batch)
+        last = batch[-1].chat_id
+    await settle(last)
+    await writer.execute(
+        "UPDATE broadcasts SET published_at = now() WHERE uid = $1 AND published_at IS NULL", uid
+    )
+    return PublishReport(batches=batches, recipients=recipients)
+
+
+async def publish_completion(js: JetStreamContext, record: CompletionRecord) -> None:
+    """Announce the end of a broadcast, once: the message id makes a repeat a no-op."""
+    await js.publish(
+        subjects.COMPLETIONS_SUBJECT,
+        envelopes.encode(record),
+        headers={"Nats-Msg-Id": f"{record.uid}:completed"},
+    )

@@ -1,0 +1,64 @@
+"""Sizing the sender Deployment: a pure rule, and the patch of its scale subresource.
+
+One sender replica holds the lease of a bot and serves all of that bot's active broadcasts
+(the bot's rate limit is per bot, so a second replica for the same bot would only wait), so
+the useful number of replicas is the number of distinct bots with a broadcast sending now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+__all__ = ["FIELD_MANAGER", "ScaleResult", "desired_replicas", "scale_senders"]
+
+# One stable name, so `kubectl get -o yaml --show-managed-fields` says who set replicas and
+# an HPA or Argo CD can be told to leave this manager's field alone.
+FIELD_MANAGER = "herald-operator"
+
+logger = logging.getLogger(__name__)
+
+
+def desired_replicas(*, sending_bots: Iterable[str], minimum: int, maximum: int) -> int:
+    """Replicas for the senders: one per bot with active work, within [minimum, maximum]."""
+    wanted = len(set(sending_bots))
+    return max(minimum, min(maximum, wanted))
+
+
+class ScaleResult:
+    """What happened to the Deployment; the loop logs a missing one only once."""
+
+    UNCHANGED = "unchanged"
+    SCALED = "scaled"
+    MISSING = "missing"
+
+
+async def scale_senders(
+    api: client.ApiClient, *, namespace: str, deployment: str, replicas: int
+) -> str:
+    """Set the Deployment's replicas through its scale subresource, if they differ."""
+    apps = client.AppsV1Api(api)
+
+    def apply() -> str:
+        try:
+            scale = apps.read_namespaced_deployment_scale(deployment, namespace)
+            if scale.spec is not None and scale.spec.replicas == replicas:
+                return ScaleResult.UNCHANGED
+            apps.patch_namespaced_deployment_scale(
+                deployment,
+                namespace,
+                {"spec": {"replicas": replicas}},
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return ScaleResult.MISSING
+            raise
+        return ScaleResult.SCALED
+
+    # The kubernetes client is synchronous; a thread keeps the event loop (and kopf) moving.
+    return await asyncio.to_thread(apply)

@@ -1,0 +1,141 @@
+"""The operator's configuration, read from ``HERALD_OPERATOR_*``, ``HERALD_SCALING_*`` and
+``HERALD_SENDER_*`` variables and composed with the core's NATS and database groups.
+
+Nothing here is ever logged whole: the database DSN may carry a password, and it stays a
+``SecretStr`` inside :class:`herald.core.settings.DatabaseSettings`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from herald.core.settings import DatabaseSettings, NatsSettings
+
+__all__ = ["OperatorSettings", "ScalingSettings", "SenderTarget", "Settings"]
+
+
+class OperatorSettings(BaseSettings):
+    """How the reconcile loop runs."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_OPERATOR_", frozen=True)
+
+    namespaces: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Namespaces to watch (a JSON list). Empty watches the whole cluster, the usual "
+            "install; a list suits a team that may only grant namespaced RBAC."
+        ),
+    )
+    batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description=(
+            "Recipients per JetStream work message. 100 queued 1M recipients as fast as 500 "
+            "in bench/operator_materialise.py, while a sender's pause or crash leaves at most "
+            "100 rows in flight per batch, and a message stays far below NATS' 1 MiB limit."
+        ),
+    )
+    refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Least time between two status writes that only move counters; transitions are "
+            "written at once. Five seconds keeps `kubectl get -w` lively without making "
+            "every Broadcast an etcd write hot spot."
+        ),
+    )
+    timer_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description=(
+            "Period of the level-based resync per Broadcast: schedules start within it, "
+            "and a missed watch event is repaired within it. Cheap: one COUNT per run."
+        ),
+    )
+    nats_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "How long deletion waits for NATS before letting the Broadcast go anyway: a "
+            "stuck finalizer is worse than a few queued batches that senders drop because "
+            "the control key is gone."
+        ),
+    )
+    liveness_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port of kopf's /healthz liveness endpoint; 0 disables it (tests).",
+    )
+    publish_window: int = Field(
+        default=256,
+        ge=1,
+        description=(
+            "Work messages published before awaiting their acks and saving the cursor: "
+            "enough to hide NATS round trips, small enough that a crash repeats little."
+        ),
+    )
+
+
+class ScalingSettings(BaseSettings):
+    """How the sender Deployment is sized."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_SCALING_", frozen=True)
+
+    manage_replicas: bool = Field(
+        default=True,
+        description=(
+            "Whether the operator sets the sender Deployment's replicas. False when an HPA "
+            "or KEDA owns them, so two controllers never fight over the same field."
+        ),
+    )
+    min_replicas: int = Field(
+        default=0,
+        ge=0,
+        description="Floor; zero because an idle Herald should cost nothing.",
+    )
+    max_replicas: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Ceiling; one replica serves a bot at Telegram's limit, so ten covers ten bots "
+            "sending at once, more than most installations have."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("HERALD_SCALING_MIN_REPLICAS must not exceed MAX_REPLICAS")
+        return self
+
+
+class SenderTarget(BaseSettings):
+    """Which Deployment runs the senders."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_SENDER_", frozen=True)
+
+    namespace: str = Field(
+        default="herald-system",
+        description="Namespace of the sender Deployment; the chart installs it there.",
+    )
+    deployment: str = Field(
+        default="herald-sender",
+        description="Name of the sender Deployment, as the chart names it.",
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every group the operator needs, read once at start-up."""
+
+    operator: OperatorSettings = field(default_factory=OperatorSettings)
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    sender: SenderTarget = field(default_factory=SenderTarget)
+    nats: NatsSettings = field(default_factory=NatsSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)

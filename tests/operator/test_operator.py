@@ -1,0 +1,533 @@
+"""The operator end to end: a real `herald-operator` process, API server, NATS and Postgres.
+
+There is no sender here: tests play its part in SQL (``UPDATE deliveries SET state = ...``)
+and by writing KV records, and read what the operator did from the API server, the stream,
+the KV bucket and the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, NotFoundError
+
+from herald.core import envelopes, subjects
+from herald.core.envelopes import (
+    BroadcastState,
+    CompletionRecord,
+    ControlRecord,
+    FaultRecord,
+    WorkBatch,
+)
+from herald.dev.controlplane import ControlPlane
+from herald.dev.kubectl import Kubectl
+from herald.dev.processes import ManagedProcess, wait_until
+
+pytestmark = pytest.mark.controlplane
+
+TOKEN = "123456:operator-test"
+
+
+@dataclass
+class Operator:
+    process: ManagedProcess
+    env: dict[str, str]
+    starts: int = 1
+
+    def wait_ready(self) -> None:
+        """Until the operator has ensured its streams and bucket and started watching."""
+        log = self.process.log_path
+        wait_until(
+            lambda: log.read_text().count("Initial authentication has finished") >= self.starts,
+            timeout=30,
+            what="the operator to start",
+            process=self.process,
+        )
+
+    def restart(self, *, kill: bool = False) -> None:
+        if kill:
+            os.killpg(self.process.pid, 9)
+            time.sleep(0.2)
+        self.process.stop()
+        self.process = ManagedProcess(
+            "herald-operator", self.process.argv, self.process.log_path, self.env
+        ).start()
+        self.starts += 1
+        self.wait_ready()
+
+
+def operator_env(
+    controlplane: ControlPlane, kubectl: Kubectl, nats_url: str, database: str, **extra: str
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KUBECONFIG=str(controlplane.kubeconfig),
+        HERALD_NATS_URL=nats_url,
+        HERALD_DATABASE_URL=database,
+        HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
+        # Only this test's namespace: other tests' Broadcasts belong to other databases.
+        HERALD_OPERATOR_NAMESPACES=json.dumps([kubectl.namespace]),
+        HERALD_OPERATOR_TIMER_SECONDS="0.5",
+        HERALD_OPERATOR_REFRESH_SECONDS="1",
+        HERALD_OPERATOR_NATS_TIMEOUT_SECONDS="3",
+        HERALD_OPERATOR_LIVENESS_PORT="0",
+        HERALD_OPERATOR_BATCH_SIZE="2",
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def operator_overrides() -> dict[str, str]:
+    """Extra environment for the operator; a test overrides this fixture to change it."""
+    return {}
+
+
+@pytest.fixture
+def operator(
+    controlplane: ControlPlane,
+    kubectl: Kubectl,
+    nats_url: str,
+    database: str,
+    tmp_path: Path,
+    operator_overrides: dict[str, str],
+) -> Iterator[Operator]:
+    env = operator_env(controlplane, kubectl, nats_url, database, **operator_overrides)
+    argv = [str(Path(sys.executable).parent / "herald-operator")]
+    process = ManagedProcess("herald-operator", argv, tmp_path / "operator.log", env).start()
+    running = Operator(process, env)
+    running.wait_ready()
+    try:
+        yield running
+    finally:
+        running.process.stop()
+        log = running.process.log_path.read_text(errors="replace")
+        # No secret ever reaches the log.
+        assert TOKEN not in log
+        assert database not in log
+        assert "Traceback" not in log, running.process.tail(60)
+
+
+@pytest.fixture
+async def db(database: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    client: NatsClient = await nats.connect(nats_url)
+    yield client.jetstream()
+    await client.close()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]], *, within: float = 20.0, what: str = ""
+) -> Any:
+    """Poll until ``check`` returns something truthy; return it."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what or check}: last {last!r}")
+
+
+def apply_secret(kubectl: Kubectl, name: str = "shop-bot", token: str = TOKEN) -> None:
+    kubectl("create", "secret", "generic", name, f"--from-literal=token={token}")
+
+
+def apply_broadcast(kubectl: Kubectl, name: str, **spec: Any) -> str:
+    body: dict[str, Any] = {
+        "botRef": {"name": "shop-bot"},
+        "content": {"text": "<b>Sale</b> starts now"},
+        "audience": {"subscribers": {}},
+    }
+    body.update(spec)
+    manifest = {
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "Broadcast",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+    return str(kubectl("get", "broadcast", name, "-o", "jsonpath={.metadata.uid}").stdout)
+
+
+def get(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    result = kubectl("get", "broadcast", name, "-o", "json", check=False)
+    if result.returncode != 0:
+        return {}
+    loaded: dict[str, Any] = json.loads(result.stdout)
+    return loaded
+
+
+def condition(kubectl: Kubectl, name: str, type_: str) -> dict[str, Any]:
+    for c in get(kubectl, name).get("status", {}).get("conditions", []):
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+async def seed(db: asyncpg.Connection, count: int, *, first: int = 1000) -> None:
+    await db.execute(
+        "INSERT INTO subscribers (chat_id, first_name, language_code) "
+        "SELECT g, 'user' || g, 'en' FROM generate_series($1::bigint, $2::bigint) g",
+        first,
+        first + count - 1,
+    )
+
+
+async def control(js: JetStreamContext, uid: str) -> ControlRecord | None:
+    kv = await js.key_value(subjects.CONTROL_BUCKET)
+    try:
+        entry = await kv.get(subjects.control_key(uid))
+    except KeyNotFoundError:
+        return None
+    return envelopes.decode(ControlRecord, entry.value or b"")
+
+
+async def queued(js: JetStreamContext, uid: str) -> list[WorkBatch]:
+    """The broadcast's batches in the stream, read without consuming them."""
+    info = await js.stream_info(subjects.WORK_STREAM, subjects_filter=subjects.work_subject(uid))
+    batches: list[WorkBatch] = []
+    if info.state.messages == 0:
+        return batches
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            msg = await js.get_msg(subjects.WORK_STREAM, seq)
+        except NotFoundError:
+            continue
+        if msg.subject == subjects.work_subject(uid):
+            batch = envelopes.decode(WorkBatch, msg.data or b"")
+            assert (msg.headers or {})["Nats-Msg-Id"] == batch.msg_id
+            batches.append(batch)
+    return batches
+
+
+async def states(db: asyncpg.Connection, uid: str) -> dict[str, int]:
+    rows = await db.fetch(
+        "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state", uid
+    )
+    return {r["state"]: r["n"] for r in rows}
+
+
+def sender_deployment(kubectl: Kubectl) -> None:
+    """A sender Deployment that never gets pods here (no kubelet); its scale works."""
+    manifest = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "herald-sender"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "herald-sender"}},
+            "template": {
+                "metadata": {"labels": {"app": "herald-sender"}},
+                "spec": {"containers": [{"name": "sender", "image": "herald:dev"}]},
+            },
+        },
+    }
+    kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+
+def replicas(kubectl: Kubectl) -> int:
+    out = kubectl("get", "deployment", "herald-sender", "-o", "jsonpath={.spec.replicas}").stdout
+    return int(out or 0)
+
+
+async def test_broadcast_lifecycle(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 5)  # 1000..1004, language en
+    await db.execute(
+        "INSERT INTO subscribers (chat_id, language_code, is_active) VALUES "
+        "(2000, 'en', false), (2001, 'ru', true), (2002, 'en-us', true)"
+    )
+    sender_deployment(kubectl)
+    apply_secret(kubectl)
+    # 1002 is selected twice (dedupe), 2000 is inactive (excluded even when listed),
+    # 3000 is no subscriber at all (explicit ids are included), 2001 speaks ru.
+    uid = apply_broadcast(
+        kubectl,
+        "sale",
+        audience={"subscribers": {"languages": ["en"]}, "chatIds": [1002, 2000, 3000]},
+    )
+
+    expected = [1000, 1001, 1002, 1003, 1004, 2002, 3000]
+
+    async def ledger() -> list[int]:
+        rows = await db.fetch(
+            "SELECT chat_id FROM deliveries WHERE broadcast_uid = $1 ORDER BY chat_id", uid
+        )
+        return [r["chat_id"] for r in rows]
+
+    assert await eventually(ledger, what="the ledger") == expected
+    batches = await eventually(
+        lambda: _when(queued(js, uid), lambda b: len(b) == 4), what="four batches of two"
+    )
+    assert [r.chat_id for b in batches for r in b.recipients] == expected
+    assert [b.msg_id for b in batches] == [f"{uid}:{c}" for c in (1000, 1002, 1004, 3000)]
+    assert batches[2].recipients[1].language_code == "en-us"
+    assert batches[0].recipients[0].first_name == "user1000"
+
+    record = await eventually(lambda: control(js, uid), what="the control record")
+    assert record.state is BroadcastState.ACTIVE
+    assert record.token.get_secret_value() == TOKEN
+    assert record.bot_id == "123456"
+    consumer = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
+    assert consumer.config.filter_subject == subjects.work_subject(uid)
+    assert consumer.num_pending == 4
+
+    async def phase_is(phase: str) -> bool:
+        return bool(get(kubectl, "sale").get("status", {}).get("phase") == phase)
+
+    await eventually(lambda: phase_is("Sending"), what="Sending")
+    status = get(kubectl, "sale")["status"]
+    assert status["total"] == 7
+    assert condition(kubectl, "sale", "Reconciling")["status"] == "True"
+    await eventually(lambda: _sync(replicas(kubectl) == 1), what="one sender replica")
+
+    # Pause: KV says PAUSED within about a second, the status says Paused.
+    kubectl("patch", "broadcast", "sale", "--type=merge", "-p", '{"spec":{"paused":true}}')
+    paused = await eventually(
+        lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.PAUSED),
+        within=1.5,
+        what="PAUSED in KV",
+    )
+    assert paused.generation == 2
+    await eventually(lambda: phase_is("Paused"), within=5, what="phase Paused")
+    assert get(kubectl, "sale")["status"]["observedGeneration"] == 2
+    assert condition(kubectl, "sale", "Paused")["observedGeneration"] == 2
+    await eventually(lambda: _sync(replicas(kubectl) == 0), what="no replica while paused")
+
+    kubectl("patch", "broadcast", "sale", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    await eventually(
+        lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.ACTIVE),
+        within=1.5,
+        what="ACTIVE in KV",
+    )
+
+    # Play the sender: everyone reached, one blocked.
+    await db.execute(
+        "UPDATE deliveries SET state = CASE WHEN chat_id = 1001 THEN 'blocked' "
+        "ELSE 'delivered' END, finished_at = now() WHERE broadcast_uid = $1",
+        uid,
+    )
+    waited = kubectl(
+        "wait", "--for=condition=Complete", "broadcast/sale", "--timeout=20s", timeout=30
+    )
+    assert "condition met" in waited.stdout
+    status = get(kubectl, "sale")["status"]
+    assert status["phase"] == "Completed"
+    assert (status["delivered"], status["blocked"], status["pending"]) == (6, 1, 0)
+    assert status["progress"] == "100%"
+    assert status["completedAt"]
+
+    sub = await js.pull_subscribe(subjects.COMPLETIONS_SUBJECT, durable="test-bot")
+    [msg] = await sub.fetch(1, timeout=5)
+    done = envelopes.decode(CompletionRecord, msg.data)
+    assert (done.uid, done.outcome, done.delivered, done.blocked) == (uid, "Complete", 6, 1)
+    assert (
+        await eventually(
+            lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.STOPPED),
+            what="STOPPED",
+        )
+    ).state is BroadcastState.STOPPED
+    with pytest.raises(NotFoundError):
+        await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
+    await eventually(lambda: _sync(replicas(kubectl) == 0), what="back to zero replicas")
+
+    events = kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=sale", "-o", "json"
+    ).stdout
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert {"Paused", "Complete"} <= reasons
+
+
+async def _when(awaitable: Any, predicate: Any) -> Any:
+    value = await awaitable
+    return value if value is not None and predicate(value) else None
+
+
+async def _sync(value: Any) -> Any:
+    return value
+
+
+async def test_missing_secret_stalls_until_it_exists(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 3)
+    uid = apply_broadcast(kubectl, "no-secret")
+
+    async def stalled() -> dict[str, Any]:
+        c = condition(kubectl, "no-secret", "Stalled")
+        return c if c.get("status") == "True" else {}
+
+    cond = await eventually(stalled, what="Stalled")
+    assert cond["reason"] == "BotSecretNotFound"
+    assert "Secret 'shop-bot' was not found" in cond["message"]
+    assert get(kubectl, "no-secret")["status"]["phase"] == "Failed"
+    assert await states(db, uid) == {}
+    assert await control(js, uid) is None
+
+    apply_secret(kubectl)
+    await eventually(
+        lambda: _sync(get(kubectl, "no-secret")["status"]["phase"] == "Sending"),
+        what="sending once the Secret exists",
+    )
+    assert await states(db, uid) == {"pending": 3}
+
+
+async def test_future_start_is_scheduled_then_sends(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
+) -> None:
+    await seed(db, 2)
+    apply_secret(kubectl)
+    start = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    uid = apply_broadcast(kubectl, "later", schedule={"startAt": start.isoformat()})
+    await eventually(
+        lambda: _sync(get(kubectl, "later").get("status", {}).get("phase") == "Scheduled"),
+        what="Scheduled",
+    )
+    assert await states(db, uid) == {}
+    await eventually(
+        lambda: _sync(get(kubectl, "later")["status"]["phase"] == "Sending"), what="Sending"
+    )
+    assert datetime.now(UTC) >= start
+    assert await states(db, uid) == {"pending": 2}
+
+
+async def test_deadline_stops_and_fails_pending(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 4)
+    apply_secret(kubectl)
+    deadline = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    uid = apply_broadcast(kubectl, "late", schedule={"deadline": deadline.isoformat()})
+    await eventually(lambda: _when(queued(js, uid), lambda b: len(b) == 2), what="queued")
+    await db.execute(
+        "UPDATE deliveries SET state = 'delivered' WHERE broadcast_uid = $1 AND chat_id = 1000",
+        uid,
+    )
+
+    async def stalled() -> dict[str, Any]:
+        c = condition(kubectl, "late", "Stalled")
+        return c if c.get("status") == "True" else {}
+
+    cond = await eventually(stalled, what="DeadlineExceeded")
+    assert cond["reason"] == "DeadlineExceeded"
+    assert await eventually(lambda: _when(states(db, uid), lambda s: "pending" not in s)) == {
+        "delivered": 1,
+        "failed": 3,
+    }
+    reasons = await db.fetch("SELECT DISTINCT reason FROM deliveries WHERE state = 'failed'")
+    assert [r["reason"] for r in reasons] == ["DeadlineExceeded"]
+    assert await queued(js, uid) == []
+    record = await control(js, uid)
+    assert record is not None
+    assert record.state is BroadcastState.STOPPED
+    status = await eventually(
+        lambda: _sync(get(kubectl, "late")["status"]["failed"] == 3 and get(kubectl, "late")),
+        what="final counts",
+    )
+    assert status["status"]["phase"] == "Failed"
+
+
+async def test_content_rejected_fault_fails_the_broadcast(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 3)
+    apply_secret(kubectl)
+    uid = apply_broadcast(kubectl, "bad-markup")
+    await eventually(lambda: control(js, uid), what="control record")
+    kv = await js.key_value(subjects.CONTROL_BUCKET)
+    fault = FaultRecord(
+        uid=uid,
+        reason="ContentRejected",
+        message="Bad Request: can't parse entities",
+        at=datetime.now(UTC),
+    )
+    await kv.put(subjects.fault_key(uid), envelopes.encode(fault))
+    await eventually(
+        lambda: _sync(get(kubectl, "bad-markup")["status"]["phase"] == "Failed"), what="Failed"
+    )
+    cond = condition(kubectl, "bad-markup", "Stalled")
+    assert (cond["reason"], cond["message"]) == ("ContentRejected", fault.message)
+    await eventually(
+        lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.STOPPED),
+        what="STOPPED",
+    )
+    assert await eventually(lambda: _when(states(db, uid), lambda s: "pending" not in s)) == {
+        "failed": 3
+    }
+
+
+async def test_delete_purges_work_and_keeps_the_ledger(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 6)
+    apply_secret(kubectl)
+    uid = apply_broadcast(kubectl, "gone")
+    other = apply_broadcast(kubectl, "stays")
+    await eventually(lambda: _when(queued(js, uid), lambda b: len(b) == 3), what="queued")
+    await eventually(lambda: _when(queued(js, other), lambda b: len(b) == 3), what="queued")
+    kubectl("delete", "broadcast", "gone", "--timeout=20s", timeout=30)
+    assert get(kubectl, "gone") == {}
+    assert await queued(js, uid) == []
+    assert len(await queued(js, other)) == 3
+    assert await control(js, uid) is None
+    with pytest.raises(NotFoundError):
+        await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
+    assert await states(db, uid) == {"pending": 6}
+
+
+class TestRestart:
+    @pytest.fixture
+    def operator_overrides(self) -> dict[str, str]:
+        # Batches of one and a short publish window: many cursor saves to interrupt.
+        return {"HERALD_OPERATOR_BATCH_SIZE": "1", "HERALD_OPERATOR_PUBLISH_WINDOW": "20"}
+
+    async def test_restart_mid_publish_resumes_without_duplicates(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+    ) -> None:
+        count = 30_000
+        await seed(db, count)
+        apply_secret(kubectl)
+        uid = apply_broadcast(kubectl, "big")
+
+        async def mid_publish() -> bool:
+            row = await db.fetchrow(
+                "SELECT published_through, published_at FROM broadcasts WHERE uid = $1", uid
+            )
+            return row is not None and row[0] is not None and row[1] is None
+
+        await eventually(mid_publish, within=60, what="publishing under way")
+        operator.restart(kill=True)
+        await eventually(
+            lambda: _sync(condition(kubectl, "big", "Reconciling").get("reason") == "Sending"),
+            within=120,
+            what="published after the restart",
+        )
+        info = await js.stream_info(
+            subjects.WORK_STREAM, subjects_filter=subjects.work_subject(uid)
+        )
+        assert info.state.messages == count
+        consumer = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
+        assert consumer.num_pending == count

@@ -1,0 +1,407 @@
+"""The planner as a table: spec, last status and facts in; actions, conditions and phase out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from herald.core.broadcasts import (
+    BroadcastSpec,
+    BroadcastStatus,
+    ConditionStatus,
+    ConditionType,
+    Phase,
+)
+from herald.core.deliveries import DeliveryState
+from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.operator.planning import (
+    EventType,
+    Facts,
+    LedgerFacts,
+    Plan,
+    RateSample,
+    TokenState,
+    plan,
+)
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+UID = "3f1c2a9e-0000-4000-8000-000000000001"
+T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+
+
+def spec(**overrides: Any) -> BroadcastSpec:
+    raw: dict[str, Any] = {
+        "botRef": {"name": "shop-bot"},
+        "content": {"text": "<b>Sale</b>"},
+        "audience": {"subscribers": {}},
+    }
+    raw.update(overrides)
+    return BroadcastSpec.model_validate(raw)
+
+
+def ledger(
+    *, total: int = 10, published: bool = True, recorded: bool = False, **counts: int
+) -> LedgerFacts:
+    return LedgerFacts(
+        materialised=True,
+        published=published,
+        total=total,
+        counts={DeliveryState(k): v for k, v in counts.items()},
+        completion_recorded=recorded,
+    )
+
+
+def fault(reason: str) -> FaultRecord:
+    return FaultRecord(uid=UID, reason=reason, message=f"Telegram said no ({reason}).", at=NOW)
+
+
+def facts(**overrides: Any) -> Facts:
+    values: dict[str, Any] = {"generation": 1, "token": TokenState.FOUND}
+    values.update(overrides)
+    return Facts(**values)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    facts: Facts
+    spec: BroadcastSpec = field(default_factory=spec)
+    status: BroadcastStatus | None = None
+    phase: Phase = Phase.SENDING
+    reason: str = "Sending"
+    true: frozenset[ConditionType] = frozenset()
+    control: BroadcastState | None = None
+    materialise: bool = False
+    publish: bool = False
+    purge: bool = False
+    close: str | None = None
+    completion: str | None = None
+
+
+def previous(
+    case_spec: BroadcastSpec, case_facts: Facts, *, now: datetime = NOW
+) -> BroadcastStatus:
+    """The status a first run would have written: for cases that start from it."""
+    return plan(spec=case_spec, status=None, facts=case_facts, now=now).status
+
+
+COMPLETE = previous(spec(), facts(ledger=ledger(delivered=10)))
+CONTENT_REJECTED = previous(
+    spec(), facts(fault=fault("ContentRejected"), ledger=ledger(pending=10))
+)
+BUDGET = previous(
+    spec(rate={"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 5}),
+    facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+)
+PAID = {"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 50}
+
+CASES = [
+    Case(
+        "new-broadcast-materialises-and-sends",
+        facts(),
+        phase=Phase.PENDING,
+        reason="Materialising",
+        true=frozenset({ConditionType.RECONCILING}),
+        control=BroadcastState.ACTIVE,
+        materialise=True,
+    ),
+    Case(
+        "materialised-not-published-publishes",
+        facts(ledger=ledger(published=False, pending=10)),
+        reason="Publishing",
+        true=frozenset({ConditionType.RECONCILING}),
+        control=BroadcastState.ACTIVE,
+        publish=True,
+    ),
+    Case(
+        "active-and-published-keeps-sending",
+        facts(ledger=ledger(pending=4, claimed=2, delivered=4)),
+        true=frozenset({ConditionType.RECONCILING}),
+        control=BroadcastState.ACTIVE,
+    ),
+    Case(
+        "start-in-future-is-scheduled",
+        facts(),
+        spec=spec(schedule={"startAt": "2026-12-01T10:00:00Z"}),
+        phase=Phase.SCHEDULED,
+        reason="Scheduled",
+    ),
+    Case(
+        "start-passed-sends",
+        facts(),
+        spec=spec(schedule={"startAt": "2026-12-01T08:59:00Z"}),
+        phase=Phase.PENDING,
+        reason="Materialising",
+        true=frozenset({ConditionType.RECONCILING}),
+        control=BroadcastState.ACTIVE,
+        materialise=True,
+    ),
+    Case(
+        "secret-missing-stalls-without-sending",
+        facts(token=TokenState.SECRET_NOT_FOUND),
+        phase=Phase.FAILED,
+        reason="BotSecretNotFound",
+        true=frozenset({ConditionType.STALLED}),
+    ),
+    Case(
+        "secret-without-key-stalls",
+        facts(token=TokenState.KEY_NOT_FOUND),
+        phase=Phase.FAILED,
+        reason="BotSecretNotFound",
+        true=frozenset({ConditionType.STALLED}),
+    ),
+    Case(
+        "segment-view-missing-stalls",
+        facts(segment_exists=False),
+        spec=spec(audience={"segment": "unfinished-poll"}),
+        phase=Phase.FAILED,
+        reason="SegmentNotFound",
+        true=frozenset({ConditionType.STALLED}),
+    ),
+    Case(
+        "paused-holds-senders-but-prepares",
+        facts(),
+        spec=spec(paused=True),
+        phase=Phase.PAUSED,
+        reason="Paused",
+        true=frozenset({ConditionType.PAUSED}),
+        control=BroadcastState.PAUSED,
+        materialise=True,
+    ),
+    Case(
+        "paused-mid-way",
+        facts(ledger=ledger(pending=5, delivered=5)),
+        spec=spec(paused=True),
+        phase=Phase.PAUSED,
+        reason="Paused",
+        true=frozenset({ConditionType.PAUSED}),
+        control=BroadcastState.PAUSED,
+    ),
+    Case(
+        "all-terminal-completes",
+        facts(ledger=ledger(delivered=7, blocked=1, failed=1, uncertain=1)),
+        phase=Phase.COMPLETED,
+        reason="Complete",
+        true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        completion="Complete",
+    ),
+    Case(
+        "empty-audience-completes",
+        facts(ledger=ledger(total=0)),
+        phase=Phase.COMPLETED,
+        reason="Complete",
+        true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        completion="Complete",
+    ),
+    Case(
+        "completion-announced-once",
+        facts(ledger=ledger(delivered=10, recorded=True)),
+        status=COMPLETE,
+        phase=Phase.COMPLETED,
+        reason="Complete",
+        true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+    ),
+    Case(
+        "complete-sticks-after-the-deadline",
+        facts(ledger=ledger(delivered=10, recorded=True)),
+        spec=spec(schedule={"deadline": "2026-12-01T08:00:00Z"}),
+        status=COMPLETE,
+        phase=Phase.COMPLETED,
+        reason="Complete",
+        true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+    ),
+    Case(
+        "deadline-passed-stops-and-closes",
+        facts(ledger=ledger(pending=6, delivered=4)),
+        spec=spec(schedule={"deadline": "2026-12-01T08:00:00Z"}),
+        phase=Phase.FAILED,
+        reason="DeadlineExceeded",
+        true=frozenset({ConditionType.STALLED}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        close="DeadlineExceeded",
+    ),
+    Case(
+        "deadline-closed-rows-announce",
+        facts(ledger=ledger(failed=6, delivered=4)),
+        spec=spec(schedule={"deadline": "2026-12-01T08:00:00Z"}),
+        status=previous(
+            spec(schedule={"deadline": "2026-12-01T08:00:00Z"}),
+            facts(ledger=ledger(pending=6, delivered=4)),
+        ),
+        phase=Phase.FAILED,
+        reason="DeadlineExceeded",
+        true=frozenset({ConditionType.STALLED}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        completion="DeadlineExceeded",
+    ),
+    Case(
+        "deadline-passed-before-start",
+        facts(),
+        spec=spec(schedule={"startAt": "2026-11-30T08:00:00Z", "deadline": "2026-12-01T08:00:00Z"}),
+        phase=Phase.FAILED,
+        reason="DeadlineExceeded",
+        true=frozenset({ConditionType.STALLED}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        close="DeadlineExceeded",
+    ),
+    Case(
+        "content-rejected-fails",
+        facts(fault=fault("ContentRejected"), ledger=ledger(pending=9, failed=1)),
+        phase=Phase.FAILED,
+        reason="ContentRejected",
+        true=frozenset({ConditionType.STALLED}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        close="ContentRejected",
+    ),
+    Case(
+        "content-rejected-sticks-without-the-fault",
+        facts(ledger=ledger(failed=10)),
+        status=CONTENT_REJECTED,
+        phase=Phase.FAILED,
+        reason="ContentRejected",
+        true=frozenset({ConditionType.STALLED}),
+        control=BroadcastState.STOPPED,
+        purge=True,
+        completion="Failed",
+    ),
+    Case(
+        "budget-exhausted-pauses",
+        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+        spec=spec(rate=PAID),
+        phase=Phase.PAUSED,
+        reason="BudgetExhausted",
+        true=frozenset({ConditionType.PAUSED, ConditionType.STALLED}),
+        control=BroadcastState.PAUSED,
+    ),
+    Case(
+        "budget-raised-resumes",
+        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        spec=spec(rate=PAID),
+        status=BUDGET,
+        true=frozenset({ConditionType.RECONCILING}),
+        control=BroadcastState.ACTIVE,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_plan(case: Case) -> None:
+    result = plan(spec=case.spec, status=case.status, facts=case.facts, now=NOW)
+    st = result.status
+    held = {c.type for c in st.conditions if c.status is T}
+    assert (st.phase, held) == (case.phase, set(case.true))
+    assert st.condition(ConditionType.READY).reason == case.reason  # type: ignore[union-attr]
+    assert result.control == case.control
+    assert (result.materialise, result.publish) == (case.materialise, case.publish)
+    assert result.purge_work == case.purge
+    assert result.close_pending == case.close
+    assert result.completion == case.completion
+    # observedGeneration is written whatever the situation, paused or not.
+    assert st.observed_generation == case.facts.generation
+    assert {c.observed_generation for c in st.conditions} == {case.facts.generation}
+    assert [c.type for c in st.conditions] == list(ConditionType)
+
+
+def test_budget_raised_asks_to_clear_the_fault() -> None:
+    result = plan(
+        spec=spec(rate=PAID),
+        status=BUDGET,
+        facts=facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        now=NOW,
+    )
+    assert result.clear_fault
+
+
+def test_secret_message_is_readable() -> None:
+    result = plan(spec=spec(), status=None, facts=facts(token=TokenState.SECRET_NOT_FOUND), now=NOW)
+    stalled = result.status.condition(ConditionType.STALLED)
+    assert stalled is not None
+    assert "Secret 'shop-bot' was not found" in stalled.message
+    assert result.events[0].type is EventType.WARNING
+
+
+def _run(status: BroadcastStatus | None, f: Facts, *, now: datetime = NOW, **kw: Any) -> Plan:
+    return plan(spec=spec(**kw), status=status, facts=f, now=now)
+
+
+def test_counts_progress_and_pending_includes_claimed() -> None:
+    st = _run(
+        None, facts(ledger=ledger(total=8, pending=3, claimed=1, delivered=2, blocked=1, failed=1))
+    ).status
+    assert (st.total, st.pending, st.delivered, st.blocked, st.failed) == (8, 4, 2, 1, 1)
+    assert st.progress == "50%"
+
+
+def test_progress_never_rounds_up_to_done() -> None:
+    st = _run(None, facts(ledger=ledger(total=1000, pending=1, delivered=999))).status
+    assert st.progress == "99%"
+
+
+def test_rate_and_eta_from_the_previous_sample() -> None:
+    sample = RateSample(terminal=0, at=NOW - timedelta(seconds=10))
+    st = _run(
+        None, facts(ledger=ledger(total=300, pending=200, delivered=100), rate_sample=sample)
+    ).status
+    assert st.observed_rate == 10.0
+    assert st.eta == NOW + timedelta(seconds=20)
+    assert st.started_at == NOW
+
+
+def test_unchanged_situation_keeps_transition_times_and_is_not_a_transition() -> None:
+    first = _run(None, facts(ledger=ledger(pending=10)))
+    later = _run(
+        first.status, facts(ledger=ledger(pending=5, delivered=5)), now=NOW + timedelta(minutes=1)
+    )
+    assert not later.transition
+    assert later.events == ()
+    assert [c.last_transition_time for c in later.status.conditions] == [NOW] * 5
+    assert later.status.delivered == 5
+
+
+def test_pause_is_a_transition_with_an_event_and_new_generation() -> None:
+    first = _run(None, facts(ledger=ledger(pending=10)))
+    paused = plan(
+        spec=spec(paused=True),
+        status=first.status,
+        facts=facts(ledger=ledger(pending=10), generation=2),
+        now=NOW + timedelta(seconds=30),
+    )
+    assert paused.transition
+    assert [(e.type, e.reason) for e in paused.events] == [(EventType.NORMAL, "Paused")]
+    cond = paused.status.condition(ConditionType.PAUSED)
+    assert cond is not None
+    assert (cond.status, cond.last_transition_time, cond.observed_generation) == (
+        T,
+        NOW + timedelta(seconds=30),
+        2,
+    )
+    assert paused.status.eta is None
+
+
+def test_generation_change_alone_is_written_at_once() -> None:
+    first = _run(None, facts(ledger=ledger(pending=10)))
+    again = _run(first.status, facts(ledger=ledger(pending=10), generation=2))
+    assert again.transition
+    assert again.events == ()
+
+
+def test_sending_is_what_scaling_counts() -> None:
+    assert _run(None, facts(ledger=ledger(pending=1))).sending
+    assert not _run(None, facts(ledger=ledger(pending=1)), paused=True).sending
+    assert not _run(None, facts(token=TokenState.SECRET_NOT_FOUND)).sending
+    assert all(c.status is F for c in COMPLETE.conditions if c.type is ConditionType.STALLED)
