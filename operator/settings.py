@@ -35,9 +35,10 @@ class OperatorSettings(BaseSettings):
         ge=1,
         le=1000,
         description=(
-            "Recipients per JetStream work message. 100 queued 1M recipients as fast as 500 "
-            "in bench/operator_materialise.py, while a sender's pause or crash leaves at most "
-            "100 rows in flight per batch, and a message stays far below NATS' 1 MiB limit."
+            "Recipients per JetStream work message. bench/operator_materialise.py queued "
+            "1M recipients in 13.3 s (50), 12.5 s (100) and 13.3 s (500): past 100 the "
+            "database, not NATS, is the bottleneck. Smaller batches keep a pause, a nak or a "
+            "crashed sender's redelivery to a few seconds of work at 30 msg/s."
         ),
     )
     refresh_seconds: float = Field(
