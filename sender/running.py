@@ -444,6 +444,9 @@ class BotWorker:
             self._in_flight -= 1
             self._metrics.in_flight.dec()
             self._wake.set()
+            # A finished request frees claim budget (claims count against max_in_flight).
+            for other in self._broadcasts.values():
+                other.want_claim.set()
         self._metrics.messages.labels(str(outcome.kind)).inc()
         verdict = judge(
             outcome,
