@@ -128,6 +128,15 @@ def serve(
     stack.serve(_resolve(state_dir), options)
 
 
+@dev.command()
+@_state_dir
+def demo(state_dir: Path | None) -> None:
+    """Bring the stack up, deliver the demo broadcast with live progress, show the result."""
+    from herald.dev.demo import run_demo  # noqa: PLC0415
+
+    sys.exit(run_demo(_resolve(state_dir), say=click.echo))
+
+
 @dev.command("build-controlplane")
 def build_controlplane() -> None:
     """Build (once per pin) and cache kube-apiserver and etcd; print where they are."""

@@ -30,10 +30,13 @@ from herald.dev import controlplane, processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
+from herald.dev.supervising import SenderSupervisor, sender_deployment
 
 __all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "status", "up"]
 
 DATABASE = "herald"
+SYSTEM_NAMESPACE = "herald-system"
+SENDER_DEPLOYMENT = "herald-sender"
 
 
 def default_state_dir() -> Path:
@@ -207,6 +210,45 @@ async def _create_database(postgres: PostgresCluster) -> None:
         await connection.close()
 
 
+def _start_components(
+    stack: contextlib.ExitStack, state: StackState, kubeconfig: Path, logs: Path
+) -> None:
+    """The operator, and the supervisor that plays kubelet for the sender Deployment."""
+    kubectl = Kubectl(kubeconfig)
+    kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+    kubectl(
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input=json.dumps(sender_deployment(SENDER_DEPLOYMENT, SYSTEM_NAMESPACE)),
+    )
+    env = {
+        **os.environ,
+        **state.env,
+        "HERALD_SENDER_NAMESPACE": SYSTEM_NAMESPACE,
+        "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
+        "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
+        "HERALD_SENDER_METRICS_PORT": "0",
+    }
+    operator = processes.ManagedProcess(
+        name="herald-operator",
+        argv=[sys.executable, "-m", "herald.operator"],
+        log_path=logs / "operator.log",
+        env=env,
+    ).start()
+    stack.callback(operator.stop, timeout=30)
+    state.services["herald-operator"] = operator.pid
+    supervisor = SenderSupervisor(
+        kubeconfig=kubeconfig,
+        namespace=SYSTEM_NAMESPACE,
+        deployment=SENDER_DEPLOYMENT,
+        env=env,
+        logs=logs,
+    ).start()
+    stack.callback(supervisor.stop)
+
+
 def serve(state_dir: Path, options: StackOptions) -> None:
     """Run the stack in the foreground until SIGTERM/SIGINT; the body of the supervisor."""
     state_file = state_dir / "state.json"
@@ -239,6 +281,7 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                 "HERALD_TELEGRAM_API_URL": telegram_url,
             }
             (state_dir / "env").write_text(env_text(state.env))
+            _start_components(stack, state, plane.kubeconfig, logs)
             state.ready = True
             state.save(state_file)
             stop.wait()

@@ -1,0 +1,199 @@
+"""A whole Herald system on local processes, scoped to one namespace, database and JetStream:
+the emulator, the operator and the sender supervisor, as end-to-end tests and benchmarks use
+it on top of a running control plane, NATS and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import yaml
+
+from herald.core.importing import import_subscribers
+from herald.core.subscribers import Subscriber
+from herald.dev import processes
+from herald.dev.kubectl import Kubectl
+from herald.dev.supervising import SenderSupervisor, sender_deployment
+from herald.emulator import EmulatorClient
+
+__all__ = ["TOKEN", "LocalSystem", "local_system"]
+
+TOKEN = "123456:local-secret"  # noqa: S105 - the emulator accepts any well-formed token
+BOT_SECRET = "bot"  # noqa: S105 - the name of the Secret, not its value
+SENDER_DEPLOYMENT = "herald-sender"
+
+
+@dataclass
+class LocalSystem:
+    kubectl: Kubectl
+    database: str
+    nats_url: str
+    emulator_url: str
+    supervisor: SenderSupervisor
+    operator: processes.ManagedProcess
+    logs: Path
+
+    @staticmethod
+    def subscribers(
+        count: int, *, start: int = 10_001, language: str | None = "en"
+    ) -> list[Subscriber]:
+        return [
+            Subscriber(chat_id=start + i, first_name=f"User{i}", language_code=language)
+            for i in range(count)
+        ]
+
+    def emulator(self) -> EmulatorClient:
+        return EmulatorClient(self.emulator_url)
+
+    async def seed(self, subscribers: list[Subscriber]) -> None:
+        connection = await asyncpg.connect(self.database)
+        try:
+            await import_subscribers(connection, subscribers)
+        finally:
+            await connection.close()
+
+    async def sql(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(self.database)
+        try:
+            return list(await connection.fetch(query, *args))
+        finally:
+            await connection.close()
+
+    def apply(self, name: str, spec: Mapping[str, Any]) -> None:
+        manifest = {
+            "apiVersion": "herald.dev/v1alpha1",
+            "kind": "Broadcast",
+            "metadata": {"name": name},
+            "spec": {"botRef": {"name": BOT_SECRET}, **spec},
+        }
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    def get(self, name: str) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.kubectl("get", "bc", name, "-o", "json").stdout)
+        return body
+
+    def status(self, name: str) -> dict[str, Any]:
+        status: dict[str, Any] = self.get(name).get("status", {})
+        return status
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for condition in self.status(name).get("conditions", []):
+            if condition["type"] == kind:
+                return dict(condition)
+        return None
+
+    async def wait_for(
+        self, check: Callable[[], bool], *, within: float = 60, what: str = "condition"
+    ) -> None:
+        """Poll a blocking ``check`` off the event loop until it holds."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if await asyncio.to_thread(check):
+                return
+            await asyncio.sleep(0.2)
+        raise AssertionError(
+            f"timed out after {within:.0f}s waiting for {what}; "
+            f"operator log:\n{self.operator.tail(30)}"
+        )
+
+    async def wait_condition(self, name: str, kind: str, *, within: float = 60) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def holds() -> bool:
+            condition = self.condition(name, kind)
+            if condition is not None and condition["status"] == "True":
+                found.update(condition)
+                return True
+            return False
+
+        await self.wait_for(holds, within=within, what=f"{kind}=True on {name}")
+        return found
+
+
+@contextlib.contextmanager
+def _emulator(logs: Path, flags: list[str]) -> Iterator[str]:
+    port = processes.free_port()
+    emulator = processes.ManagedProcess(
+        name="emulator",
+        argv=[sys.executable, "-m", "herald.emulator", f"--port={port}", *flags],
+        log_path=logs / "emulator.log",
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        processes.wait_until(
+            lambda: processes.http_ok(f"{url}/_emulator/summary"),
+            timeout=30,
+            what="emulator",
+            process=emulator,
+        )
+        yield url
+    finally:
+        emulator.stop()
+
+
+@contextlib.asynccontextmanager
+async def local_system(
+    *,
+    kubeconfig: Path,
+    kubectl: Kubectl,
+    database: str,
+    nats_url: str,
+    logs: Path,
+    emulator_flags: list[str] | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[LocalSystem]:
+    """Emulator, operator (watching only ``kubectl.namespace``) and sender supervisor."""
+    with contextlib.ExitStack() as stack:
+        emulator_url = stack.enter_context(_emulator(logs, emulator_flags or []))
+        kubectl("create", "secret", "generic", BOT_SECRET, f"--from-literal=token={TOKEN}")
+        deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace or "default")
+        kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "HERALD_NATS_URL": nats_url,
+            "HERALD_DATABASE_URL": database,
+            "HERALD_TELEGRAM_API_URL": emulator_url,
+            "HERALD_OPERATOR_NAMESPACES": json.dumps([kubectl.namespace]),
+            "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
+            "HERALD_OPERATOR_REFRESH_SECONDS": "1",
+            "HERALD_OPERATOR_TIMER_SECONDS": "0.5",
+            "HERALD_SENDER_NAMESPACE": kubectl.namespace or "default",
+            "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
+            "HERALD_SENDER_METRICS_PORT": "0",
+            **(settings or {}),
+        }
+        operator = processes.ManagedProcess(
+            name="operator",
+            argv=[sys.executable, "-m", "herald.operator"],
+            log_path=logs / "operator.log",
+            env=env,
+        ).start()
+        stack.callback(operator.stop, timeout=15)
+        supervisor = SenderSupervisor(
+            kubeconfig=kubeconfig,
+            namespace=kubectl.namespace or "default",
+            deployment=SENDER_DEPLOYMENT,
+            env=env,
+            logs=logs,
+            interval=0.2,
+        ).start()
+        stack.callback(supervisor.stop)
+        yield LocalSystem(
+            kubectl=kubectl,
+            database=database,
+            nats_url=nats_url,
+            emulator_url=emulator_url,
+            supervisor=supervisor,
+            operator=operator,
+            logs=logs,
+        )

@@ -1,0 +1,31 @@
+"""The whole system for one test: real API server, NATS, Postgres, emulator, operator and
+senders as separate processes, scoped to the test's namespace, database and JetStream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from herald.dev.controlplane import ControlPlane
+from herald.dev.kubectl import Kubectl
+from herald.dev.systems import LocalSystem, local_system
+
+
+@pytest.fixture
+async def herald(
+    controlplane: ControlPlane,
+    kubectl: Kubectl,
+    database: str,
+    nats_url: str,
+    tmp_path: Path,
+) -> AsyncIterator[LocalSystem]:
+    async with local_system(
+        kubeconfig=controlplane.kubeconfig,
+        kubectl=kubectl,
+        database=database,
+        nats_url=nats_url,
+        logs=tmp_path / "logs",
+    ) as system:
+        yield system
