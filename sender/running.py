@@ -52,6 +52,8 @@ _CLAIM_MAX = 100
 # Keep about this many seconds of work pulled ahead, so a fetch never stalls the pacing.
 _PREFETCH_SECONDS = 2.0
 _PREFETCH_MIN = 100
+# Work messages per pull request: a few, so a fast broadcast is not one round trip per batch.
+_FETCH_BATCH = 4
 
 
 def _spawn(tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -60,6 +62,14 @@ def _spawn(tasks: set[asyncio.Task[Any]], coro: Coroutine[Any, Any, Any]) -> asy
     task.add_done_callback(tasks.discard)
     task.add_done_callback(_log_failure)
     return task
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass. Not asyncio.wait_for: on Python 3.11 it loses
+    a cancellation that arrives as the event is set, and a cancelled loop would run on."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -82,7 +92,13 @@ class Recorder:
         self._ledger = ledger
         self._flush_seconds = flush_seconds
         self._pending: list[_Pending] = []
+        self._writing = 0
         self._lock = asyncio.Lock()
+
+    @property
+    def backlog(self) -> int:
+        """Outcomes not yet committed: after a crash these rows are claimed but unrecorded."""
+        return len(self._pending) + self._writing
 
     def add(self, uid: str, row: Row, then: Callable[[], None] | None = None) -> None:
         self._pending.append(_Pending(uid, row, then))
@@ -105,11 +121,14 @@ class Recorder:
             writes: dict[str, list[Row]] = {}
             for pending in taken:
                 writes.setdefault(pending.uid, []).append(pending.row)
+            self._writing = len(taken)
             try:
                 await self._ledger.record(writes)
             except BaseException:
                 self._pending[:0] = taken
                 raise
+            finally:
+                self._writing = 0
         for pending in taken:
             if pending.then is not None:
                 pending.then()
@@ -183,6 +202,8 @@ class BotWorker:
             free_limit=self._settings.free_limit, paid_limit=self._settings.paid_limit
         )
         self._broadcasts: dict[str, _Broadcast] = {}
+        self._shares_of: tuple[str, ...] = ()
+        self._shares_cache: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._sends: set[asyncio.Task[Any]] = set()
@@ -205,6 +226,7 @@ class BotWorker:
         self._pacer.configure(
             record.uid, rate=record.messages_per_second, paid=record.allow_paid_broadcast
         )
+        self._shares_of = ()  # the rate may have changed
         if current is None:
             current = _Broadcast(record)
             self._broadcasts[record.uid] = current
@@ -257,8 +279,16 @@ class BotWorker:
             broadcast.paid_sent = await self._ledger.delivered(broadcast.uid)
         return sub
 
+    def _shares(self) -> dict[str, float]:
+        # Asked for on every send; recomputed only when the set of active broadcasts changes.
+        active = tuple(uid for uid, other in self._broadcasts.items() if other.active)
+        if active != self._shares_of:
+            self._shares_of = active
+            self._shares_cache = self._pacer.shares(active)
+        return self._shares_cache
+
     def _want(self, broadcast: _Broadcast) -> int:
-        shares = self._pacer.shares(uid for uid, other in self._broadcasts.items() if other.active)
+        shares = self._shares()
         rate = shares.get(broadcast.uid, broadcast.record.messages_per_second)
         return max(_PREFETCH_MIN, math.ceil(rate * _PREFETCH_SECONDS))
 
@@ -272,7 +302,7 @@ class BotWorker:
             try:
                 if broadcast.sub is None:
                     broadcast.sub = await self._bind(broadcast)
-                messages = await broadcast.sub.fetch(batch=1, timeout=1.0)
+                messages = await broadcast.sub.fetch(batch=_FETCH_BATCH, timeout=1.0)
             except nats.errors.TimeoutError:
                 continue
             except nats.errors.Error as error:
@@ -320,15 +350,16 @@ class BotWorker:
     # --- claiming ----------------------------------------------------------------------
 
     def _claim_size(self, broadcast: _Broadcast) -> int:
-        shares = self._pacer.shares(uid for uid, other in self._broadcasts.items() if other.active)
+        shares = self._shares()
         rate = shares.get(broadcast.uid, broadcast.record.messages_per_second)
         return max(1, min(_CLAIM_MAX, math.ceil(rate * _CLAIM_SECONDS)))
 
     def _claim_budget(self) -> int:
-        # Claimed-but-unsent rows count against max_in_flight, so a crash leaves at most
-        # max_in_flight rows uncertain.
+        # Claimed rows not yet sent, and sent rows not yet recorded, count against
+        # max_in_flight: a crash leaves at most max_in_flight rows uncertain.
         waiting = sum(len(b.ready) + len(b.retries) for b in self._broadcasts.values())
-        return self._settings.max_in_flight - self._in_flight - waiting
+        unrecorded = self._recorder.backlog
+        return self._settings.max_in_flight - self._in_flight - waiting - unrecorded
 
     async def _claim(self, broadcast: _Broadcast) -> None:
         reclaim = broadcast.record.delivery is Delivery.AT_LEAST_ONCE
@@ -344,7 +375,8 @@ class BotWorker:
             ):
                 if len(broadcast.unclaimed) < self._want(broadcast) / 2:
                     broadcast.want_work.set()
-                await broadcast.want_claim.wait()
+                # Woken by whatever frees budget or brings rows; the timeout is a safety net.
+                await _wait(broadcast.want_claim, 1.0)
                 continue
             taking = [
                 broadcast.unclaimed.popleft() for _ in range(min(size, len(broadcast.unclaimed)))
@@ -372,8 +404,7 @@ class BotWorker:
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), min(seconds, 1.0))
+        await _wait(self._wake, min(seconds, 1.0))
 
     def _sendable(self, broadcast: _Broadcast, now: datetime) -> bool:
         if not broadcast.active:
@@ -511,7 +542,7 @@ class BotWorker:
         def then() -> None:
             if requeue and not broadcast.stopped:
                 broadcast.unclaimed.appendleft(recipient)
-                broadcast.want_claim.set()
+            broadcast.want_claim.set()
 
         self._recorder.add(broadcast.uid, Row(recipient.chat_id, DeliveryState.PENDING), then)
 
@@ -539,6 +570,8 @@ class BotWorker:
             elif held.progress.stuck:
                 self._nak(broadcast, sequence)
         broadcast.want_work.set()
+        # Recorded rows free claim budget.
+        broadcast.want_claim.set()
 
     def _busy(self, broadcast: _Broadcast, chat_ids: list[int]) -> None:
         if not chat_ids:
@@ -714,8 +747,7 @@ class Sender:
                 # Valid a second less than written, for the time the write took and skew.
                 worker.lease_until = started + settings.lease_seconds - 1.0
             self.metrics.bots.set(len(self._workers))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._leases_due.wait(), settings.lease_seconds / 5)
+            await _wait(self._leases_due, settings.lease_seconds / 5)
 
     async def _hire(self, bot_id: str, record: ControlRecord) -> BotWorker:
         worker = BotWorker(

@@ -60,7 +60,10 @@ async def test_sigterm_finishes_in_flight_sends_and_gives_the_rest_back(
     async def exited() -> bool:
         return not sender.alive
 
-    await pipeline.wait_for(exited, within=15, what="the sender to exit", interval=0.05)
+    try:
+        await pipeline.wait_for(exited, within=15, what="the sender to exit", interval=0.05)
+    except AssertionError:
+        raise AssertionError(sender.tail(40)) from None
     took = time.monotonic() - started
     assert not sender.alive, sender.tail()
     assert sender.returncode == 0, sender.tail()
