@@ -1,0 +1,226 @@
+"""Assembling the bot: the Dispatcher with its routers and injected dependencies, and the
+process around it (Postgres pool, Kubernetes client, NATS, polling or webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import nats
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+from kubernetes import client
+
+from herald.bot import controlling, creating, listing, subscribing
+from herald.bot.kubeapi import KubernetesBroadcasts, load_configuration
+from herald.bot.live import LiveStatus
+from herald.bot.middlewares import AdminOnly, SubscriberRefresh, UserTexts
+from herald.bot.postgres import PostgresSubscribers
+from herald.bot.reporting import CompletionReports
+from herald.bot.settings import BotSettings, Settings
+from herald.bot.stores import BroadcastStore, SubscriberStore
+from herald.bot.translations import Translations
+
+__all__ = ["BotApp", "assemble", "build_dispatcher", "run", "webhook_application"]
+
+logger = logging.getLogger(__name__)
+
+_SUBSCRIBER_COMMANDS = (("start", "Subscribe to broadcasts"),)
+_ADMIN_COMMANDS = (
+    ("broadcasts", "List broadcasts with progress"),
+    ("status", "Details of a broadcast: /status NAME"),
+    ("pause", "Pause a broadcast: /pause NAME"),
+    ("resume", "Resume a broadcast: /resume NAME"),
+    ("cancel", "Delete a broadcast: /cancel NAME"),
+    ("help", "What the bot can do"),
+)
+
+
+def build_dispatcher(
+    *,
+    settings: BotSettings,
+    broadcasts: BroadcastStore,
+    subscribers: SubscriberStore,
+    live: LiveStatus,
+    translations: Translations,
+) -> Dispatcher:
+    """The Dispatcher with every router, its middlewares and its dependencies.
+
+    Handlers receive ``broadcasts``, ``subscribers``, ``live`` and ``bot_settings`` from the
+    dispatcher's workflow data and ``texts`` from :class:`UserTexts`; nothing is global.
+    """
+    # In-memory dialog state: one replica serves a bot (polling allows no other), and a
+    # dialog lost to a restart costs an admin one forward.
+    dispatcher = Dispatcher(storage=MemoryStorage())
+    dispatcher["broadcasts"] = broadcasts
+    dispatcher["subscribers"] = subscribers
+    dispatcher["live"] = live
+    dispatcher["bot_settings"] = settings
+    dispatcher.update.outer_middleware(UserTexts(translations))
+    dispatcher.message.outer_middleware(SubscriberRefresh(subscribers))
+
+    dispatcher.include_router(subscribing.router())
+    # Everything below `admin` passes one check: its inner middlewares apply to the
+    # handlers of every child router.
+    admin = Router(name="admin")
+    guard = AdminOnly(settings.admins)
+    admin.message.middleware(guard)
+    admin.callback_query.middleware(guard)
+    admin.include_routers(listing.router(), controlling.router(), creating.router())
+    dispatcher.include_router(admin)
+    return dispatcher
+
+
+@dataclass(frozen=True)
+class BotApp:
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    live: LiveStatus
+    reports: CompletionReports
+
+
+def new_bot(settings: Settings) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url))
+    return Bot(settings.bot.token.get_secret_value(), session=session)
+
+
+async def set_commands(bot: Bot, settings: BotSettings) -> None:
+    """The command menu: /start for everyone, the admin commands in admins' chats only."""
+    await bot.set_my_commands(
+        [BotCommand(command=c, description=d) for c, d in _SUBSCRIBER_COMMANDS],
+        scope=BotCommandScopeDefault(),
+    )
+    for admin in sorted(settings.admins):
+        try:
+            await bot.set_my_commands(
+                [BotCommand(command=c, description=d) for c, d in _ADMIN_COMMANDS],
+                scope=BotCommandScopeChat(chat_id=admin),
+            )
+        except TelegramAPIError as exc:
+            # An admin who never opened the bot has no chat yet; the commands still work.
+            logger.warning("No command menu for admin %s: %s", admin, type(exc).__name__)
+
+
+@contextlib.asynccontextmanager
+async def assemble(
+    settings: Settings, *, kubernetes: client.ApiClient | None = None
+) -> AsyncIterator[BotApp]:
+    """Every connection the bot needs, open, with live updates and reports running."""
+    translations = Translations()
+    api = kubernetes or client.ApiClient(load_configuration())
+    pool = await asyncpg.create_pool(
+        settings.database.url.get_secret_value(),
+        min_size=settings.database.min_connections,
+        max_size=settings.database.max_connections,
+    )
+    bot = new_bot(settings)
+    connection = await nats.connect(settings.nats.url)
+    try:
+        broadcasts = KubernetesBroadcasts(api)
+        subscribers = PostgresSubscribers(pool)
+        live = LiveStatus(
+            bot,
+            broadcasts,
+            default_namespace=settings.bot.namespace,
+            interval=settings.bot.live_interval,
+            capacity=settings.bot.live_messages,
+        )
+        dispatcher = build_dispatcher(
+            settings=settings.bot,
+            broadcasts=broadcasts,
+            subscribers=subscribers,
+            live=live,
+            translations=translations,
+        )
+        reports = CompletionReports(
+            connection.jetstream(),
+            bot,
+            admins=settings.bot.admins,
+            namespaces=settings.bot.listed_namespaces,
+            default_namespace=settings.bot.namespace,
+            durable=settings.bot.durable,
+            subscribers=subscribers,
+            translations=translations,
+        )
+        await reports.start()
+        live.start()
+        try:
+            yield BotApp(settings, bot, dispatcher, live, reports)
+        finally:
+            await live.stop()
+            await reports.stop()
+    finally:
+        await connection.close()
+        await bot.session.close()
+        await pool.close()
+        if kubernetes is None:
+            api.close()  # type: ignore[no-untyped-call]
+
+
+def webhook_application(app: BotApp) -> web.Application:
+    """The aiohttp application Telegram posts updates to (webhook mode)."""
+    application = web.Application()
+    secret = app.settings.bot.webhook_secret
+    SimpleRequestHandler(
+        app.dispatcher,
+        app.bot,
+        # Answer Telegram at once and handle the update after: a slow Kubernetes call must
+        # not make Telegram time out and redeliver.
+        handle_in_background=True,
+        secret_token=secret.get_secret_value() if secret else None,
+    ).register(application, path=app.settings.bot.webhook_path)
+    return application
+
+
+async def _serve_webhook(app: BotApp) -> None:
+    settings = app.settings.bot
+    assert settings.webhook_url is not None
+    runner = web.AppRunner(webhook_application(app))
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    secret = settings.webhook_secret
+    await app.bot.set_webhook(
+        settings.webhook_url,
+        secret_token=secret.get_secret_value() if secret else None,
+        allowed_updates=app.dispatcher.resolve_used_update_types(),
+    )
+    logger.info("Webhook mode: listening on port %d", settings.webhook_port)
+    try:
+        await app.dispatcher.emit_startup(bot=app.bot)
+        await _forever()
+    finally:
+        await app.dispatcher.emit_shutdown(bot=app.bot)
+        await runner.cleanup()
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+async def run(settings: Settings) -> None:
+    """Run the bot until cancelled: webhook mode if a webhook URL is set, else polling."""
+    async with assemble(settings) as app:
+        try:
+            await set_commands(app.bot, settings.bot)
+        except TelegramAPIError as exc:
+            logger.warning("Could not set the command menu: %s", type(exc).__name__)
+        if settings.bot.webhook_url:
+            await _serve_webhook(app)
+        else:
+            # Polling and a webhook exclude each other on Telegram's side.
+            await app.bot.delete_webhook(drop_pending_updates=False)
+            await app.dispatcher.start_polling(
+                app.bot, handle_signals=False, close_bot_session=False
+            )

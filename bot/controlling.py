@@ -1,0 +1,267 @@
+"""Admin control of one Broadcast: /status, /pause, /resume, /cancel and their buttons."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from herald.bot.callbacks import (
+    BroadcastAction,
+    BroadcastButton,
+    BroadcastRef,
+    parse_broadcast_button,
+)
+from herald.bot.keyboards import markup
+from herald.bot.live import LiveStatus
+from herald.bot.settings import BotSettings
+from herald.bot.stores import BroadcastNotFound, BroadcastStore, StoreError
+from herald.bot.translations import Texts
+from herald.bot.views import cancel_keyboard
+
+__all__ = ["router", "show_status"]
+
+logger = logging.getLogger(__name__)
+
+
+async def show_status(
+    message: Message,
+    ref: BroadcastRef,
+    *,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+) -> None:
+    """Answer with the Broadcast's status message and keep that message current."""
+    broadcast = await broadcasts.get(ref)
+    rendered = live.render(broadcast, texts)
+    sent = await message.answer(rendered.text, reply_markup=rendered.markup)
+    live.track(
+        chat_id=sent.chat.id,
+        message_id=sent.message_id,
+        broadcast=broadcast,
+        texts=texts,
+        text=rendered.text,
+    )
+
+
+def _label(ref: BroadcastRef, settings: BotSettings) -> str:
+    return ref.label(default_namespace=settings.namespace)
+
+
+async def _ref(
+    message: Message, command: CommandObject, *, texts: Texts, settings: BotSettings
+) -> BroadcastRef | None:
+    """The Broadcast the command names, or ``None`` after telling the admin how to name it."""
+    if not command.args:
+        await message.answer(texts("usage", command=command.command))
+        return None
+    ref = BroadcastRef.parse(command.args, default_namespace=settings.namespace)
+    if ref is None:
+        await message.answer(texts("bad-name", text=command.args.strip()[:64]))
+    return ref
+
+
+async def status(
+    message: Message,
+    command: CommandObject,
+    *,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    bot_settings: BotSettings,
+) -> None:
+    ref = await _ref(message, command, texts=texts, settings=bot_settings)
+    if ref is None:
+        return
+    try:
+        await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
+    except BroadcastNotFound:
+        await message.answer(texts("not-found", name=_label(ref, bot_settings)))
+    except StoreError as exc:
+        await message.answer(texts("kubernetes-error", reason=str(exc)))
+
+
+async def set_paused(
+    message: Message,
+    command: CommandObject,
+    *,
+    paused: bool,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    settings: BotSettings,
+) -> None:
+    ref = await _ref(message, command, texts=texts, settings=settings)
+    if ref is None:
+        return
+    try:
+        await broadcasts.set_paused(ref, paused=paused)
+    except BroadcastNotFound:
+        await message.answer(texts("not-found", name=_label(ref, settings)))
+        return
+    except StoreError as exc:
+        await message.answer(texts("kubernetes-error", reason=str(exc)))
+        return
+    logger.info(
+        "Admin %s set paused=%s on %s/%s",
+        message.from_user.id if message.from_user else "?",
+        paused,
+        ref.namespace,
+        ref.name,
+    )
+    await message.answer(texts("paused" if paused else "resumed", name=_label(ref, settings)))
+    await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
+
+
+async def pause(
+    message: Message,
+    command: CommandObject,
+    *,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    bot_settings: BotSettings,
+) -> None:
+    await set_paused(
+        message,
+        command,
+        paused=True,
+        broadcasts=broadcasts,
+        live=live,
+        texts=texts,
+        settings=bot_settings,
+    )
+
+
+async def resume(
+    message: Message,
+    command: CommandObject,
+    *,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    bot_settings: BotSettings,
+) -> None:
+    await set_paused(
+        message,
+        command,
+        paused=False,
+        broadcasts=broadcasts,
+        live=live,
+        texts=texts,
+        settings=bot_settings,
+    )
+
+
+async def cancel(
+    message: Message,
+    command: CommandObject,
+    *,
+    broadcasts: BroadcastStore,
+    texts: Texts,
+    bot_settings: BotSettings,
+) -> None:
+    ref = await _ref(message, command, texts=texts, settings=bot_settings)
+    if ref is None:
+        return
+    try:
+        await broadcasts.get(ref)
+    except BroadcastNotFound:
+        await message.answer(texts("not-found", name=_label(ref, bot_settings)))
+        return
+    except StoreError as exc:
+        await message.answer(texts("kubernetes-error", reason=str(exc)))
+        return
+    keyboard = cancel_keyboard(ref, texts=texts, default_namespace=bot_settings.namespace)
+    await message.answer(
+        texts("cancel-ask", name=_label(ref, bot_settings)), reply_markup=markup(keyboard)
+    )
+
+
+async def button(
+    query: CallbackQuery,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    bot_settings: BotSettings,
+) -> None:
+    parsed = parse_broadcast_button(query.data or "", default_namespace=bot_settings.namespace)
+    if parsed is None or not isinstance(query.message, Message):
+        await query.answer(texts("dialog-expired"))
+        return
+    try:
+        answer = await _act(
+            parsed,
+            query.message,
+            broadcasts=broadcasts,
+            live=live,
+            texts=texts,
+            settings=bot_settings,
+        )
+    except BroadcastNotFound:
+        live.forget(chat_id=query.message.chat.id, message_id=query.message.message_id)
+        answer = texts("not-found", name=_label(parsed.ref, bot_settings))
+    except StoreError as exc:
+        answer = texts("kubernetes-error", reason=str(exc))
+    await query.answer(answer)
+
+
+def router() -> Router:
+    controlling = Router(name="controlling")
+    controlling.message.register(status, Command("status"))
+    controlling.message.register(pause, Command("pause"))
+    controlling.message.register(resume, Command("resume"))
+    controlling.message.register(cancel, Command("cancel"))
+    controlling.callback_query.register(button, F.data.startswith("b:"))
+    return controlling
+
+
+async def _act(
+    button: BroadcastButton,
+    message: Message,
+    *,
+    broadcasts: BroadcastStore,
+    live: LiveStatus,
+    texts: Texts,
+    settings: BotSettings,
+) -> str | None:
+    """Carry out one button press on ``message``; returns the callback answer."""
+    ref, name = button.ref, _label(button.ref, settings)
+    if button.action is BroadcastAction.CANCEL:
+        keyboard = cancel_keyboard(ref, texts=texts, default_namespace=settings.namespace)
+        await message.answer(texts("cancel-ask", name=name), reply_markup=markup(keyboard))
+        return None
+    if button.action is BroadcastAction.CANCEL_CONFIRM:
+        await broadcasts.delete(ref)
+        logger.info("Deleted %s/%s at an admin's request", ref.namespace, ref.name)
+        await message.edit_text(texts("cancelled", name=name), reply_markup=None)
+        return texts("cancelled", name=name)
+    if button.action is BroadcastAction.CANCEL_ABORT:
+        await message.edit_text(texts("cancel-kept", name=name), reply_markup=None)
+        return None
+    if button.action in (BroadcastAction.PAUSE, BroadcastAction.RESUME):
+        paused = button.action is BroadcastAction.PAUSE
+        broadcast = await broadcasts.set_paused(ref, paused=paused)
+        answer: str | None = texts("paused" if paused else "resumed", name=name)
+    else:
+        broadcast = await broadcasts.get(ref)
+        answer = None
+    rendered = live.render(broadcast, texts)
+    try:
+        await message.edit_text(rendered.text, reply_markup=rendered.markup)
+    except TelegramBadRequest as exc:
+        if "not modified" not in str(exc):
+            raise
+        answer = answer or texts("up-to-date")
+    live.track(
+        chat_id=message.chat.id,
+        message_id=message.message_id,
+        broadcast=broadcast,
+        texts=texts,
+        text=rendered.text,
+    )
+    return answer

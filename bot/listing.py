@@ -1,0 +1,37 @@
+"""/broadcasts: every Broadcast the bot can see, with its phase and progress; /help."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+
+from herald.bot.settings import BotSettings
+from herald.bot.stores import BroadcastStore, StoreError
+from herald.bot.translations import Texts
+from herald.bot.views import list_text
+
+__all__ = ["router"]
+
+
+def router() -> Router:
+    listing = Router(name="listing")
+
+    @listing.message(Command("broadcasts"))
+    async def broadcasts_list(
+        message: Message, broadcasts: BroadcastStore, texts: Texts, bot_settings: BotSettings
+    ) -> None:
+        try:
+            found = await broadcasts.list(bot_settings.listed_namespaces)
+        except StoreError as exc:
+            await message.answer(texts("kubernetes-error", reason=str(exc)))
+            return
+        await message.answer(
+            list_text(found, texts=texts, default_namespace=bot_settings.namespace)
+        )
+
+    @listing.message(Command("help"))
+    async def help_(message: Message, texts: Texts) -> None:
+        await message.answer(texts("admin-help"))
+
+    return listing

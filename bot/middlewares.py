@@ -1,0 +1,87 @@
+"""Cross-cutting steps of every update: the user's language, the subscriber refresh, and the
+one place where admin rights are checked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from herald.bot.stores import SubscriberProfile, SubscriberStore
+from herald.bot.translations import Translations
+
+__all__ = ["AdminOnly", "SubscriberRefresh", "UserTexts", "profile_of"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+def profile_of(user: User) -> SubscriberProfile:
+    """The subscriber row's fields from a Telegram user (a private chat's id is the user's)."""
+    return SubscriberProfile(
+        chat_id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        language_code=user.language_code,
+    )
+
+
+class UserTexts(BaseMiddleware):
+    """Puts ``texts``, the user's language's texts, into every handler's arguments."""
+
+    def __init__(self, translations: Translations) -> None:
+        self._translations = translations
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        data["texts"] = self._translations.for_language(user.language_code if user else None)
+        return await handler(event, data)
+
+
+class SubscriberRefresh(BaseMiddleware):
+    """Keeps a known subscriber's name and language current from any private message."""
+
+    def __init__(self, subscribers: SubscriberStore) -> None:
+        self._subscribers = subscribers
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Message) and event.chat.type == "private" and event.from_user:
+            try:
+                await self._subscribers.refresh(profile_of(event.from_user))
+            except Exception:
+                # A stale profile must not cost the user their answer: the command still runs.
+                logger.warning("Could not refresh subscriber %s", event.from_user.id, exc_info=True)
+        return await handler(event, data)
+
+
+class AdminOnly(BaseMiddleware):
+    """Runs the admin routers' handlers for allowlisted users only.
+
+    Registered as an inner middleware, it sees only updates a handler of the admin routers
+    matched, so it refuses exactly the admin actions; everyone else's other messages pass by
+    untouched. The refusal is logged with who and what kind of update, never the content.
+    """
+
+    def __init__(self, admins: Collection[int]) -> None:
+        self._admins = frozenset(admins)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is not None and user.id in self._admins:
+            return await handler(event, data)
+        logger.warning(
+            "Refused an admin %s from user %s",
+            type(event).__name__,
+            user.id if user else "unknown",
+        )
+        refusal = data["texts"]("refused")
+        if isinstance(event, Message):
+            await event.answer(refusal)
+        elif isinstance(event, CallbackQuery):
+            await event.answer(refusal, show_alert=True)
+        return None

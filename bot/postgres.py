@@ -1,0 +1,102 @@
+"""The subscriber table in Postgres (:class:`herald.bot.stores.SubscriberStore`)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from herald.bot.stores import LanguageCount, SubscriberProfile
+
+__all__ = ["PostgresSubscribers"]
+
+
+class PostgresSubscribers:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def subscribe(self, profile: SubscriberProfile) -> None:
+        # Tags belong to the application and stay as they are; everything Telegram tells is
+        # refreshed, and /start always makes the subscriber reachable again.
+        await self._pool.execute(
+            """
+            INSERT INTO subscribers
+                (chat_id, username, first_name, last_name, language_code, is_active)
+            VALUES ($1, $2, $3, $4, $5, true)
+            ON CONFLICT (chat_id) DO UPDATE SET
+                username = EXCLUDED.username,
+                first_name = EXCLUDED.first_name,
+                last_name = EXCLUDED.last_name,
+                language_code = EXCLUDED.language_code,
+                is_active = true,
+                updated_at = now()
+            """,
+            profile.chat_id,
+            profile.username,
+            profile.first_name,
+            profile.last_name,
+            profile.language_code,
+        )
+
+    async def refresh(self, profile: SubscriberProfile) -> None:
+        # Only known rows: writing to the bot is not consent to broadcasts, /start is.
+        await self._pool.execute(
+            """
+            UPDATE subscribers SET
+                username = $2, first_name = $3, last_name = $4, language_code = $5,
+                updated_at = now()
+            WHERE chat_id = $1
+              AND (username, first_name, last_name, language_code)
+                  IS DISTINCT FROM ($2, $3, $4, $5)
+            """,
+            profile.chat_id,
+            profile.username,
+            profile.first_name,
+            profile.last_name,
+            profile.language_code,
+        )
+
+    async def set_active(self, profile: SubscriberProfile, *, active: bool) -> None:
+        # An upsert: a user who blocks the bot before Herald knew them is remembered as
+        # inactive, so a later import cannot make them a recipient.
+        await self._pool.execute(
+            """
+            INSERT INTO subscribers
+                (chat_id, username, first_name, last_name, language_code, is_active)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (chat_id) DO UPDATE SET
+                is_active = EXCLUDED.is_active,
+                updated_at = now()
+            """,
+            profile.chat_id,
+            profile.username,
+            profile.first_name,
+            profile.last_name,
+            profile.language_code,
+            active,
+        )
+
+    async def language_of(self, chat_id: int) -> str | None:
+        value = await self._pool.fetchval(
+            "SELECT language_code FROM subscribers WHERE chat_id = $1", chat_id
+        )
+        return value if isinstance(value, str) else None
+
+    async def count_active(self) -> int:
+        value = await self._pool.fetchval("SELECT count(*) FROM subscribers WHERE is_active")
+        return int(value or 0)
+
+    async def active_languages(self, *, limit: int) -> list[LanguageCount]:
+        rows = await self._pool.fetch(
+            """
+            SELECT language_code, count(*) AS subscribers
+            FROM subscribers
+            WHERE is_active AND language_code IS NOT NULL
+            GROUP BY language_code
+            ORDER BY count(*) DESC, language_code
+            LIMIT $1
+            """,
+            limit,
+        )
+        return [
+            LanguageCount(language_code=row["language_code"], subscribers=row["subscribers"])
+            for row in rows
+        ]

@@ -1,0 +1,146 @@
+"""Completion and failure reports: the operator's records on ``herald.events.completed``
+become a message to every admin, in the admin's language.
+
+A durable pull consumer keeps the bot's place in the stream, so reports published while the
+bot was down arrive when it starts again (the stream keeps them for a week). Bad data is
+terminated, never retried; a Telegram outage is retried a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from herald.bot.stores import SubscriberStore
+from herald.bot.translations import Translations
+from herald.bot.views import report_text
+from herald.core import subjects
+from herald.core.envelopes import CompletionRecord, DecodeError, decode
+from herald.core.streams import ensure_events_stream
+
+__all__ = ["MAX_DELIVER", "CompletionReports"]
+
+logger = logging.getLogger(__name__)
+
+# A report retried this often while Telegram is unreachable is dropped: by then the admins
+# can read the outcome from `kubectl get broadcasts` anyway.
+MAX_DELIVER = 5
+_RETRY_DELAY = 10.0
+_ACK_WAIT = 60.0
+_FETCH_TIMEOUT = 5.0
+_TRANSIENT = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
+
+
+class CompletionReports:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        bot: Bot,
+        *,
+        admins: Collection[int],
+        namespaces: Collection[str],
+        default_namespace: str,
+        durable: str,
+        subscribers: SubscriberStore,
+        translations: Translations,
+    ) -> None:
+        self._js = js
+        self._bot = bot
+        self._admins = tuple(sorted(admins))
+        self._namespaces = frozenset(namespaces)
+        self._default_namespace = default_namespace
+        self._durable = durable
+        self._subscribers = subscribers
+        self._translations = translations
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: JetStreamContext.PullSubscription | None = None
+
+    async def start(self) -> None:
+        await ensure_events_stream(self._js)
+        self._subscription = await self._js.pull_subscribe(
+            subjects.COMPLETIONS_SUBJECT,
+            durable=self._durable,
+            stream=subjects.EVENTS_STREAM,
+            config=ConsumerConfig(
+                durable_name=self._durable,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                filter_subject=subjects.COMPLETIONS_SUBJECT,
+                max_deliver=MAX_DELIVER,
+                ack_wait=_ACK_WAIT,
+            ),
+        )
+        self._task = asyncio.create_task(self._run(), name="herald-bot-completion-reports")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._subscription is not None:
+            # Unsubscribing the pull subscription keeps the durable consumer on the server.
+            await self._subscription.unsubscribe()
+            self._subscription = None
+
+    async def _run(self) -> None:
+        assert self._subscription is not None
+        while True:
+            try:
+                messages = await self._subscription.fetch(batch=10, timeout=_FETCH_TIMEOUT)
+            except (TimeoutError, NatsTimeoutError):
+                continue
+            for msg in messages:
+                try:
+                    await self.handle(msg)
+                except Exception:
+                    logger.exception("Completion report failed; JetStream redelivers it")
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            record = decode(CompletionRecord, msg.data)
+        except DecodeError as exc:
+            logger.warning("Terminated a completion record that cannot be read: %s", exc)
+            await msg.term()
+            return
+        if record.namespace not in self._namespaces:
+            # Another bot's Broadcast: its own bot reports it.
+            await msg.ack()
+            return
+        retry = False
+        for admin in self._admins:
+            texts = self._translations.for_language(await self._subscribers.language_of(admin))
+            text = report_text(record, texts=texts, default_namespace=self._default_namespace)
+            try:
+                await self._bot.send_message(admin, text)
+            except _TRANSIENT:
+                retry = True
+            except TelegramAPIError as exc:
+                # The admin never started the bot, or blocked it: nothing to retry for them.
+                logger.warning("Could not report to admin %s: %s", admin, type(exc).__name__)
+        if retry:
+            # Admins already told may hear it twice; an unreported failure would be worse.
+            await msg.nak(delay=_RETRY_DELAY)
+        else:
+            await msg.ack()
+            logger.info(
+                "Reported %s of %s/%s to %d admins",
+                record.outcome,
+                record.namespace,
+                record.name,
+                len(self._admins),
+            )

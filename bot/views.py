@@ -1,0 +1,241 @@
+"""What the bot shows: texts and keyboards computed from Broadcasts, with no I/O.
+
+Keyboards come out as plain rows of :class:`ButtonView` so this module needs no aiogram; the
+handlers turn them into Telegram markup in one place (:mod:`herald.bot.keyboards`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from herald.bot.callbacks import BroadcastAction, BroadcastButton, BroadcastRef
+from herald.bot.translations import Texts
+from herald.core.broadcasts import Broadcast, BroadcastStatus, ConditionStatus, Phase
+from herald.core.envelopes import CompletionRecord
+
+__all__ = [
+    "BAR_WIDTH",
+    "ButtonView",
+    "Keyboard",
+    "cancel_keyboard",
+    "done_count",
+    "format_duration",
+    "is_terminal",
+    "list_text",
+    "percent",
+    "progress_bar",
+    "ref_of",
+    "report_text",
+    "status_keyboard",
+    "status_text",
+]
+
+BAR_WIDTH = 10
+_FULL = "▓"
+_EMPTY = "░"
+TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonView:
+    text: str
+    data: str
+
+
+Keyboard = tuple[tuple[ButtonView, ...], ...]
+
+
+def progress_bar(*, done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``▓▓▓░░░░░░░`` for 30%. Rounds down, so a full bar means everything is done, and an
+    empty audience shows an empty bar rather than a misleading full one."""
+    if width < 1:
+        raise ValueError("a progress bar is at least one cell wide")
+    filled = 0 if total <= 0 else min(width, max(0, done) * width // total)
+    return _FULL * filled + _EMPTY * (width - filled)
+
+
+def percent(*, done: int, total: int) -> str:
+    """Whole percent, rounded down like the operator's ``status.progress``: 100% only when
+    every recipient is terminal."""
+    if total <= 0:
+        return "0%"
+    return f"{min(100, max(0, done) * 100 // total)}%"
+
+
+def done_count(status: BroadcastStatus) -> int:
+    """Recipients in a terminal state."""
+    return status.delivered + status.blocked + status.failed + status.uncertain
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``3m 05s``, ``2h 07m``, ``1d 03h``: two units, enough to plan by."""
+    total = max(0, int(seconds))
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def ref_of(broadcast: Broadcast) -> BroadcastRef:
+    meta = broadcast.metadata
+    return BroadcastRef(namespace=meta.namespace or "", name=meta.name or "")
+
+
+def is_terminal(broadcast: Broadcast) -> bool:
+    """Whether nothing about the Broadcast will change any more (live updates stop)."""
+    status = broadcast.status
+    return status is not None and status.phase in TERMINAL_PHASES
+
+
+def _phase(broadcast: Broadcast, texts: Texts) -> str:
+    status = broadcast.status
+    phase = status.phase.value if status is not None and status.phase is not None else "none"
+    return texts("phase", phase=phase)
+
+
+def list_text(broadcasts: Iterable[Broadcast], *, texts: Texts, default_namespace: str) -> str:
+    """One line per Broadcast, newest first, with its phase and a progress bar."""
+    ordered = sorted(
+        broadcasts,
+        key=lambda b: (b.metadata.creation_timestamp is not None, b.metadata.creation_timestamp),
+        reverse=True,
+    )
+    if not ordered:
+        return texts("list-empty")
+    lines = [texts("list-header")]
+    for broadcast in ordered:
+        status = broadcast.status or BroadcastStatus()
+        done = done_count(status)
+        lines.append(
+            texts(
+                "list-line",
+                name=ref_of(broadcast).label(default_namespace=default_namespace),
+                phase=_phase(broadcast, texts),
+                bar=progress_bar(done=done, total=status.total),
+                percent=percent(done=done, total=status.total),
+            )
+        )
+    return "\n".join(lines)
+
+
+def status_text(
+    broadcast: Broadcast, *, texts: Texts, default_namespace: str, now: datetime
+) -> str:
+    """Details of one Broadcast: progress, counts, rate, eta and conditions."""
+    status = broadcast.status or BroadcastStatus()
+    done = done_count(status)
+    name = ref_of(broadcast).label(default_namespace=default_namespace)
+    lines = [
+        texts("status-title", name=name, phase=_phase(broadcast, texts)),
+        texts(
+            "status-progress",
+            bar=progress_bar(done=done, total=status.total),
+            percent=percent(done=done, total=status.total),
+            done=str(done),
+            total=str(status.total),
+        ),
+        texts(
+            "status-counts",
+            delivered=str(status.delivered),
+            blocked=str(status.blocked),
+            failed=str(status.failed),
+            uncertain=str(status.uncertain),
+            pending=str(status.pending),
+        ),
+        texts(
+            "status-rate",
+            observed=f"{status.observed_rate or 0:.1f}",
+            limit=str(broadcast.spec.rate.messages_per_second),
+        ),
+    ]
+    if status.eta is not None and not is_terminal(broadcast):
+        lines.append(texts("status-eta", eta=format_duration((status.eta - now).total_seconds())))
+    if broadcast.spec.paused:
+        lines.append(texts("status-paused"))
+    for condition in status.conditions:
+        if condition.status is ConditionStatus.TRUE or condition.type.value in ("Ready",):
+            lines.append(
+                texts(
+                    "status-condition",
+                    type=condition.type.value,
+                    status=condition.status.value,
+                    reason=condition.reason,
+                    message=condition.message,
+                ).rstrip()
+            )
+    return "\n".join(lines)
+
+
+def _row(
+    texts: Texts, ref: BroadcastRef, default_namespace: str, *pairs: tuple[str, BroadcastAction]
+) -> tuple[ButtonView, ...] | None:
+    buttons = []
+    for key, action in pairs:
+        data = BroadcastButton(action=action, ref=ref).pack(default_namespace=default_namespace)
+        if data is None:
+            return None
+        buttons.append(ButtonView(text=texts(key), data=data))
+    return tuple(buttons)
+
+
+def status_keyboard(broadcast: Broadcast, *, texts: Texts, default_namespace: str) -> Keyboard:
+    """Pause or Resume (whichever applies), Refresh and Delete; only Refresh and Delete once
+    the Broadcast has ended. Empty when the name is too long for callback data."""
+    ref = ref_of(broadcast)
+    toggle = (
+        ("button-resume", BroadcastAction.RESUME)
+        if broadcast.spec.paused
+        else ("button-pause", BroadcastAction.PAUSE)
+    )
+    first: Sequence[tuple[str, BroadcastAction]] = (
+        [("button-refresh", BroadcastAction.REFRESH)]
+        if is_terminal(broadcast)
+        else [toggle, ("button-refresh", BroadcastAction.REFRESH)]
+    )
+    rows = [
+        _row(texts, ref, default_namespace, *first),
+        _row(texts, ref, default_namespace, ("button-cancel", BroadcastAction.CANCEL)),
+    ]
+    if any(row is None for row in rows):
+        return ()
+    return tuple(row for row in rows if row)
+
+
+def cancel_keyboard(ref: BroadcastRef, *, texts: Texts, default_namespace: str) -> Keyboard:
+    """The confirmation asked before a Broadcast is deleted."""
+    row = _row(
+        texts,
+        ref,
+        default_namespace,
+        ("button-cancel-confirm", BroadcastAction.CANCEL_CONFIRM),
+        ("button-cancel-abort", BroadcastAction.CANCEL_ABORT),
+    )
+    return (row,) if row else ()
+
+
+def report_text(record: CompletionRecord, *, texts: Texts, default_namespace: str) -> str:
+    """What admins are told when a Broadcast ends, successfully or not."""
+    ref = BroadcastRef(namespace=record.namespace, name=record.name)
+    if record.started_at is not None and record.completed_at is not None:
+        duration = format_duration((record.completed_at - record.started_at).total_seconds())
+    else:
+        duration = "–"
+    return texts(
+        "report",
+        name=ref.label(default_namespace=default_namespace),
+        outcome=record.outcome,
+        delivered=str(record.delivered),
+        total=str(record.total),
+        blocked=str(record.blocked),
+        failed=str(record.failed),
+        uncertain=str(record.uncertain),
+        duration=duration,
+    )

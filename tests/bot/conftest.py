@@ -1,0 +1,254 @@
+"""The bot as it runs in production, in this process: aiogram polling the emulator, the real
+API server (acting as the bot's own ServiceAccount, with bot/rbac.yaml applied), Postgres and
+NATS. Tests talk to it the way Telegram users do: through injected updates."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from kubernetes import client, config
+
+from herald.bot.app import BotApp, assemble
+from herald.bot.settings import BotSettings, Settings
+from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.dev.kubectl import Kubectl
+from herald.emulator import EmulatorClient, RecordedMessage, RunningEmulator
+
+TOKEN = "424242:bot-test-token"
+ADMIN = {"id": 1001, "is_bot": False, "first_name": "Ada", "language_code": "en"}
+ADMIN_RU = {"id": 1002, "is_bot": False, "first_name": "Борис", "language_code": "ru"}
+USER = {"id": 2001, "is_bot": False, "first_name": "Uma", "username": "uma", "language_code": "de"}
+SERVICE_ACCOUNT = "herald-bot"
+RBAC = Path(__file__).resolve().parents[2] / "bot" / "rbac.yaml"
+TIMEOUT = 20.0
+
+
+def impersonating_client(kubeconfig: Path, namespace: str) -> client.ApiClient:
+    """A client that acts as the bot's ServiceAccount, as the pod would in the cluster: the
+    API server authorises every request against the ServiceAccount's RBAC, not the admin's."""
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), client_configuration=configuration
+    )
+    api = client.ApiClient(configuration)
+    api.set_default_header(  # type: ignore[no-untyped-call]
+        "Impersonate-User", f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    )
+    # Impersonate-Group may repeat; the client sends one value per header, so name the one
+    # group that matters for RBAC here and let authentication add system:authenticated.
+    api.set_default_header(  # type: ignore[no-untyped-call]
+        "Impersonate-Group", "system:serviceaccounts"
+    )
+    return api
+
+
+def broadcast_manifest(name: str, *, paused: bool = False, rate: int = 10) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "herald.dev/v1alpha1",
+            "kind": "Broadcast",
+            "metadata": {"name": name},
+            "spec": {
+                "botRef": {"name": "herald-bot"},
+                "content": {"text": "Sale starts now"},
+                "audience": {"subscribers": {}},
+                "rate": {"messagesPerSecond": rate},
+                "paused": paused,
+            },
+        }
+    )
+
+
+@dataclass
+class Harness:
+    """What a test needs: the running bot, the emulator, kubectl in the test's namespace."""
+
+    ADMIN = ADMIN
+    ADMIN_RU = ADMIN_RU
+    USER = USER
+    TOKEN = TOKEN
+
+    app: BotApp
+    emulator: EmulatorClient
+    kubectl: Kubectl
+    dsn: str
+    _ids: itertools.count[int]
+
+    @property
+    def namespace(self) -> str:
+        assert self.kubectl.namespace is not None
+        return self.kubectl.namespace
+
+    async def k(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        # kubectl blocks; the emulator and the bot run on this event loop.
+        result = await asyncio.to_thread(self.kubectl, *args, input=input, check=check)
+        return result.stdout
+
+    async def create_broadcast(self, name: str, **kwargs: Any) -> None:
+        await self.k("create", "-f", "-", input=broadcast_manifest(name, **kwargs))
+
+    async def set_status(self, name: str, status: dict[str, Any]) -> None:
+        await self.k(
+            "patch",
+            "broadcast",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+        )
+
+    async def get_broadcast(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(await self.k("get", "broadcast", name, "-o", "json")))
+
+    def _message(self, user: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        return {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": user["id"], "type": "private", "first_name": user["first_name"]},
+            "from": user,
+            **fields,
+        }
+
+    async def send(self, user: dict[str, Any], text: str) -> None:
+        fields: dict[str, Any] = {"text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            fields["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+        await self.emulator.inject_updates(TOKEN, [{"message": self._message(user, **fields)}])
+
+    async def forward(self, user: dict[str, Any], text: str) -> int:
+        """The admin forwards a channel post to the bot; returns the forwarded message's id."""
+        message = self._message(
+            user,
+            text=text,
+            forward_origin={
+                "type": "channel",
+                "chat": {"id": -100777, "type": "channel", "title": "Shop news"},
+                "message_id": 42,
+                "date": int(time.time()),
+            },
+        )
+        await self.emulator.inject_updates(TOKEN, [{"message": message}])
+        return int(message["message_id"])
+
+    async def press(self, user: dict[str, Any], sent: RecordedMessage, data: str) -> None:
+        """The user taps the button with ``data`` under the bot's message ``sent``."""
+        assert sent.message_id is not None and sent.chat_id is not None
+        query = {
+            "id": f"q{next(self._ids)}",
+            "from": user,
+            "chat_instance": "ci",
+            "data": data,
+            "message": {
+                "message_id": sent.message_id,
+                "date": int(time.time()),
+                "chat": {"id": sent.chat_id, "type": "private", "first_name": user["first_name"]},
+                "from": {"id": 424242, "is_bot": True, "first_name": "Herald"},
+                "text": sent.payload.get("text", ""),
+            },
+        }
+        await self.emulator.inject_updates(TOKEN, [{"callback_query": query}])
+
+    async def chat_member(self, user: dict[str, Any], old: str, new: str) -> None:
+        bot_user = {"id": 424242, "is_bot": True, "first_name": "Herald"}
+        update = {
+            "my_chat_member": {
+                "chat": {"id": user["id"], "type": "private", "first_name": user["first_name"]},
+                "from": user,
+                "date": int(time.time()),
+                "old_chat_member": {"status": old, "user": bot_user}
+                | ({"until_date": 0} if old == "kicked" else {}),
+                "new_chat_member": {"status": new, "user": bot_user}
+                | ({"until_date": 0} if new == "kicked" else {}),
+            }
+        }
+        await self.emulator.inject_updates(TOKEN, [update])
+
+    async def calls(self, chat_id: int, method: str | None = None) -> list[RecordedMessage]:
+        return await self.emulator.messages(token=TOKEN, chat_id=chat_id, method=method)
+
+    async def wait_for(
+        self,
+        chat_id: int,
+        check: Callable[[RecordedMessage], bool],
+        *,
+        method: str | None = None,
+        after: int = 0,
+    ) -> RecordedMessage:
+        """The first call to ``chat_id`` (from index ``after``) that passes ``check``."""
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            for call in (await self.calls(chat_id, method))[after:]:
+                if check(call):
+                    return call
+            await asyncio.sleep(0.05)
+        seen = [(c.method, c.payload.get("text")) for c in await self.calls(chat_id)]
+        raise AssertionError(f"no matching call to {chat_id} within {TIMEOUT}s; saw {seen}")
+
+    async def reply(self, chat_id: int, contains: str, *, after: int = 0) -> RecordedMessage:
+        return await self.wait_for(
+            chat_id,
+            lambda c: contains in str(c.payload.get("text", "")),
+            method="sendMessage",
+            after=after,
+        )
+
+    async def sent_count(self, chat_id: int) -> int:
+        return len(await self.calls(chat_id, "sendMessage"))
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            return await connection.fetchrow(query, *args)
+        finally:
+            await connection.close()
+
+
+@pytest.fixture
+async def herald_bot(
+    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator
+) -> AsyncIterator[Harness]:
+    await asyncio.to_thread(kubectl, "apply", "-f", str(RBAC))
+    namespace = kubectl.namespace
+    assert namespace is not None
+    api = impersonating_client(kubectl.kubeconfig, namespace)
+    settings = Settings(
+        bot=BotSettings(
+            token=TOKEN,
+            admins=frozenset({ADMIN["id"], ADMIN_RU["id"]}),
+            namespace=namespace,
+            secret_name="herald-bot",
+            live_interval=0.5,
+        ),
+        nats=NatsSettings(url=nats_url),
+        database=DatabaseSettings(url=database, min_connections=1, max_connections=3),
+        telegram=TelegramSettings(api_url=emulator.url),
+    )
+    emulator_client = EmulatorClient(emulator.url)
+    try:
+        async with assemble(settings, kubernetes=api) as app:
+            polling = asyncio.create_task(
+                app.dispatcher.start_polling(
+                    app.bot, handle_signals=False, close_bot_session=False, polling_timeout=1
+                )
+            )
+            try:
+                yield Harness(app, emulator_client, kubectl, database, itertools.count(10_000))
+            finally:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+    finally:
+        await emulator_client.close()
+        api.close()  # type: ignore[no-untyped-call]
