@@ -29,6 +29,7 @@ from herald.bot.postgres import PostgresSubscribers
 from herald.bot.reporting import CompletionReports
 from herald.bot.settings import BotSettings, Settings
 from herald.bot.stores import BroadcastStore, SubscriberStore
+from herald.bot.throttling import RetryAfter
 from herald.bot.translations import Translations
 
 __all__ = ["BotApp", "assemble", "build_dispatcher", "run", "webhook_application"]
@@ -92,6 +93,7 @@ class BotApp:
 
 def new_bot(settings: Settings) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram.api_url))
+    session.middleware(RetryAfter())
     return Bot(settings.bot.token.get_secret_value(), session=session)
 
 

@@ -34,11 +34,15 @@ async def show_status(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
+    headline: str | None = None,
 ) -> None:
-    """Answer with the Broadcast's status message and keep that message current."""
+    """Answer with the Broadcast's status message (after ``headline``, when given: one
+    message rather than two, which Telegram's per-chat limit would space out) and keep that
+    message current."""
     broadcast = await broadcasts.get(ref)
     rendered = live.render(broadcast, texts)
-    sent = await message.answer(rendered.text, reply_markup=rendered.markup)
+    text = f"{headline}\n\n{rendered.text}" if headline else rendered.text
+    sent = await message.answer(text, reply_markup=rendered.markup)
     live.track(
         chat_id=sent.chat.id,
         message_id=sent.message_id,
@@ -113,8 +117,14 @@ async def set_paused(
         ref.namespace,
         ref.name,
     )
-    await message.answer(texts("paused" if paused else "resumed", name=_label(ref, settings)))
-    await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
+    await show_status(
+        message,
+        ref,
+        broadcasts=broadcasts,
+        live=live,
+        texts=texts,
+        headline=texts("paused" if paused else "resumed", name=_label(ref, settings)),
+    )
 
 
 async def pause(

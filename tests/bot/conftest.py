@@ -5,7 +5,6 @@ NATS. Tests talk to it the way Telegram users do: through injected updates."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
@@ -79,6 +78,7 @@ class Harness:
     TOKEN = TOKEN
 
     app: BotApp
+    app_kubernetes: client.ApiClient
     emulator: EmulatorClient
     kubectl: Kubectl
     dsn: str
@@ -109,7 +109,11 @@ class Harness:
         )
 
     async def get_broadcast(self, name: str) -> dict[str, Any]:
-        return dict(json.loads(await self.k("get", "broadcast", name, "-o", "json")))
+        return dict(
+            json.loads(
+                await self.k("get", "broadcast", name, "-o", "json", "--show-managed-fields")
+            )
+        )
 
     def _message(self, user: dict[str, Any], **fields: Any) -> dict[str, Any]:
         return {
@@ -244,11 +248,11 @@ async def herald_bot(
                 )
             )
             try:
-                yield Harness(app, emulator_client, kubectl, database, itertools.count(10_000))
+                yield Harness(app, api, emulator_client, kubectl, database, itertools.count(10_000))
             finally:
-                polling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await polling
+                if not polling.done():
+                    await app.dispatcher.stop_polling()
+                await polling
     finally:
         await emulator_client.close()
         api.close()  # type: ignore[no-untyped-call]

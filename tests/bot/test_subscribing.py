@@ -51,7 +51,7 @@ async def test_any_private_message_refreshes_a_known_subscriber(herald_bot: Harn
     )
 
 
-async def _wait_active(herald_bot, chat_id: int, *, expected: bool) -> None:
+async def _wait_active(herald_bot: Harness, chat_id: int, *, expected: bool) -> None:
     await _wait_for_row(herald_bot, chat_id, lambda row: row["is_active"] is expected)
 
 
