@@ -12,7 +12,13 @@ from datetime import datetime
 
 from herald.bot.callbacks import BroadcastAction, BroadcastButton, BroadcastRef
 from herald.bot.translations import Texts
-from herald.core.broadcasts import Broadcast, BroadcastStatus, ConditionStatus, Phase
+from herald.core.broadcasts import (
+    Broadcast,
+    BroadcastStatus,
+    ConditionStatus,
+    ConditionType,
+    Phase,
+)
 from herald.core.envelopes import CompletionRecord
 
 __all__ = [
@@ -161,7 +167,8 @@ def status_text(
     if broadcast.spec.paused:
         lines.append(texts("status-paused"))
     for condition in status.conditions:
-        if condition.status is ConditionStatus.TRUE or condition.type.value in ("Ready",):
+        # What holds, plus Ready whatever its status: its reason says why a Broadcast waits.
+        if condition.status is ConditionStatus.TRUE or condition.type is ConditionType.READY:
             lines.append(
                 texts(
                     "status-condition",
