@@ -1,0 +1,186 @@
+"""Benchmark: the whole pipeline on local processes, as a user sees it. Not a test; prints
+figures.
+
+    .venv/bin/python bench/pipeline.py
+
+- delivered rate / allowed rate at 30 msg/s with Telegram's usual 80 ms round trip, and at
+  1000 msg/s with allow_paid_broadcast (goal >= 0.98, zero 429s);
+- apply -> first message accepted by the emulator, from zero sender replicas (cold: the
+  sender process must start) and with one warm replica (goal <= 2 s);
+- pause accepted by the API server -> last message accepted (goal <= 1 s).
+
+Everything is real: kube-apiserver + etcd, nats-server, PostgreSQL, the emulator, the
+`herald-operator` process and `herald-sender` processes run by the dev supervisor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+
+from herald.core.migrating import apply_migrations
+from herald.dev import controlplane
+from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsServer
+from herald.dev.postgres import PostgresCluster
+from herald.dev.systems import TOKEN, LocalSystem, local_system
+
+
+@contextlib.asynccontextmanager
+async def system(
+    workdir: Path,
+    plane: controlplane.ControlPlane,
+    nats_url: str,
+    pg: PostgresCluster,
+    *,
+    emulator_flags: list[str],
+    settings: dict[str, str],
+) -> AsyncIterator[LocalSystem]:
+    name = f"b{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg.dsn())
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    db = await asyncpg.connect(pg.dsn(name))
+    await apply_migrations(db)
+    await db.close()
+    kubectl = Kubectl(plane.kubeconfig)
+    kubectl("create", "namespace", name)
+    async with local_system(
+        kubeconfig=plane.kubeconfig,
+        kubectl=kubectl.in_namespace(name),
+        database=pg.dsn(name),
+        nats_url=nats_url,
+        logs=workdir / name,
+        emulator_flags=emulator_flags,
+        settings=settings,
+    ) as running:
+        yield running
+
+
+async def wait_total(herald: LocalSystem, count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    async with herald.emulator() as emulator:
+        while (await emulator.summary(token=TOKEN)).total < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fewer than {count} messages after {within:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) -> str:
+    await herald.seed(herald.subscribers(count, start=1_000_000))
+    name = f"rate-{rate}"
+    herald.apply(
+        name,
+        {
+            "content": {"text": "rate run"},
+            "audience": {"subscribers": {}},
+            "rate": {"messagesPerSecond": rate, "allowPaidBroadcast": paid},
+        },
+    )
+    await herald.wait_condition(name, "Complete", within=count / rate * 3 + 60)
+    async with herald.emulator() as emulator:
+        summary = await emulator.summary(token=TOKEN)
+        messages = await emulator.messages(token=TOKEN)
+    times = sorted(m.monotonic for m in messages)
+    # Steady state: from the first accepted message to the last, (n - 1) intervals.
+    achieved = (len(times) - 1) / (times[-1] - times[0])
+    return (
+        f"{rate:>5}/s {'paid' if paid else 'free'}: {len(times)} messages, achieved "
+        f"{achieved:.1f}/s = {achieved / rate:.3f} of the limit, max in any second "
+        f"{summary.max_per_second.get(TOKEN, 0)}, 429s {summary.too_many_requests.get(TOKEN, 0)}, "
+        f"chats messaged twice {len(summary.duplicates.get(TOKEN, {}))}"
+    )
+
+
+async def first_message(herald: LocalSystem, label: str) -> str:
+    await herald.seed(herald.subscribers(50, start=2_000_000))
+    name = f"first-{label}"
+    applied = dt.datetime.now(dt.UTC)
+    herald.apply(name, {"content": {"text": "first"}, "audience": {"subscribers": {}}})
+    await wait_total(herald, 1, within=60)
+    async with herald.emulator() as emulator:
+        messages = await emulator.messages(token=TOKEN)
+    first = min(m.wall for m in messages)
+    await herald.wait_condition(name, "Complete", within=60)
+    return f"apply -> first message ({label}): {(first - applied).total_seconds():.2f}s"
+
+
+async def pause_run(herald: LocalSystem) -> str:
+    await herald.seed(herald.subscribers(600, start=3_000_000))
+    herald.apply(
+        "pause",
+        {
+            "content": {"text": "pause"},
+            "audience": {"subscribers": {}},
+            "rate": {"messagesPerSecond": 30},
+        },
+    )
+    await wait_total(herald, 100, within=60)
+    accepted = dt.datetime.now(dt.UTC)
+    await asyncio.to_thread(
+        herald.kubectl, "patch", "bc", "pause", "--type=merge", "-p", '{"spec":{"paused":true}}'
+    )
+    await asyncio.sleep(4)
+    async with herald.emulator() as emulator:
+        messages = await emulator.messages(token=TOKEN)
+    last = max(m.wall for m in messages)
+    return f"pause accepted -> last message: {max(0.0, (last - accepted).total_seconds()):.2f}s"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60, help="length of each rate run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        with (
+            controlplane.running(workdir / "cp", say=print) as plane,
+            NatsServer(workdir / "nats") as nats_server,
+            PostgresCluster(workdir / "pg") as pg,
+        ):
+            Kubectl(plane.kubeconfig).install_crds()
+            lines: list[str] = []
+            latency = ["--latency-ms=80"]
+            async with system(
+                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+            ) as herald:
+                lines.append(
+                    await rate_run(herald, rate=30, paid=False, count=int(30 * args.seconds))
+                )
+            async with system(
+                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+            ) as herald:
+                lines.append(
+                    await rate_run(
+                        herald, rate=1000, paid=True, count=int(1000 * min(args.seconds, 20))
+                    )
+                )
+            async with system(
+                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+            ) as herald:
+                lines.append(await first_message(herald, "cold, 0 replicas"))
+            async with system(
+                workdir,
+                plane,
+                nats_server.url,
+                pg,
+                emulator_flags=latency,
+                settings={"HERALD_SCALING_MIN_REPLICAS": "1"},
+            ) as herald:
+                await asyncio.sleep(6)  # let the warm replica start
+                lines.append(await first_message(herald, "warm, min 1 replica"))
+                lines.append(await pause_run(herald))
+            print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
