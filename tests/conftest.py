@@ -48,8 +48,9 @@ async def _wipe_jetstream(url: str) -> None:
     client = await nats.connect(url)
     try:
         js = client.jetstream()
-        for name in await js.streams_info():
-            await js.delete_stream(name.config.name)
+        for info in await js.streams_info():
+            if info.config.name is not None:
+                await js.delete_stream(info.config.name)
     finally:
         await client.close()
 
