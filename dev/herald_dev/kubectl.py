@@ -34,17 +34,14 @@ def find_kubectl() -> Path:
 @dataclass(frozen=True)
 class Kubectl:
     kubeconfig: Path
-    # Namespaced commands need one; cluster-scoped commands ignore it.
-    namespace: str = "default"
+    namespace: str | None = None
 
     def __call__(
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
-        argv = [
-            str(find_kubectl()),
-            f"--kubeconfig={self.kubeconfig}",
-            f"--namespace={self.namespace}",
-        ]
+        argv = [str(find_kubectl()), f"--kubeconfig={self.kubeconfig}"]
+        if self.namespace is not None:
+            argv.append(f"--namespace={self.namespace}")
         result = subprocess.run(
             [*argv, *args],
             input=input,

@@ -155,7 +155,7 @@ async def local_system(
     with contextlib.ExitStack() as stack:
         emulator_url = stack.enter_context(_emulator(logs, emulator_flags or []))
         kubectl("create", "secret", "generic", BOT_SECRET, f"--from-literal=token={TOKEN}")
-        deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace)
+        deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace or "default")
         kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
         env = {
             **os.environ,
@@ -167,7 +167,7 @@ async def local_system(
             "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
             "HERALD_OPERATOR_REFRESH_SECONDS": "1",
             "HERALD_OPERATOR_TIMER_SECONDS": "0.5",
-            "HERALD_SENDER_NAMESPACE": kubectl.namespace,
+            "HERALD_SENDER_NAMESPACE": kubectl.namespace or "default",
             "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
             "HERALD_SENDER_METRICS_PORT": "0",
             **(settings or {}),
@@ -181,7 +181,7 @@ async def local_system(
         stack.callback(operator.stop, timeout=15)
         supervisor = SenderSupervisor(
             kubeconfig=kubeconfig,
-            namespace=kubectl.namespace,
+            namespace=kubectl.namespace or "default",
             deployment=SENDER_DEPLOYMENT,
             env=env,
             logs=logs,

@@ -86,6 +86,7 @@ class Harness:
 
     @property
     def namespace(self) -> str:
+        assert self.kubectl.namespace is not None
         return self.kubectl.namespace
 
     async def k(self, *args: str, input: str | None = None, check: bool = True) -> str:

@@ -29,15 +29,17 @@ def eventually(check: Callable[[], bool], timeout: float = 15) -> None:
 def test_replicas_follow_the_deployment(
     controlplane: ControlPlane, kubectl: Kubectl, tmp_path: Path
 ) -> None:
+    namespace = kubectl.namespace
+    assert namespace is not None
     kubectl(
         "apply",
         "-f",
         "-",
-        input=yaml.safe_dump(sender_deployment("herald-sender", kubectl.namespace)),
+        input=yaml.safe_dump(sender_deployment("herald-sender", namespace)),
     )
     supervisor = SenderSupervisor(
         kubeconfig=controlplane.kubeconfig,
-        namespace=kubectl.namespace,
+        namespace=namespace,
         deployment="herald-sender",
         env=dict(os.environ),
         logs=tmp_path,

@@ -78,7 +78,7 @@ def operator_env(
         KUBECONFIG=str(controlplane.kubeconfig),
         HERALD_NATS_URL=nats_url,
         HERALD_DATABASE_URL=database,
-        HERALD_SENDER_NAMESPACE=kubectl.namespace,
+        HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
         # Only this test's namespace: other tests' Broadcasts belong to other databases.
         HERALD_OPERATOR_NAMESPACES=json.dumps([kubectl.namespace]),
         HERALD_OPERATOR_TIMER_SECONDS="0.5",
