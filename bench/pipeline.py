@@ -103,7 +103,7 @@ async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) ->
 
 async def first_message(herald: LocalSystem, label: str) -> str:
     await herald.seed(herald.subscribers(50, start=2_000_000))
-    name = f"first-{label}"
+    name = f"first-{label.split(',', maxsplit=1)[0]}"
     applied = dt.datetime.now(dt.UTC)
     herald.apply(name, {"content": {"text": "first"}, "audience": {"subscribers": {}}})
     await wait_total(herald, 1, within=60)
@@ -149,25 +149,24 @@ async def main() -> None:
         ):
             Kubectl(plane.kubeconfig).install_crds()
             lines: list[str] = []
+
+            def report(line: str) -> None:
+                print(line, flush=True)  # a long run shows what it has so far
+                lines.append(line)
+
             latency = ["--latency-ms=80"]
             async with system(
                 workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
             ) as herald:
-                lines.append(
-                    await rate_run(herald, rate=30, paid=False, count=int(30 * args.seconds))
-                )
+                report(await rate_run(herald, rate=30, paid=False, count=int(30 * args.seconds)))
             async with system(
                 workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
             ) as herald:
-                lines.append(
-                    await rate_run(
-                        herald, rate=1000, paid=True, count=int(1000 * min(args.seconds, 20))
-                    )
-                )
+                report(await rate_run(herald, rate=1000, paid=True, count=int(1000 * args.seconds)))
             async with system(
                 workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
             ) as herald:
-                lines.append(await first_message(herald, "cold, 0 replicas"))
+                report(await first_message(herald, "cold, 0 replicas"))
             async with system(
                 workdir,
                 plane,
@@ -177,9 +176,9 @@ async def main() -> None:
                 settings={"HERALD_SCALING_MIN_REPLICAS": "1"},
             ) as herald:
                 await asyncio.sleep(6)  # let the warm replica start
-                lines.append(await first_message(herald, "warm, min 1 replica"))
-                lines.append(await pause_run(herald))
-            print("\n".join(lines))
+                report(await first_message(herald, "warm, min 1 replica"))
+                report(await pause_run(herald))
+            print("\n".join(["", "Figures:", *lines]))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,27 @@ def build_controlplane() -> None:
     click.echo(f"etcd {binaries.pins.etcd}: {binaries.etcd}")
 
 
+@dev.command("docs")
+@click.option("--check", is_flag=True, help="Fail if a committed page differs; write nothing.")
+def docs(check: bool) -> None:
+    """Regenerate docs/api.md and docs/configuration.md from the CRD and the settings."""
+    from herald.dev import kubectl, reference  # noqa: PLC0415
+
+    stale = []
+    for path, text in reference.render_pages(kubectl.repo_root()).items():
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not check:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            click.echo(f"wrote {path}")
+    if check and stale:
+        raise click.ClickException(
+            "out of date (run `herald dev docs`): " + ", ".join(map(str, stale))
+        )
+
+
 @cli.group()
 def subscribers() -> None:
     """The subscriber table."""
