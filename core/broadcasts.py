@@ -268,7 +268,9 @@ class Phase(enum.StrEnum):
 class ConditionType(enum.StrEnum):
     """The conditions a Broadcast reports; one set serves kubectl, kstatus, Argo CD and Flux."""
 
-    # Summary for humans and tools; Unknown or False on first sight.
+    # Summary for humans and tools: True when neither Reconciling nor Stalled holds, that is
+    # complete, or waiting because the spec says so (startAt ahead, spec.paused), so that
+    # kstatus (Flux) reads a scheduled or paused Broadcast as Current, not as in progress.
     READY = "Ready"
     # True while work is in progress (kstatus' "Reconciling"; the pipeline's "Progressing").
     RECONCILING = "Reconciling"
@@ -836,9 +838,10 @@ class Condition(_Contract):
 
     type: ConditionType = Field(
         description=(
-            "Ready: summary. Reconciling: sending or preparing. Stalled: cannot go on, the "
-            "reason says why. Paused: spec.paused is in effect. Complete: every recipient "
-            "reached a terminal state."
+            "Ready: True when neither Reconciling nor Stalled holds: complete, or waiting "
+            "as the spec asks (Scheduled, Paused). Reconciling: sending or preparing. "
+            "Stalled: cannot go on, the reason says why. Paused: spec.paused is in effect. "
+            "Complete: every recipient reached a terminal state."
         ),
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")

@@ -7,6 +7,14 @@ The steps run in order and the first that applies decides the broadcast's situat
 Flux's reconcilers: an outcome already reached sticks, then faults and the deadline stop it,
 then a finished ledger completes it, then the things that make it wait (bot Secret, start
 time, segment view, budget, spec.paused), and otherwise it sends.
+
+The conditions follow kstatus (sigs.k8s.io/cli-utils), which Flux and ``kubectl wait`` read:
+``Reconciling`` is True while the operator has work to do (materialising, queueing, sending),
+``Stalled`` while the broadcast cannot go on without someone fixing something, and ``Ready``
+is True exactly when neither holds. So a Broadcast that waits because its spec says so
+(``startAt`` in the future, ``spec.paused``) is Ready: it is where Git asked it to be, and a
+GitOps health check must not hang on it until the start time or a resume. A sending
+broadcast is in progress, as a running Job is; a completed one is Ready for good.
 """
 
 from __future__ import annotations
@@ -145,7 +153,6 @@ class _Situation:
 
     reason: str
     message: str
-    ready: bool = False
     reconciling: bool = False
     stalled: bool = False
     paused: bool = False
@@ -165,7 +172,6 @@ def _final(prev: BroadcastStatus) -> _Situation | None:
         return _Situation(
             reason=Reason.COMPLETE,
             message=complete.message,
-            ready=True,
             complete=True,
             control=BroadcastState.STOPPED,
             purge_work=True,
@@ -226,7 +232,6 @@ def _situation(
         return _Situation(
             reason=Reason.COMPLETE,
             message=f"All {total} recipients reached a terminal state.",
-            ready=True,
             complete=True,
             control=BroadcastState.STOPPED,
             purge_work=True,
@@ -399,8 +404,10 @@ def plan(
         return _condition(type_, holds, reason, message, prev=prev, generation=gen, now=now)
 
     paused_reason = s.reason if s.paused else Reason.NOT_PAUSED
+    # kstatus' rule: Current (Ready) when nothing is in progress and nothing is stuck.
+    ready = not s.reconciling and not s.stalled
     conditions = (
-        cond(ConditionType.READY, s.ready, s.reason, s.message),
+        cond(ConditionType.READY, ready, s.reason, s.message),
         cond(
             ConditionType.RECONCILING, s.reconciling, s.reason, s.message if s.reconciling else ""
         ),

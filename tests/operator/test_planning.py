@@ -128,6 +128,16 @@ CASES = [
         spec=spec(schedule={"startAt": "2026-12-01T10:00:00Z"}),
         phase=Phase.SCHEDULED,
         reason="Scheduled",
+        # Waiting as the spec asks is where Git wants it: health checks must not hang on it.
+        true=frozenset({ConditionType.READY}),
+    ),
+    Case(
+        "scheduled-and-paused",
+        facts(),
+        spec=spec(schedule={"startAt": "2026-12-01T10:00:00Z"}, paused=True),
+        phase=Phase.PAUSED,
+        reason="Scheduled",
+        true=frozenset({ConditionType.READY, ConditionType.PAUSED}),
     ),
     Case(
         "start-passed-sends",
@@ -145,6 +155,14 @@ CASES = [
         phase=Phase.FAILED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED}),
+    ),
+    Case(
+        "secret-missing-while-paused-still-stalls",
+        facts(token=TokenState.SECRET_NOT_FOUND),
+        spec=spec(paused=True),
+        phase=Phase.PAUSED,
+        reason="BotSecretNotFound",
+        true=frozenset({ConditionType.STALLED, ConditionType.PAUSED}),
     ),
     Case(
         "secret-without-key-stalls",
@@ -167,7 +185,7 @@ CASES = [
         spec=spec(paused=True),
         phase=Phase.PAUSED,
         reason="Paused",
-        true=frozenset({ConditionType.PAUSED}),
+        true=frozenset({ConditionType.READY, ConditionType.PAUSED}),
         control=BroadcastState.PAUSED,
         materialise=True,
     ),
@@ -177,7 +195,7 @@ CASES = [
         spec=spec(paused=True),
         phase=Phase.PAUSED,
         reason="Paused",
-        true=frozenset({ConditionType.PAUSED}),
+        true=frozenset({ConditionType.READY, ConditionType.PAUSED}),
         control=BroadcastState.PAUSED,
     ),
     Case(
@@ -315,6 +333,21 @@ def test_plan(case: Case) -> None:
     assert st.observed_generation == case.facts.generation
     assert {c.observed_generation for c in st.conditions} == {case.facts.generation}
     assert [c.type for c in st.conditions] == list(ConditionType)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_ready_is_neither_reconciling_nor_stalled(case: Case) -> None:
+    """kstatus reads Reconciling and Stalled first and Ready last; they never contradict."""
+    st = plan(spec=case.spec, status=case.status, facts=case.facts, now=NOW).status
+
+    def holds(type_: ConditionType) -> bool:
+        c = st.condition(type_)
+        return c is not None and c.status is T
+
+    assert holds(ConditionType.READY) == (
+        not holds(ConditionType.RECONCILING) and not holds(ConditionType.STALLED)
+    )
+    assert not (holds(ConditionType.RECONCILING) and holds(ConditionType.STALLED))
 
 
 def test_budget_raised_asks_to_clear_the_fault() -> None:
