@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import ControlRecord, DecodeError, FaultRecord
 
-__all__ = ["delete_control", "delete_fault", "put_control", "read_fault"]
+__all__ = ["delete_control", "delete_fault", "list_controls", "put_control", "read_fault"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +55,24 @@ async def read_fault(kv: KeyValue, uid: str) -> FaultRecord | None:
 
 async def delete_fault(kv: KeyValue, uid: str) -> None:
     await kv.purge(subjects.fault_key(uid))
+
+
+async def list_controls(kv: KeyValue) -> list[ControlRecord]:
+    """Every readable control record in the bucket; unreadable ones are skipped with a
+    warning (a record of a newer format belongs to a newer operator)."""
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return []
+    records = []
+    for key in keys:
+        if not key.startswith(subjects.control_key("")):
+            continue
+        data = await _get(kv, key)
+        if not data:
+            continue
+        try:
+            records.append(envelopes.decode(ControlRecord, data))
+        except DecodeError as exc:
+            logger.warning("Ignoring an unreadable control record %s: %s", key, exc)
+    return records

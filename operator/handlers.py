@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import kopf
@@ -33,7 +33,7 @@ from pydantic import SecretStr, ValidationError
 from herald.core import envelopes, streams, subjects
 from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastSpec, BroadcastStatus
 from herald.core.envelopes import BroadcastState, CompletionRecord, ControlRecord
-from herald.operator import audiences, controls, ledgers, planning, publishing, scaling
+from herald.operator import audiences, controls, ledgers, orphans, planning, publishing, scaling
 from herald.operator.planning import Facts, Plan, RateSample, TokenState
 from herald.operator.settings import Settings
 
@@ -73,6 +73,7 @@ class Reconciler:
         self._pool: asyncpg.Pool | None = None
         self._api: client.ApiClient | None = None
         self._scaler: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.stopping = False  # set on shutdown: in-flight runs may then fail quietly
 
     # --- life cycle ------------------------------------------------------------------------
@@ -91,13 +92,13 @@ class Reconciler:
         await streams.ensure_events_stream(self._js)
         self._kv = await streams.ensure_control_bucket(self._js)
         self._scaler = asyncio.create_task(self._scale_forever(), name="herald-scaler")
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-sweeper")
         logger.info("Connected to NATS, Postgres and Kubernetes.")
 
     async def stop(self) -> None:
         self.stopping = True
         tasks = [m.preparing for m in self.memory.values() if m.preparing is not None]
-        if self._scaler is not None:
-            tasks.append(self._scaler)
+        tasks += [t for t in (self._scaler, self._sweeper) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -445,6 +446,50 @@ class Reconciler:
             )
         self.memory.pop(uid, None)
         logger.info("Broadcast %s/%s stopped; its ledger rows are kept.", namespace, name)
+
+    async def _sweep_forever(self) -> None:
+        s = self.settings.operator
+        while True:
+            await asyncio.sleep(s.sweep_seconds)
+            try:
+                await self._sweep()
+            except (TimeoutError, nats.errors.Error, ApiException) as exc:
+                logger.warning("Sweeping orphaned control records failed (%s); retrying.", exc)
+
+    async def _sweep(self) -> None:
+        """Stop the control records of Broadcasts deleted while NATS did not answer."""
+        # Records first, Broadcasts second: see herald.operator.orphans.
+        records = await controls.list_controls(self.kv)
+        if not records:
+            return
+        live = await asyncio.to_thread(self._live_uids)
+        refs = [orphans.ControlRef(r.uid, r.namespace, r.name) for r in records]
+        for ref in orphans.orphaned(refs, live, self.settings.operator.namespaces):
+            logger.warning(
+                "Broadcast %s/%s is gone but its control record was left behind; stopping it.",
+                ref.namespace,
+                ref.name,
+            )
+            self.sending.pop(ref.uid, None)
+            self.memory.pop(ref.uid, None)
+            async with asyncio.timeout(self.settings.operator.nats_timeout_seconds):
+                await self._stop_control(ref.uid)
+                await publishing.purge_work(self.js, ref.uid)
+                await publishing.delete_consumer(self.js, ref.uid)
+                await controls.delete_control(self.kv, ref.uid)
+                await controls.delete_fault(self.kv, ref.uid)
+
+    def _live_uids(self) -> set[str]:
+        api = client.CustomObjectsApi(self.api)
+        namespaces = self.settings.operator.namespaces
+        if namespaces:
+            pages = [
+                api.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL) for ns in namespaces
+            ]
+        else:
+            pages = [api.list_cluster_custom_object(GROUP, VERSION, PLURAL)]
+        listed = cast("list[dict[str, Any]]", pages)
+        return {item["metadata"]["uid"] for page in listed for item in page["items"]}
 
     async def _stop_control(self, uid: str) -> None:
         with contextlib.suppress(nats.js.errors.KeyNotFoundError):

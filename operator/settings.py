@@ -58,6 +58,15 @@ class OperatorSettings(BaseSettings):
             "and a missed watch event is repaired within it. Cheap: one COUNT per run."
         ),
     )
+    sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Period of the sweep that stops control records whose Broadcast is gone (left "
+            "behind when deletion could not reach NATS); bounds how long senders may go on "
+            "for a deleted Broadcast after NATS comes back."
+        ),
+    )
     nats_timeout_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -531,3 +531,32 @@ class TestRestart:
         assert info.state.messages == count
         consumer = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
         assert consumer.num_pending == count
+
+
+class TestSweep:
+    @pytest.fixture
+    def operator_overrides(self) -> dict[str, str]:
+        return {"HERALD_OPERATOR_SWEEP_SECONDS": "0.5"}
+
+    async def test_control_records_without_a_broadcast_are_stopped(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+    ) -> None:
+        # What a deletion leaves behind when NATS did not answer within its timeout.
+        await seed(db, 2)
+        apply_secret(kubectl)
+        uid = apply_broadcast(kubectl, "alive")
+        record = await eventually(lambda: control(js, uid), what="the control record")
+        kv = await js.key_value(subjects.CONTROL_BUCKET)
+        orphan = record.model_copy(update={"uid": f"{uid}-orphan", "name": "deleted"})
+        foreign = record.model_copy(update={"uid": f"{uid}-foreign", "namespace": "elsewhere"})
+        for left in (orphan, foreign):
+            await kv.put(subjects.control_key(left.uid), envelopes.encode(left))
+
+        async def orphan_gone() -> bool:
+            return await control(js, orphan.uid) is None
+
+        await eventually(orphan_gone, within=15, what="the orphaned record to be stopped")
+        # Another operator's namespace and a live Broadcast are not this sweep's business.
+        assert await control(js, foreign.uid) == foreign
+        assert await control(js, uid) is not None
+        await kv.purge(subjects.control_key(foreign.uid))
