@@ -71,6 +71,7 @@ async def run_once(
         HERALD_OPERATOR_NAMESPACES=json.dumps([namespace]),
         HERALD_OPERATOR_BATCH_SIZE=str(batch),
         HERALD_OPERATOR_LIVENESS_PORT="0",
+        HERALD_OPERATOR_METRICS_PORT="0",
         HERALD_SENDER_NAMESPACE=namespace,
     )
     operator = ManagedProcess(

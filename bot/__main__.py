@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 
 from herald.bot.app import run
 from herald.bot.settings import Settings
+from herald.core import logs
 
 __all__ = ["main"]
 
@@ -26,11 +26,9 @@ async def _main() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aiogram logs every update at INFO with its content; the bot logs what it did instead.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    # aiogram logs every update at INFO with its content (herald.core.logs quiets it); the
+    # bot logs what it did instead.
+    logs.configure()
     asyncio.run(_main())
 
 

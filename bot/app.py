@@ -24,6 +24,7 @@ from kubernetes import client
 from herald.bot import controlling, creating, listing, subscribing
 from herald.bot.kubeapi import KubernetesBroadcasts, load_configuration
 from herald.bot.live import LiveStatus
+from herald.bot.metrics import CountAdminCommands, CountUpdates, Metrics
 from herald.bot.middlewares import AdminOnly, SubscriberRefresh, UserTexts
 from herald.bot.postgres import PostgresSubscribers
 from herald.bot.reporting import CompletionReports
@@ -54,6 +55,7 @@ def build_dispatcher(
     subscribers: SubscriberStore,
     live: LiveStatus,
     translations: Translations,
+    metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The Dispatcher with every router, its middlewares and its dependencies.
 
@@ -63,10 +65,13 @@ def build_dispatcher(
     # In-memory dialog state: one replica serves a bot (polling allows no other), and a
     # dialog lost to a restart costs an admin one forward.
     dispatcher = Dispatcher(storage=MemoryStorage())
+    metrics = metrics if metrics is not None else Metrics()
     dispatcher["broadcasts"] = broadcasts
     dispatcher["subscribers"] = subscribers
     dispatcher["live"] = live
     dispatcher["bot_settings"] = settings
+    dispatcher["metrics"] = metrics
+    dispatcher.update.outer_middleware(CountUpdates(metrics))
     dispatcher.update.outer_middleware(UserTexts(translations))
     dispatcher.message.outer_middleware(SubscriberRefresh(subscribers))
 
@@ -74,9 +79,12 @@ def build_dispatcher(
     # Everything below `admin` passes one check: its inner middlewares apply to the
     # handlers of every child router.
     admin = Router(name="admin")
-    guard = AdminOnly(settings.admins)
-    admin.message.middleware(guard)
-    admin.callback_query.middleware(guard)
+    guard = AdminOnly(settings.admins, metrics=metrics)
+    counter = CountAdminCommands(metrics)
+    # Registered after the guard, so inside it: it counts only the admitted actions.
+    for observer in (admin.message, admin.callback_query):
+        observer.middleware(guard)
+        observer.middleware(counter)
     admin.include_routers(listing.router(), controlling.router(), creating.router())
     dispatcher.include_router(admin)
     return dispatcher
@@ -89,6 +97,7 @@ class BotApp:
     dispatcher: Dispatcher
     live: LiveStatus
     reports: CompletionReports
+    metrics: Metrics
 
 
 def new_bot(settings: Settings) -> Bot:
@@ -116,10 +125,14 @@ async def set_commands(bot: Bot, settings: BotSettings) -> None:
 
 @contextlib.asynccontextmanager
 async def assemble(
-    settings: Settings, *, kubernetes: client.ApiClient | None = None
+    settings: Settings,
+    *,
+    kubernetes: client.ApiClient | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[BotApp]:
     """Every connection the bot needs, open, with live updates and reports running."""
     translations = Translations()
+    metrics = metrics if metrics is not None else Metrics()
     api = kubernetes or client.ApiClient(load_configuration())
     pool = await asyncpg.create_pool(
         settings.database.url.get_secret_value(),
@@ -144,6 +157,7 @@ async def assemble(
             subscribers=subscribers,
             live=live,
             translations=translations,
+            metrics=metrics,
         )
         reports = CompletionReports(
             connection.jetstream(),
@@ -154,11 +168,12 @@ async def assemble(
             durable=settings.bot.durable,
             subscribers=subscribers,
             translations=translations,
+            metrics=metrics,
         )
         await reports.start()
         live.start()
         try:
-            yield BotApp(settings, bot, dispatcher, live, reports)
+            yield BotApp(settings, bot, dispatcher, live, reports, metrics)
         finally:
             await live.stop()
             await reports.stop()
@@ -214,6 +229,7 @@ async def _forever() -> None:
 async def run(settings: Settings) -> None:
     """Run the bot until cancelled: webhook mode if a webhook URL is set, else polling."""
     async with assemble(settings) as app:
+        app.metrics.serve(settings.bot.metrics_port)
         try:
             await set_commands(app.bot, settings.bot)
         except TelegramAPIError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
+from herald.bot.metrics import Metrics
 from herald.bot.stores import SubscriberProfile, SubscriberStore
 from herald.bot.translations import Translations
 
@@ -67,13 +68,16 @@ class AdminOnly(BaseMiddleware):
     untouched. The refusal is logged with who and what kind of update, never the content.
     """
 
-    def __init__(self, admins: Collection[int]) -> None:
+    def __init__(self, admins: Collection[int], *, metrics: Metrics | None = None) -> None:
         self._admins = frozenset(admins)
+        self._metrics = metrics
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
         if user is not None and user.id in self._admins:
             return await handler(event, data)
+        if self._metrics is not None:
+            self._metrics.refused(event)
         logger.warning(
             "Refused an admin %s from user %s",
             type(event).__name__,

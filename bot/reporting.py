@@ -25,6 +25,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from herald.bot.metrics import Metrics
 from herald.bot.stores import SubscriberStore
 from herald.bot.translations import Translations
 from herald.bot.views import report_text
@@ -57,8 +58,10 @@ class CompletionReports:
         durable: str,
         subscribers: SubscriberStore,
         translations: Translations,
+        metrics: Metrics | None = None,
     ) -> None:
         self._js = js
+        self._metrics = metrics if metrics is not None else Metrics()
         self._bot = bot
         self._admins = tuple(sorted(admins))
         self._namespaces = frozenset(namespaces)
@@ -128,10 +131,14 @@ class CompletionReports:
             try:
                 await self._bot.send_message(admin, text)
             except _TRANSIENT:
+                self._metrics.reports.labels("retried").inc()
                 retry = True
             except TelegramAPIError as exc:
+                self._metrics.reports.labels("failed").inc()
                 # The admin never started the bot, or blocked it: nothing to retry for them.
                 logger.warning("Could not report to admin %s: %s", admin, type(exc).__name__)
+            else:
+                self._metrics.reports.labels("sent").inc()
         if retry:
             # Admins already told may hear it twice; an unreported failure would be worse.
             await msg.nak(delay=_RETRY_DELAY)

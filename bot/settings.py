@@ -103,6 +103,15 @@ class BotSettings(BaseSettings):
             "Bounds the bot's own edit traffic and its memory."
         ),
     )
+    metrics_port: int = Field(
+        default=9103,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the Prometheus /metrics endpoint; 0 disables it. 9103 follows the "
+            "operator's 9101 and the sender's 9102."
+        ),
+    )
     durable: str = Field(
         default="herald-bot",
         pattern=r"^[A-Za-z0-9_-]+$",

@@ -8,10 +8,12 @@ masked, so logging a settings object never leaks a token or a DSN password.
 
 from __future__ import annotations
 
+import enum
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DatabaseSettings", "NatsSettings", "TelegramSettings"]
+__all__ = ["DatabaseSettings", "LogFormat", "LogSettings", "NatsSettings", "TelegramSettings"]
 
 
 class NatsSettings(BaseSettings):
@@ -53,4 +55,31 @@ class TelegramSettings(BaseSettings):
     api_url: str = Field(
         default="https://api.telegram.org",
         description="Bot API base URL. Tests and the demo point it at the emulator.",
+    )
+
+
+class LogFormat(enum.StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogSettings(BaseSettings):
+    """How every component writes its logs."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_LOG_", frozen=True)
+
+    format: LogFormat = Field(
+        default=LogFormat.TEXT,
+        description=(
+            "text: one readable line per record, for a terminal. json: one JSON object per "
+            "line, for a log pipeline; the chart sets it."
+        ),
+    )
+    level: str = Field(
+        default="INFO",
+        pattern=r"^(?i:debug|info|warning|error|critical)$",
+        description=(
+            "Least level written: DEBUG, INFO, WARNING, ERROR or CRITICAL. INFO tells what "
+            "each component did (a broadcast prepared, a lease held) without per-message lines."
+        ),
     )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import kopf
 
+from herald.core import logs
 from herald.operator import handlers
+from herald.operator.metrics import Metrics
 from herald.operator.settings import Settings
 
 __all__ = ["main"]
@@ -16,9 +18,14 @@ __all__ = ["main"]
 
 def main() -> None:
     settings = Settings()
+    # kopf's own set-up quiets asyncio's loggers; Herald's then replaces kopf's handler, so
+    # kopf's records (object references included) come out in Herald's text or JSON lines.
     kopf.configure(verbose=False)
+    logs.configure()
+    metrics = Metrics()
+    metrics.serve(settings.operator.metrics_port)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, handlers.Reconciler(settings))
+    handlers.register(registry, handlers.Reconciler(settings, metrics))
     namespaces = settings.operator.namespaces
     port = settings.operator.liveness_port
     kopf.run(

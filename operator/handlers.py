@@ -30,10 +30,11 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import SecretStr, ValidationError
 
-from herald.core import envelopes, streams, subjects
+from herald.core import envelopes, logs, streams, subjects
 from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastSpec, BroadcastStatus
 from herald.core.envelopes import BroadcastState, CompletionRecord, ControlRecord
 from herald.operator import audiences, controls, ledgers, orphans, planning, publishing, scaling
+from herald.operator.metrics import Metrics, Result, result_of, view_of
 from herald.operator.planning import Facts, Plan, RateSample, TokenState
 from herald.operator.settings import Settings
 
@@ -63,8 +64,9 @@ class _Memory:
 class Reconciler:
     """Connections and per-broadcast memory, shared by the handlers of one operator."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
         self.memory: dict[str, _Memory] = {}
         self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
         self._nc: NatsClient | None = None
@@ -134,13 +136,15 @@ class Reconciler:
 
     # --- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, body: kopf.Body, *, cause: str) -> None:
+    async def reconcile(self, body: kopf.Body, *, cause: str) -> BroadcastStatus | None:
+        """Run one reconcile; returns the status it arrived at, None when there was nothing
+        to do."""
         meta = body["metadata"]
         uid: str = meta["uid"]
         memory = self._memory(uid)
         async with memory.lock:
             if meta.get("deletionTimestamp"):
-                return  # the finalizer has it now
+                return None  # the finalizer has it now
             try:
                 spec = BroadcastSpec.model_validate(body.get("spec") or {})
             except ValidationError as exc:
@@ -152,7 +156,7 @@ class Reconciler:
                     meta["name"],
                     exc.error_count(),
                 )
-                return
+                return None
             generation = int(meta.get("generation") or 0)
             previous = memory.status or _status_of(body)
             if (
@@ -160,8 +164,8 @@ class Reconciler:
                 and previous is not None
                 and previous.observed_generation == generation
             ):
-                return
-            await self._reconcile(body, spec, previous, memory, cause=cause)
+                return None
+            return await self._reconcile(body, spec, previous, memory, cause=cause)
 
     async def _reconcile(
         self,
@@ -171,7 +175,7 @@ class Reconciler:
         memory: _Memory,
         *,
         cause: str,
-    ) -> None:
+    ) -> BroadcastStatus:
         meta = body["metadata"]
         uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
         token_state, token = await self._read_token(namespace, spec)
@@ -232,7 +236,19 @@ class Reconciler:
         for event in plan.events:
             kopf.event(body, type=event.type.value, reason=event.reason, message=event.message)
         memory.settled = final
+        self.metrics.observe(
+            uid,
+            view_of(
+                namespace=namespace,
+                name=name,
+                spec=spec,
+                status=plan.status,
+                sending=plan.sending,
+                finished=final,
+            ),
+        )
         logger.debug("Reconciled %s/%s on %s: %s", namespace, name, cause, plan.status.phase)
+        return plan.status
 
     async def _read_token(
         self, namespace: str, spec: BroadcastSpec
@@ -387,6 +403,8 @@ class Reconciler:
                     audience=spec.audience,
                 )
             materialised = time.monotonic()
+            self.metrics.materialise_time.observe(materialised - started)
+            self.metrics.materialised.inc(total)
             report = await publishing.publish_work(
                 self.pool,
                 self.js,
@@ -394,6 +412,8 @@ class Reconciler:
                 batch_size=self.settings.operator.batch_size,
                 window=self.settings.operator.publish_window,
             )
+            self.metrics.published_batches.inc(report.batches)
+            self.metrics.published_recipients.inc(report.recipients)
             logger.info(
                 "Broadcast %s/%s: %d recipients materialised in %.1fs, %d batches queued in %.1fs.",
                 namespace,
@@ -406,6 +426,7 @@ class Reconciler:
         except asyncio.CancelledError:
             raise
         except Exception:
+            self.metrics.prepare_errors.inc()
             # The timer retries; the cursor and ON CONFLICT make the retry cheap and exact.
             logger.exception(
                 "Preparing %s/%s failed; retrying on the next resync.", namespace, name
@@ -445,6 +466,7 @@ class Reconciler:
                 type(exc).__name__,
             )
         self.memory.pop(uid, None)
+        self.metrics.forget(uid)
         logger.info("Broadcast %s/%s stopped; its ledger rows are kept.", namespace, name)
 
     async def _sweep_forever(self) -> None:
@@ -472,6 +494,7 @@ class Reconciler:
             )
             self.sending.pop(ref.uid, None)
             self.memory.pop(ref.uid, None)
+            self.metrics.forget(ref.uid)
             async with asyncio.timeout(self.settings.operator.nats_timeout_seconds):
                 await self._stop_control(ref.uid)
                 await publishing.purge_work(self.js, ref.uid)
@@ -516,6 +539,7 @@ class Reconciler:
                 minimum=s.scaling.min_replicas,
                 maximum=s.scaling.max_replicas,
             )
+            self.metrics.sender_replicas.set(replicas)
             try:
                 result = await scaling.scale_senders(
                     self.api,
@@ -585,16 +609,22 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         await reconciler.stop()
 
     async def react(body: kopf.Body, reason: kopf.Reason | str, **_: Any) -> None:
-        try:
-            await reconciler.reconcile(body, cause=str(reason))
-        except Exception:
-            if reconciler.stopping:
-                # Connections close under a run that kopf did not stop in time; the next
-                # start reconciles everything again anyway.
-                logger.info("Reconcile interrupted by shutdown.")
-                return
-            # Level-based: the timer runs the same reconcile again shortly.
-            logger.exception("Reconcile failed; retrying on the next resync.")
+        meta = body["metadata"]
+        started = time.monotonic()
+        with logs.broadcast(meta["namespace"], meta["name"]):
+            try:
+                status = await reconciler.reconcile(body, cause=str(reason))
+            except Exception:
+                if reconciler.stopping:
+                    # Connections close under a run that kopf did not stop in time; the next
+                    # start reconciles everything again anyway.
+                    logger.info("Reconcile interrupted by shutdown.")
+                    return
+                reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
+                # Level-based: the timer runs the same reconcile again shortly.
+                logger.exception("Reconcile failed; retrying on the next resync.")
+            else:
+                reconciler.metrics.reconciled(result_of(status), time.monotonic() - started)
 
     kopf.on.create(*resource, registry=registry, id="reconcile-create")(react)
     kopf.on.resume(*resource, registry=registry, id="reconcile-resume")(react)
@@ -606,4 +636,5 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
 
     @kopf.on.delete(*resource, registry=registry, id="finalise")
     async def finalise(body: kopf.Body, **_: Any) -> None:
-        await reconciler.finalise(body)
+        with logs.broadcast(body["metadata"]["namespace"], body["metadata"]["name"]):
+            await reconciler.finalise(body)

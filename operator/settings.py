@@ -82,6 +82,16 @@ class OperatorSettings(BaseSettings):
         le=65535,
         description="Port of kopf's /healthz liveness endpoint; 0 disables it (tests).",
     )
+    metrics_port: int = Field(
+        default=9101,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of the Prometheus /metrics endpoint; 0 disables it (tests running several "
+            "operators on one host). 9101, with the sender's 9102 and the bot's 9103 after "
+            "it, so one host can run all three."
+        ),
+    )
     publish_window: int = Field(
         default=256,
         ge=1,

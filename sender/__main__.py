@@ -9,6 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
+from herald.core import logs
 from herald.sender.metrics import Metrics
 from herald.sender.running import Sender
 from herald.sender.settings import Config
@@ -29,15 +30,12 @@ async def _run(config: Config) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aiogram logs each failed request with its parameters, which include message bodies.
-    logging.getLogger("aiogram").setLevel(logging.WARNING)
     try:
+        # aiogram logs each failed request with its parameters, which include message bodies.
+        logs.configure(floors={"aiogram": logging.WARNING})
         config = Config()
     except ValidationError as error:
-        sys.exit(f"herald-sender: invalid configuration:\n{error}")
+        sys.exit(f"herald-sender: invalid configuration:\n{logs.redact(str(error))}")
     asyncio.run(_run(config))
 
 

@@ -26,7 +26,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from herald.core import streams, subjects
+from herald.core import logs, streams, subjects
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, ControlRecord, FaultRecord, Recipient
@@ -88,9 +88,12 @@ class Recorder:
     """Outcomes wait here a few milliseconds and are written together; callbacks run after
     the write commits, so nothing is acked before the ledger says it is done."""
 
-    def __init__(self, ledger: Ledger, *, flush_seconds: float) -> None:
+    def __init__(
+        self, ledger: Ledger, *, flush_seconds: float, metrics: Metrics | None = None
+    ) -> None:
         self._ledger = ledger
         self._flush_seconds = flush_seconds
+        self._metrics = metrics
         self._pending: list[_Pending] = []
         self._writing = 0
         self._lock = asyncio.Lock()
@@ -109,6 +112,8 @@ class Recorder:
             try:
                 await self.flush()
             except (OSError, asyncpg.PostgresError) as error:
+                if self._metrics is not None:
+                    self._metrics.ledger_errors.labels("record").inc()
                 # Kept for the next round: the rows stay claimed, nothing is acked meanwhile.
                 log.warning("ledger write failed, retrying: %s", error)
                 await asyncio.sleep(0.5)
@@ -230,9 +235,11 @@ class BotWorker:
         if current is None:
             current = _Broadcast(record)
             self._broadcasts[record.uid] = current
-            _spawn(current.tasks, self._feed(current))
-            _spawn(current.tasks, self._claim(current))
-            _spawn(current.tasks, self._keep_alive(current))
+            # The broadcast's own tasks log with its namespace and name.
+            with logs.broadcast(record.namespace, record.name):
+                _spawn(current.tasks, self._feed(current))
+                _spawn(current.tasks, self._claim(current))
+                _spawn(current.tasks, self._keep_alive(current))
         was_active = current.active
         current.record = record
         if was_active and not current.active:
@@ -259,7 +266,11 @@ class BotWorker:
         """No send of this bot before `until` (a 429 here or at a previous lease holder)."""
         seconds = (until - datetime.now(UTC)).total_seconds()
         if seconds > 0:
-            self._pacer.halt(self._loop.time() + seconds)
+            now = self._loop.time()
+            before = max(now, self._pacer.halted_until)
+            self._pacer.halt(now + seconds)
+            # Counted when the halt starts, and only the time it adds to a running halt.
+            self._metrics.rate_limited.inc(max(0.0, self._pacer.halted_until - before))
             self._wake.set()
 
     @property
@@ -385,10 +396,12 @@ class BotWorker:
             try:
                 claims = await self._ledger.claim(broadcast.uid, list(by_chat), reclaim=reclaim)
             except (OSError, asyncpg.PostgresError) as error:
+                self._metrics.ledger_errors.labels("claim").inc()
                 log.warning("claiming rows of broadcast %s failed: %s", broadcast.uid, error)
                 broadcast.unclaimed.extendleft(reversed(taking))
                 await asyncio.sleep(0.5)
                 continue
+            self._metrics.claimed.inc(len(claims.claimed))
             if broadcast.active and not self._stopping:
                 broadcast.ready.extend(by_chat[chat_id] for chat_id in claims.claimed)
             else:
@@ -469,16 +482,18 @@ class BotWorker:
         rendered = render(
             record.content, recipient, allow_paid_broadcast=record.allow_paid_broadcast
         )
+        started = self._loop.time()
         try:
             outcome = await self._client.send(rendered)
         finally:
+            self._metrics.send_duration.observe(self._loop.time() - started)
             self._in_flight -= 1
             self._metrics.in_flight.dec()
             self._wake.set()
             # A finished request frees claim budget (claims count against max_in_flight).
             for other in self._broadcasts.values():
                 other.want_claim.set()
-        self._metrics.messages.labels(str(outcome.kind)).inc()
+        self._metrics.messages.labels(outcome.kind.value).inc()
         verdict = judge(
             outcome,
             delivery=record.delivery,
@@ -499,6 +514,7 @@ class BotWorker:
     ) -> None:
         chat_id = recipient.chat_id
         if verdict.action in (Action.RECORD, Action.DEACTIVATE):
+            self._metrics.recipients.labels(verdict.state.value).inc()
             broadcast.attempts.pop(chat_id, None)
             row = Row(
                 chat_id,
@@ -512,7 +528,7 @@ class BotWorker:
             broadcast.retries.append((self._loop.time() + verdict.delay, recipient))
             self._wake.set()
         elif verdict.action is Action.HALT_BOT:
-            self._metrics.too_many_requests.inc()
+            self._metrics.retry_after.observe(verdict.delay)
             broadcast.attempts.pop(chat_id, None)
             until = datetime.now(UTC) + timedelta(seconds=verdict.delay)
             self.halt(until)
@@ -529,7 +545,13 @@ class BotWorker:
             return
         broadcast.tripped = True
         self._metrics.faults.labels(reason).inc()
-        log.warning("broadcast %s stopped: %s", broadcast.uid, reason)
+        record = broadcast.record
+        log.warning(
+            "broadcast %s stopped: %s",
+            broadcast.uid,
+            reason,
+            extra={"namespace": record.namespace, "broadcast": record.name},
+        )
         self._release(broadcast, requeue=False)
         fault = FaultRecord(
             uid=broadcast.uid, reason=reason, message=message[:500], at=datetime.now(UTC)
@@ -653,7 +675,9 @@ class Sender:
             self._js = js
             self._controls = Controls(kv, me=settings.id, lease_seconds=settings.lease_seconds)
             self._ledger = Ledger(pool, me=settings.id, claim_ttl=settings.claim_ttl_seconds)
-            self._recorder = Recorder(self._ledger, flush_seconds=settings.flush_seconds)
+            self._recorder = Recorder(
+                self._ledger, flush_seconds=settings.flush_seconds, metrics=self.metrics
+            )
             control: set[asyncio.Task[Any]] = set()
             _spawn(control, self._watch())
             _spawn(control, self._lease())

@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings
 
 from herald.bot.settings import BotSettings
 from herald.core import crds
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.settings import DatabaseSettings, LogSettings, NatsSettings, TelegramSettings
 from herald.operator.settings import OperatorSettings, ScalingSettings, SenderTarget
 from herald.sender.settings import SenderSettings
 
@@ -173,6 +173,7 @@ _SETTINGS: tuple[tuple[type[BaseSettings], str], ...] = (
     (NatsSettings, "operator, sender, bot"),
     (DatabaseSettings, "operator, sender, bot"),
     (TelegramSettings, "sender, bot"),
+    (LogSettings, "operator, sender, bot"),
     (OperatorSettings, "operator"),
     (ScalingSettings, "operator"),
     (SenderTarget, "operator"),

@@ -229,6 +229,7 @@ def _start_components(
         "HERALD_SENDER_NAMESPACE": SYSTEM_NAMESPACE,
         "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
         "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
+        "HERALD_OPERATOR_METRICS_PORT": str(processes.free_port()),
         "HERALD_SENDER_METRICS_PORT": "0",
     }
     operator = processes.ManagedProcess(

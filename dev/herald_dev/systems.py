@@ -165,6 +165,7 @@ async def local_system(
             "HERALD_TELEGRAM_API_URL": emulator_url,
             "HERALD_OPERATOR_NAMESPACES": json.dumps([kubectl.namespace]),
             "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
+            "HERALD_OPERATOR_METRICS_PORT": "0",
             "HERALD_OPERATOR_REFRESH_SECONDS": "1",
             "HERALD_OPERATOR_TIMER_SECONDS": "0.5",
             "HERALD_SENDER_NAMESPACE": kubectl.namespace or "default",

@@ -85,6 +85,7 @@ def operator_env(
         HERALD_OPERATOR_REFRESH_SECONDS="1",
         HERALD_OPERATOR_NATS_TIMEOUT_SECONDS="3",
         HERALD_OPERATOR_LIVENESS_PORT="0",
+        HERALD_OPERATOR_METRICS_PORT="0",
         HERALD_OPERATOR_BATCH_SIZE="2",
     )
     env.update(extra)
