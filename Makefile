@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TYPECHECK := .herald/typecheck
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap controlplane lint typecheck layers check test demo down clean
+.PHONY: all bootstrap controlplane tools lint typecheck layers check test demo down clean
 
 all: test
 
@@ -21,6 +21,10 @@ bootstrap: $(INSTALLED)
 
 controlplane: bootstrap
 	$(BIN)/herald dev build-controlplane
+
+# helm and kstatus for the chart and health tests, built the same way.
+tools: bootstrap
+	$(BIN)/herald dev build-tools
 
 # mypy and import-linter resolve modules from folders, not from the editable install's
 # import hook, so they read the folders through a `herald/` tree of links.
@@ -43,7 +47,7 @@ layers: $(INSTALLED) $(TYPECHECK)/herald
 
 check: lint typecheck layers
 
-test: controlplane check
+test: controlplane tools check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: controlplane

@@ -147,6 +147,16 @@ def build_controlplane() -> None:
     click.echo(f"etcd {binaries.pins.etcd}: {binaries.etcd}")
 
 
+@dev.command("build-tools")
+def build_tools() -> None:
+    """Build (once per pin) and cache helm and kstatus; print where they are."""
+    from herald.dev import tools  # noqa: PLC0415
+
+    built = tools.ensure_tools(say=click.echo)
+    click.echo(f"helm {built.pins.helm}: {built.helm}")
+    click.echo(f"kstatus (cli-utils {built.pins.cli_utils}): {built.kstatus}")
+
+
 @dev.command("docs")
 @click.option("--check", is_flag=True, help="Fail if a committed page differs; write nothing.")
 def docs(check: bool) -> None:

@@ -3,22 +3,16 @@
 No kubelet and no controller-manager: the API server is real (schema validation, CEL, RBAC,
 the status subresource, server-side apply), nothing reconciles Pods. The binaries are built
 from the Go module in ``dev/controlplane`` at pinned release versions and cached in the user's
-cache directory under a key made of the pins and the module's content, so a build happens once
-per pin change.
+cache directory under a key made of the pins and the module's content (:mod:`herald.dev.gobuild`),
+so a build happens once per pin change.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import os
 import re
-import shutil
 import ssl
-import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +20,7 @@ from types import TracebackType
 
 import yaml
 
-from herald.dev import certs, processes
+from herald.dev import certs, gobuild, processes
 
 __all__ = [
     "Binaries",
@@ -66,11 +60,6 @@ class Binaries:
     pins: Pins
 
 
-def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "herald" / "controlplane"
-
-
 def _ldflags(pins: Pins) -> str:
     """Stamp the release into the binary: without it the server reports v0.0.0-master, which
     kubectl and client libraries refuse to parse."""
@@ -86,12 +75,16 @@ def _ldflags(pins: Pins) -> str:
     return " ".join(["-s", "-w", *(f"-X {package}.{k}={v}" for k, v in stamps.items())])
 
 
-def _cache_key(source: Path, pins: Pins) -> str:
-    digest = hashlib.sha256(_ldflags(pins).encode())
-    for name in _MODULE_FILES:
-        digest.update(name.encode())
-        digest.update((source / name).read_bytes())
-    return f"kubernetes-{pins.kubernetes}_etcd-{pins.etcd}_{digest.hexdigest()[:12]}"
+def _go_build(source: Path, pins: Pins) -> gobuild.GoBuild:
+    return gobuild.GoBuild(
+        name="controlplane",
+        source=source,
+        files=_MODULE_FILES,
+        packages=("./cmd/...",),
+        binaries=("kube-apiserver", "etcd"),
+        label=f"kubernetes-{pins.kubernetes}_etcd-{pins.etcd}",
+        ldflags=_ldflags(pins),
+    )
 
 
 def ensure_binaries(*, say: Callable[[str], None] = lambda _: None) -> Binaries:
@@ -108,61 +101,12 @@ def ensure_binaries(*, say: Callable[[str], None] = lambda _: None) -> Binaries:
             if not binary.is_file():
                 raise processes.HarnessError(f"HERALD_CONTROLPLANE_BIN_DIR has no {binary.name}")
         return found
-    target = _cache_root() / _cache_key(source, pins)
-    binaries = Binaries(target / "kube-apiserver", target / "etcd", pins)
-    if binaries.kube_apiserver.is_file() and binaries.etcd.is_file():
-        return binaries
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Concurrent test runs must not build twice into the same place.
-    with (target.parent / ".build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if binaries.kube_apiserver.is_file() and binaries.etcd.is_file():
-            return binaries
-        _build(source, target, pins, say)
-    return binaries
-
-
-def _build(source: Path, target: Path, pins: Pins, say: Callable[[str], None]) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise processes.HarnessError(
-            "the Go toolchain is needed once to build kube-apiserver and etcd "
-            "(install Go >= 1.26, or set HERALD_CONTROLPLANE_BIN_DIR to prebuilt binaries)"
-        )
-    say(
-        f"building kube-apiserver {pins.kubernetes} and etcd {pins.etcd} from Go modules "
-        f"(once per pin; cached in {target})"
+    target = gobuild.ensure(
+        _go_build(source, pins),
+        what=f"kube-apiserver {pins.kubernetes} and etcd {pins.etcd}",
+        say=say,
     )
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
-    started = time.monotonic()
-    try:
-        result = subprocess.run(
-            [
-                go,
-                "build",
-                "-trimpath",
-                f"-ldflags={_ldflags(pins)}",
-                "-o",
-                str(staging),
-                "./cmd/...",
-            ],
-            cwd=source,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise processes.HarnessError(f"go build failed:\n{result.stderr[-4000:]}")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-        # Binaries of earlier pins are 200 MB each and nothing uses them any more.
-        for stale in target.parent.glob("kubernetes-*"):
-            if stale != target:
-                shutil.rmtree(stale, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    say(f"built the control plane in {time.monotonic() - started:.0f}s")
+    return Binaries(target / "kube-apiserver", target / "etcd", pins)
 
 
 @dataclass(frozen=True)
