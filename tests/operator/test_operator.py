@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NotFoundError
+from prometheus_client.parser import text_string_to_metric_families
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import (
@@ -35,7 +37,7 @@ from herald.core.envelopes import (
 )
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
-from herald.dev.processes import ManagedProcess, wait_until
+from herald.dev.processes import ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.controlplane
 
@@ -561,3 +563,101 @@ class TestSweep:
         assert await control(js, foreign.uid) == foreign
         assert await control(js, uid) is not None
         await kv.purge(subjects.control_key(foreign.uid))
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The operator's /metrics, as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+class TestObservability:
+    @pytest.fixture
+    def metrics_port(self) -> int:
+        return free_port()
+
+    @pytest.fixture
+    def operator_overrides(self, metrics_port: int) -> dict[str, str]:
+        return {"HERALD_OPERATOR_METRICS_PORT": str(metrics_port), "HERALD_LOG_FORMAT": "json"}
+
+    async def test_metrics_follow_a_broadcast_and_logs_are_json(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, metrics_port: int
+    ) -> None:
+        namespace = str(kubectl.namespace)
+        await seed(db, 3)
+        apply_secret(kubectl)
+        uid = apply_broadcast(kubectl, "watched", rate={"messagesPerSecond": 7})
+
+        def sample(metric: str, **labels: str) -> float | None:
+            return scrape(metrics_port).get((metric, tuple(sorted(labels.items()))))
+
+        ours = {"namespace": namespace, "name": "watched"}
+
+        async def sending() -> bool:
+            return (
+                sample("herald_broadcast_phase", phase="Sending", **ours) == 1
+                and sample("herald_broadcast_recipients", state="pending", **ours) == 3
+            )
+
+        await eventually(sending, what="the Broadcast's series while it sends")
+        assert sample("herald_broadcasts", phase="Sending") == 1
+        assert sample("herald_broadcast_rate_limit", **ours) == 7
+        assert (
+            sample("herald_broadcast_status_condition", type="Reconciling", status="True", **ours)
+            == 1
+        )
+        assert (
+            sample("herald_broadcast_status_condition", type="Reconciling", status="False", **ours)
+            == 0
+        )
+        broadcast = {"controller": "broadcast"}
+        assert (sample("herald_operator_reconcile_total", result="requeue", **broadcast) or 0) >= 1
+        assert sample("herald_operator_reconcile_total", result="error", **broadcast) == 0
+        assert sample("herald_operator_reconcile_errors_total", **broadcast) == 0
+        assert (sample("herald_operator_reconcile_time_seconds_count", **broadcast) or 0) >= 1
+        await eventually(
+            lambda: _sync((sample("herald_operator_work_published_recipients_total") or 0) >= 3),
+            what="published recipients",
+        )
+        assert (sample("herald_operator_work_published_batches_total") or 0) >= 2
+        assert (sample("herald_operator_audience_materialise_seconds_count") or 0) >= 1
+
+        await db.execute(
+            "UPDATE deliveries SET state = 'delivered', finished_at = now() "
+            "WHERE broadcast_uid = $1",
+            uid,
+        )
+
+        async def completed() -> bool:
+            return sample("herald_broadcasts", phase="Completed") == 1
+
+        await eventually(completed, what="herald_broadcasts{phase=Completed}")
+        assert sample("herald_broadcasts", phase="Sending") == 0
+        # A finished Broadcast keeps no series of its own.
+        assert sample("herald_broadcast_rate_limit", **ours) is None
+        assert sample("herald_broadcast_recipients", state="pending", **ours) is None
+        assert (sample("herald_operator_reconcile_total", result="success", **broadcast) or 0) >= 1
+
+        kubectl("delete", "broadcast", "watched", "--timeout=20s", timeout=30)
+        await eventually(
+            lambda: _sync(sample("herald_broadcasts", phase="Completed") == 0),
+            what="the deleted Broadcast forgotten",
+        )
+
+        lines = [
+            json.loads(line)
+            for line in operator.process.log_path.read_text().splitlines()
+            if line.startswith("{")
+        ]
+        assert lines, operator.process.tail(20)
+        assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+        about = [line for line in lines if line.get("name") == "watched"]
+        assert about, "no log line names the Broadcast"
+        assert all(line["namespace"] == namespace for line in about)
+        assert any(line["logger"].startswith("kopf") for line in about)
+        assert any(line["logger"].startswith("herald.operator") for line in about)
