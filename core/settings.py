@@ -25,6 +25,15 @@ class NatsSettings(BaseSettings):
         default="nats://127.0.0.1:4222",
         description="NATS server URL; the default matches a local nats-server -js.",
     )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description=(
+            "Replicas of the streams and the control bucket the operator creates: 3 on a "
+            "NATS cluster, so a broadcast survives the loss of a node; 1 for a single server."
+        ),
+    )
 
 
 class DatabaseSettings(BaseSettings):

@@ -1,5 +1,11 @@
 """The JetStream resources Herald uses, declared once and created idempotently by whoever
-starts first (the operator, a sender, a test)."""
+starts first (the operator, a sender, a test).
+
+Only the operator owns their configuration: it passes ``replicas`` (HERALD_NATS_REPLICAS) and
+converges an existing stream on it. Senders and the bot pass nothing: they create what is
+missing with one replica and leave an existing stream as they find it, so a component with
+other settings can never shrink an R3 stream to R1.
+"""
 
 from __future__ import annotations
 
@@ -24,15 +30,16 @@ WORK_DUPLICATE_WINDOW = 15 * 60.0
 EVENTS_MAX_AGE = 7 * 24 * 3600.0
 
 
-async def _add_or_update(js: JetStreamContext, config: StreamConfig) -> None:
+async def _add_or_update(js: JetStreamContext, config: StreamConfig, *, converge: bool) -> None:
     try:
         await js.add_stream(config)
     except BadRequestError:
-        # Already there with another config (e.g. an older Herald): converge on ours.
-        await js.update_stream(config)
+        # Already there with another config (e.g. an older Herald or fewer replicas).
+        if converge:
+            await js.update_stream(config)
 
 
-async def ensure_work_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
+async def ensure_work_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
     """Work queue: each batch is removed once a sender acks it; consumers filter per uid."""
     await _add_or_update(
         js,
@@ -43,12 +50,13 @@ async def ensure_work_stream(js: JetStreamContext, *, replicas: int = 1) -> None
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
             duplicate_window=WORK_DUPLICATE_WINDOW,
-            num_replicas=replicas,
+            num_replicas=replicas or 1,
         ),
+        converge=replicas is not None,
     )
 
 
-async def ensure_events_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
+async def ensure_events_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
     await _add_or_update(
         js,
         StreamConfig(
@@ -57,12 +65,15 @@ async def ensure_events_stream(js: JetStreamContext, *, replicas: int = 1) -> No
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=EVENTS_MAX_AGE,
-            num_replicas=replicas,
+            num_replicas=replicas or 1,
         ),
+        converge=replicas is not None,
     )
 
 
-async def ensure_control_bucket(js: JetStreamContext, *, replicas: int = 1) -> KeyValue:
+async def ensure_control_bucket(js: JetStreamContext, *, replicas: int | None = None) -> KeyValue:
+    # A bucket is created once; changing its replicas later is an administrator's move
+    # (`nats stream edit KV_herald-control --replicas 3`).
     try:
         return await js.key_value(subjects.CONTROL_BUCKET)
     except BucketNotFoundError:
@@ -71,6 +82,6 @@ async def ensure_control_bucket(js: JetStreamContext, *, replicas: int = 1) -> K
                 bucket=subjects.CONTROL_BUCKET,
                 history=1,
                 storage=StorageType.FILE,
-                replicas=replicas,
+                replicas=replicas or 1,
             )
         )

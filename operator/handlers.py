@@ -90,9 +90,10 @@ class Reconciler:
         )
         self._nc = await nats.connect(s.nats.url, max_reconnect_attempts=-1, name="herald-operator")
         self._js = self._nc.jetstream(timeout=s.operator.nats_timeout_seconds)
-        await streams.ensure_work_stream(self._js)
-        await streams.ensure_events_stream(self._js)
-        self._kv = await streams.ensure_control_bucket(self._js)
+        replicas = s.nats.replicas
+        await streams.ensure_work_stream(self._js, replicas=replicas)
+        await streams.ensure_events_stream(self._js, replicas=replicas)
+        self._kv = await streams.ensure_control_bucket(self._js, replicas=replicas)
         self._scaler = asyncio.create_task(self._scale_forever(), name="herald-scaler")
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-sweeper")
         logger.info("Connected to NATS, Postgres and Kubernetes.")

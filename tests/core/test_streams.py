@@ -22,3 +22,21 @@ async def test_ensuring_twice_is_harmless(nats_server: NatsServer) -> None:
         assert info.config.duplicate_window == streams.WORK_DUPLICATE_WINDOW
     finally:
         await client.close()
+
+
+async def test_only_the_owner_converges_an_existing_stream(nats_server: NatsServer) -> None:
+    client = await nats.connect(nats_server.url)
+    try:
+        js = client.jetstream()
+        await streams.ensure_work_stream(js, replicas=1)
+        info = await js.stream_info(subjects.WORK_STREAM)
+        # Someone (an older Herald, an administrator) configured it otherwise.
+        info.config.duplicate_window = 60.0
+        await js.update_stream(info.config)
+        await streams.ensure_work_stream(js)  # a sender: uses it as it is
+        assert (await js.stream_info(subjects.WORK_STREAM)).config.duplicate_window == 60.0
+        await streams.ensure_work_stream(js, replicas=1)  # the operator: converges
+        converged = await js.stream_info(subjects.WORK_STREAM)
+        assert converged.config.duplicate_window == streams.WORK_DUPLICATE_WINDOW
+    finally:
+        await client.close()
