@@ -170,7 +170,6 @@ def api_reference() -> str:
 
 # Every settings class, and the components that read it. One row per variable.
 _SETTINGS: tuple[tuple[type[BaseSettings], str], ...] = (
-    (LogSettings, "operator, sender, bot"),
     (NatsSettings, "operator, sender, bot"),
     (DatabaseSettings, "operator, sender, bot"),
     (TelegramSettings, "sender, bot"),
