@@ -1,0 +1,368 @@
+"""The chart as rendered by the pinned helm: lint, schema, and the contracts it must keep with
+the code (settings names, the CRD, the bot's Role, the sender's shutdown, no inlined secret)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from herald.bot.settings import BotSettings
+from herald.core.settings import DatabaseSettings, LogSettings, NatsSettings, TelegramSettings
+from herald.dev import tools
+from herald.dev.kubectl import repo_root
+from herald.operator.settings import OperatorSettings, ScalingSettings, SenderTarget
+from herald.sender.settings import SenderSettings
+
+Render = Callable[..., list[Any]]
+ROOT = repo_root()
+SHARED: tuple[type[BaseSettings], ...] = (NatsSettings, DatabaseSettings, LogSettings)
+SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "operator": (*SHARED, OperatorSettings, ScalingSettings, SenderTarget),
+    "sender": (*SHARED, TelegramSettings, SenderSettings),
+    "bot": (*SHARED, TelegramSettings, BotSettings),
+}
+# Every optional part on at once.
+EVERYTHING = (
+    "--set=bot.enabled=true",
+    "--set=bot.webhook.url=https://bot.example.com/telegram/webhook",
+    "--set=bot.webhook.secretKey=webhookSecret",
+    "--set=bot.listNamespaces={marketing}",
+    "--set=bot.podDisruptionBudget.enabled=true",
+    "--set=operator.podDisruptionBudget.enabled=true",
+    "--set=metrics.serviceMonitor.enabled=true",
+    "--set=metrics.prometheusRule.enabled=true",
+    "--set=grafanaDashboard.enabled=true",
+    "--set=networkPolicy.enabled=true",
+    "--set=networkPolicy.egress[0].ports[0].port=4222",
+    "--set=nats.existingSecret=herald-nats",
+)
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    return {f"{prefix}{name}".upper() for name in cls.model_fields}
+
+
+def by_kind(objects: list[Any], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+def deployment(objects: list[Any], component: str) -> dict[str, Any]:
+    (found,) = (
+        o
+        for o in by_kind(objects, "Deployment")
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    )
+    return found
+
+
+def container(objects: list[Any], component: str) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment(objects, component)["spec"]["template"]["spec"][
+        "containers"
+    ]
+    (found,) = containers
+    return found
+
+
+def env(objects: list[Any], component: str) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container(objects, component)["env"]}
+
+
+def test_the_chart_lints_with_defaults_and_with_every_option() -> None:
+    for args in ((), EVERYTHING):
+        result = tools.helm("lint", "--strict", str(ROOT / "charts" / "herald"), *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--set=bogus=1", "additional properties 'bogus' not allowed"),
+        ("--set=sender.shutdownSeconds=-1", "at '/sender/shutdownSeconds': minimum: got -1"),
+        ("--set=logs.format=yaml", "at '/logs/format'"),
+        ("--set=database.existingSecret=", "at '/database/existingSecret'"),
+        ("--set=operator.watchNamespaces={Not_A_Name}", "at '/operator/watchNamespaces/0'"),
+        ("--set=operator.extraEnv[0].name=PATH", "at '/operator/extraEnv/0/name'"),
+        ("--set=image.digest=latest", "at '/image/digest'"),
+        ("--set-string=operator.metricsPort=http", "at '/operator/metricsPort'"),
+    ],
+    ids=[
+        "unknown-key",
+        "negative-grace",
+        "log-format",
+        "no-db-secret",
+        "bad-namespace",
+        "foreign-env",
+        "bad-digest",
+        "port-not-int",
+    ],
+)
+def test_the_schema_rejects_bad_values_with_a_readable_error(flag: str, message: str) -> None:
+    result = tools.helm("template", "herald", str(ROOT / "charts" / "herald"), flag)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert message in result.stderr
+
+
+def test_the_chart_ships_the_repository_crd_exactly(render: Render, chart: Path) -> None:
+    source = ROOT / "crds" / "broadcasts.herald.dev.yaml"
+    shipped = chart / "files" / "crds" / source.name
+    assert shipped.read_bytes() == source.read_bytes(), (
+        f"{shipped} differs from {source}: cp {source} {shipped}"
+    )
+    assert sorted(p.name for p in (chart / "files" / "crds").iterdir()) == sorted(
+        p.name for p in (ROOT / "crds").glob("*.yaml")
+    )
+    (crd,) = by_kind(render(), "CustomResourceDefinition")
+    expected = yaml.safe_load(source.read_text())
+    assert crd["spec"] == expected["spec"]
+    assert crd["metadata"]["name"] == expected["metadata"]["name"]
+    assert crd["metadata"]["labels"].items() >= expected["metadata"]["labels"].items()
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_the_crd_can_be_left_out_or_left_to_uninstall(render: Render) -> None:
+    assert by_kind(render("--set=crds.enabled=false"), "CustomResourceDefinition") == []
+    (crd,) = by_kind(render("--set=crds.keep=false"), "CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+
+
+def test_the_bot_role_is_bot_rbac_yaml(render: Render) -> None:
+    documents = list(yaml.safe_load_all((ROOT / "bot" / "rbac.yaml").read_text()))
+    (source,) = (d for d in documents if d["kind"] == "Role")
+    objects = render("--set=bot.enabled=true", "--set=bot.listNamespaces={marketing}")
+    roles = [r for r in by_kind(objects, "Role") if r["metadata"]["name"] == "herald-bot"]
+    assert {r["metadata"]["namespace"] for r in roles} == {"herald", "marketing"}
+    for role in roles:
+        assert role["rules"] == source["rules"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("--set=operator.scaling.manageReplicas=false",), EVERYTHING],
+    ids=["defaults", "hpa-owned", "everything"],
+)
+def test_the_chart_never_sets_the_sender_replicas(render: Render, args: tuple[str, ...]) -> None:
+    assert "replicas" not in deployment(render(*args), "sender")["spec"]
+
+
+def test_the_sender_gets_its_shutdown_time_and_a_longer_grace_period(render: Render) -> None:
+    objects = render("--set=sender.shutdownSeconds=40")
+    grace = deployment(objects, "sender")["spec"]["template"]["spec"]
+    shutdown = float(env(objects, "sender")["HERALD_SENDER_SHUTDOWN_SECONDS"]["value"])
+    assert shutdown == 40
+    assert grace["terminationGracePeriodSeconds"] == 45
+
+    values = yaml.safe_load((ROOT / "charts" / "herald" / "values.yaml").read_text())
+    assert (
+        values["sender"]["shutdownSeconds"]
+        == SenderSettings.model_fields["shutdown_seconds"].default
+    )
+
+
+def test_the_chart_defaults_are_the_settings_defaults(chart: Path) -> None:
+    values = yaml.safe_load((chart / "values.yaml").read_text())
+    assert (
+        values["operator"]["livenessPort"] == OperatorSettings.model_fields["liveness_port"].default
+    )
+    assert (
+        values["operator"]["metricsPort"] == OperatorSettings.model_fields["metrics_port"].default
+    )
+    assert values["sender"]["metricsPort"] == SenderSettings.model_fields["metrics_port"].default
+    assert values["bot"]["metricsPort"] == BotSettings.model_fields["metrics_port"].default
+    assert values["bot"]["existingSecret"] == BotSettings.model_fields["secret_name"].default
+    scaling = ScalingSettings.model_fields
+    assert values["operator"]["scaling"] == {
+        "manageReplicas": scaling["manage_replicas"].default,
+        "minReplicas": scaling["min_replicas"].default,
+        "maxReplicas": scaling["max_replicas"].default,
+    }
+    assert values["logs"]["format"] == "json"
+
+
+@pytest.mark.parametrize("component", ["operator", "sender", "bot"])
+def test_every_variable_the_chart_sets_is_a_setting_of_that_component(
+    render: Render, component: str
+) -> None:
+    allowed = set().union(*(env_names(cls) for cls in SETTINGS[component]))
+    names = set(env(render(*EVERYTHING), component))
+    assert names <= allowed, names - allowed
+    assert {"HERALD_NATS_URL", "HERALD_DATABASE_URL", "HERALD_LOG_FORMAT"} <= names
+
+
+def test_the_operator_is_told_where_the_sender_deployment_is(render: Render) -> None:
+    objects = render(namespace="messaging", release="news")
+    variables = env(objects, "operator")
+    sender = deployment(objects, "sender")["metadata"]
+    assert variables["HERALD_SENDER_DEPLOYMENT"]["value"] == sender["name"]
+    assert variables["HERALD_SENDER_NAMESPACE"]["value"] == sender["namespace"] == "messaging"
+
+
+def test_the_operator_is_one_replica_recreated_with_probes_on_its_liveness_port(
+    render: Render,
+) -> None:
+    objects = render("--set=operator.livenessPort=8181")
+    spec = deployment(objects, "operator")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    main = container(objects, "operator")
+    assert env(objects, "operator")["HERALD_OPERATOR_LIVENESS_PORT"]["value"] == "8181"
+    ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+    assert ports == {"liveness": 8181, "metrics": 9101}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+
+
+def test_secrets_are_referenced_by_name_never_inlined(render: Render) -> None:
+    objects = render(*EVERYTHING)
+    assert by_kind(objects, "Secret") == []
+    secret_refs = {
+        "operator": {"HERALD_DATABASE_URL", "HERALD_NATS_URL"},
+        "sender": {"HERALD_DATABASE_URL", "HERALD_NATS_URL"},
+        "bot": {
+            "HERALD_DATABASE_URL",
+            "HERALD_NATS_URL",
+            "HERALD_BOT_TOKEN",
+            "HERALD_BOT_ADMINS",
+            "HERALD_BOT_WEBHOOK_SECRET",
+        },
+    }
+    for component, names in secret_refs.items():
+        variables = env(objects, component)
+        for name in names:
+            assert "value" not in variables[name], (component, name)
+            assert variables[name]["valueFrom"]["secretKeyRef"]["name"], (component, name)
+    # Without a NATS Secret the URL is plain configuration.
+    assert env(render(), "sender")["HERALD_NATS_URL"]["value"] == "nats://nats:4222"
+
+
+def test_every_component_runs_locked_down_with_a_scratch_tmp(render: Render) -> None:
+    objects = render(*EVERYTHING)
+    for component in ("operator", "sender", "bot"):
+        pod = deployment(objects, component)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (main,) = pod["containers"]
+        context = main["securityContext"]
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert {"name": "tmp", "mountPath": "/tmp"} in main["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+        assert main["resources"]["requests"] and main["resources"]["limits"]
+
+
+def test_only_components_that_call_the_api_get_a_token(render: Render) -> None:
+    objects = render("--set=bot.enabled=true")
+    tokens = {
+        component: deployment(objects, component)["spec"]["template"]["spec"][
+            "automountServiceAccountToken"
+        ]
+        for component in ("operator", "sender", "bot")
+    }
+    assert tokens == {"operator": True, "sender": False, "bot": True}
+    accounts = {a["metadata"]["name"]: a for a in by_kind(objects, "ServiceAccount")}
+    assert accounts["herald-sender"]["automountServiceAccountToken"] is False
+
+
+def test_each_component_runs_its_console_script(render: Render) -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    objects = render("--set=bot.enabled=true")
+    for component in ("operator", "sender", "bot"):
+        assert container(objects, component)["command"] == [f"herald-{component}"]
+        assert f"herald-{component}" in scripts
+
+
+def test_operator_rbac_follows_the_watched_namespaces(render: Render) -> None:
+    clusterwide = render()
+    (cluster_role,) = by_kind(clusterwide, "ClusterRole")
+    assert {"secrets"} <= {r for rule in cluster_role["rules"] for r in rule["resources"]}
+
+    namespaced = render("--set=operator.watchNamespaces={shop,news}")
+    assert by_kind(namespaced, "ClusterRole") == by_kind(namespaced, "ClusterRoleBinding") == []
+    roles = {
+        (role["metadata"]["namespace"], role["metadata"]["name"])
+        for role in by_kind(namespaced, "Role")
+    }
+    assert roles == {
+        ("shop", "herald-operator"),
+        ("news", "herald-operator"),
+        ("herald", "herald-operator-scaling"),
+    }
+    assert env(namespaced, "operator")["HERALD_OPERATOR_NAMESPACES"]["value"] == '["shop","news"]'
+    (scaling,) = by_kind(namespaced, "Role")[-1:]
+    assert scaling["rules"] == [
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments/scale"],
+            "resourceNames": ["herald-sender"],
+            "verbs": ["get", "patch"],
+        }
+    ]
+
+
+def test_service_monitors_scrape_each_metrics_port(render: Render) -> None:
+    objects = render(*EVERYTHING)
+    services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")}
+    monitors = by_kind(objects, "ServiceMonitor")
+    assert len(monitors) == 3
+    for monitor in monitors:
+        component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics"
+        assert endpoint["path"] == "/metrics"
+        service = services[f"herald-{component}-metrics"]
+        assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+        (port,) = service["spec"]["ports"]
+        assert port["name"] == "metrics"
+        ports = {p["name"]: p["containerPort"] for p in container(objects, component)["ports"]}
+        assert port["port"] == ports["metrics"]
+        assert env(objects, component)[f"HERALD_{component.upper()}_METRICS_PORT"]["value"] == (
+            str(ports["metrics"])
+        )
+
+
+def test_the_prometheus_rule_carries_the_shipped_alerts(render: Render, chart: Path) -> None:
+    (rule,) = by_kind(render("--set=metrics.prometheusRule.enabled=true"), "PrometheusRule")
+    assert rule["spec"]["groups"] == yaml.safe_load((chart / "files" / "alerts.yaml").read_text())
+    assert by_kind(render(), "PrometheusRule") == []
+
+
+def test_the_dashboard_config_map_carries_the_shipped_dashboard(
+    render: Render, chart: Path
+) -> None:
+    objects = render("--set=grafanaDashboard.enabled=true")
+    (config_map,) = by_kind(objects, "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (text,) = config_map["data"].values()
+    assert json.loads(text) == json.loads((chart / "files" / "grafana-dashboard.json").read_text())
+    assert by_kind(render(), "ConfigMap") == []
+
+
+def test_network_policies_open_metrics_and_keep_dns_when_egress_is_closed(
+    render: Render,
+) -> None:
+    assert by_kind(render(), "NetworkPolicy") == []
+    policies = by_kind(render(*EVERYTHING), "NetworkPolicy")
+    assert len(policies) == 3
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert {"port": 53, "protocol": "UDP"} in policy["spec"]["egress"][0]["ports"]
+        assert policy["spec"]["egress"][1] == {"ports": [{"port": 4222}]}
+    bot = next(p for p in policies if p["metadata"]["name"] == "herald-bot")
+    assert [rule["ports"][0]["port"] for rule in bot["spec"]["ingress"]] == ["metrics", "webhook"]
+
+
+def test_disruption_budgets_never_block_a_drain(render: Render) -> None:
+    budgets = by_kind(render(*EVERYTHING), "PodDisruptionBudget")
+    assert len(budgets) == 3
+    assert all(b["spec"] == {**b["spec"], "maxUnavailable": 1} for b in budgets)
+    assert all("minAvailable" not in b["spec"] for b in budgets)
