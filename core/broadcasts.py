@@ -280,6 +280,12 @@ class ConditionType(enum.StrEnum):
     PAUSED = "Paused"
     # True when every recipient is terminal: `kubectl wait --for=condition=Complete`.
     COMPLETE = "Complete"
+    # Same state and reason as Reconciling, under the name Deployments and most operators
+    # use, so `kubectl wait --for=condition=Progressing` and existing dashboards work.
+    PROGRESSING = "Progressing"
+    # True when the broadcast stopped for good (content rejected, deadline passed, token
+    # revoked): the subset of Stalled that no fix to the cluster undoes.
+    FAILED = "Failed"
 
 
 class ConditionStatus(enum.StrEnum):

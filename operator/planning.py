@@ -155,6 +155,7 @@ class _Situation:
     message: str
     reconciling: bool = False
     stalled: bool = False
+    failed: bool = False  # stalled for good
     paused: bool = False
     complete: bool = False
     control: BroadcastState | None = None
@@ -191,6 +192,7 @@ def _stopped(reason: str, message: str) -> _Situation:
         reason=reason,
         message=message,
         stalled=True,
+        failed=True,
         control=BroadcastState.STOPPED,
         purge_work=True,
         close_pending=reason,
@@ -414,6 +416,10 @@ def plan(
         cond(ConditionType.STALLED, s.stalled, s.reason, s.message if s.stalled else ""),
         cond(ConditionType.PAUSED, s.paused, paused_reason, s.message if s.paused else ""),
         cond(ConditionType.COMPLETE, s.complete, s.reason, s.message if s.complete else ""),
+        cond(
+            ConditionType.PROGRESSING, s.reconciling, s.reason, s.message if s.reconciling else ""
+        ),
+        cond(ConditionType.FAILED, s.failed, s.reason, s.message if s.failed else ""),
     )
     phase = derive_phase(conditions)
 

@@ -42,6 +42,8 @@ async def test_full_delivery_exactly_once_within_the_rate(herald: Herald) -> Non
         },
     )
     await herald.wait_for(lambda: replicas(herald) == 1, within=30, what="a sender replica")
+    progressing = await herald.wait_condition("hello", "Progressing", within=30)
+    assert progressing["reason"] in {"Materialising", "Publishing", "Sending"}
     waited = await asyncio.to_thread(
         herald.kubectl,
         "wait",
@@ -177,8 +179,10 @@ async def test_bad_markup_fails_the_broadcast_within_the_first_sends(herald: Her
             "rate": {"messagesPerSecond": 30},
         },
     )
-    stalled = await herald.wait_condition("bad-markup", "Stalled", within=60)
-    assert "parse entities" in stalled["message"]
+    failed = await herald.wait_condition("bad-markup", "Failed", within=60)
+    assert failed["reason"] == "ContentRejected"
+    assert "parse entities" in failed["message"]
+    assert herald.condition("bad-markup", "Stalled")["status"] == "True"  # type: ignore[index]
     assert herald.status("bad-markup")["phase"] == "Failed"
     # Telegram saw only the first few attempts; every recipient is closed with the reason.
     async with herald.emulator() as emulator:

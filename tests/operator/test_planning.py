@@ -104,7 +104,7 @@ CASES = [
         facts(),
         phase=Phase.PENDING,
         reason="Materialising",
-        true=frozenset({ConditionType.RECONCILING}),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
         materialise=True,
     ),
@@ -112,14 +112,14 @@ CASES = [
         "materialised-not-published-publishes",
         facts(ledger=ledger(published=False, pending=10)),
         reason="Publishing",
-        true=frozenset({ConditionType.RECONCILING}),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
         publish=True,
     ),
     Case(
         "active-and-published-keeps-sending",
         facts(ledger=ledger(pending=4, claimed=2, delivered=4)),
-        true=frozenset({ConditionType.RECONCILING}),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
     ),
     Case(
@@ -145,7 +145,7 @@ CASES = [
         spec=spec(schedule={"startAt": "2026-12-01T08:59:00Z"}),
         phase=Phase.PENDING,
         reason="Materialising",
-        true=frozenset({ConditionType.RECONCILING}),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
         materialise=True,
     ),
@@ -245,7 +245,7 @@ CASES = [
         spec=spec(schedule={"deadline": "2026-12-01T08:00:00Z"}),
         phase=Phase.FAILED,
         reason="DeadlineExceeded",
-        true=frozenset({ConditionType.STALLED}),
+        true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
         close="DeadlineExceeded",
@@ -260,7 +260,7 @@ CASES = [
         ),
         phase=Phase.FAILED,
         reason="DeadlineExceeded",
-        true=frozenset({ConditionType.STALLED}),
+        true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
         completion="DeadlineExceeded",
@@ -271,7 +271,7 @@ CASES = [
         spec=spec(schedule={"startAt": "2026-11-30T08:00:00Z", "deadline": "2026-12-01T08:00:00Z"}),
         phase=Phase.FAILED,
         reason="DeadlineExceeded",
-        true=frozenset({ConditionType.STALLED}),
+        true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
         close="DeadlineExceeded",
@@ -281,7 +281,7 @@ CASES = [
         facts(fault=fault("ContentRejected"), ledger=ledger(pending=9, failed=1)),
         phase=Phase.FAILED,
         reason="ContentRejected",
-        true=frozenset({ConditionType.STALLED}),
+        true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
         close="ContentRejected",
@@ -292,7 +292,7 @@ CASES = [
         status=CONTENT_REJECTED,
         phase=Phase.FAILED,
         reason="ContentRejected",
-        true=frozenset({ConditionType.STALLED}),
+        true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
         completion="Failed",
@@ -311,7 +311,7 @@ CASES = [
         facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
         spec=spec(rate=PAID),
         status=BUDGET,
-        true=frozenset({ConditionType.RECONCILING}),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
     ),
 ]
@@ -402,7 +402,7 @@ def test_unchanged_situation_keeps_transition_times_and_is_not_a_transition() ->
     )
     assert not later.transition
     assert later.events == ()
-    assert [c.last_transition_time for c in later.status.conditions] == [NOW] * 5
+    assert [c.last_transition_time for c in later.status.conditions] == [NOW] * len(ConditionType)
     assert later.status.delivered == 5
 
 
