@@ -314,7 +314,9 @@ class BotWorker:
                 if broadcast.sub is None:
                     broadcast.sub = await self._bind(broadcast)
                 messages = await broadcast.sub.fetch(batch=_FETCH_BATCH, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:
+                # Not only nats.errors.TimeoutError: fetch also raises the builtin when its
+                # deadline runs out between its two pull requests, and must not end the loop.
                 continue
             except nats.errors.Error as error:
                 log.warning("pulling work of broadcast %s failed: %s", broadcast.uid, error)
