@@ -16,13 +16,9 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY core/ core/
-COPY operator/ operator/
-COPY sender/ sender/
-COPY bot/ bot/
-COPY emulator/ emulator/
-COPY dev/herald_dev/ dev/herald_dev/
+# The whole context (.dockerignore keeps caches, tests and the chart out): pyproject.toml
+# decides which folders become the `herald` packages.
+COPY . .
 RUN pip wheel --wheel-dir /wheels .
 
 # --- runtime: a virtualenv with the wheels, run as an unprivileged user ----------------------
