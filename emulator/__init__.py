@@ -3,7 +3,7 @@
 from herald.emulator.clients import EmulatorClient
 from herald.emulator.clocks import ManualClock
 from herald.emulator.emulating import ApiError, EmulatorState, Reply
-from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Summary
+from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Refusal, Summary
 from herald.emulator.server import RunningEmulator, build_app, run_emulator
 from herald.emulator.settings import EmulatorConfig, Faults, Limits, Storm
 
@@ -17,6 +17,7 @@ __all__ = [
     "Limits",
     "ManualClock",
     "RecordedMessage",
+    "Refusal",
     "Reply",
     "RunningEmulator",
     "Storm",

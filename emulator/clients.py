@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from herald.emulator.recording import RecordedMessage, Summary
+from herald.emulator.recording import RecordedMessage, Refusal, Summary
 from herald.emulator.server import CONTROL_PREFIX
 from herald.emulator.settings import EmulatorConfig
 
@@ -46,6 +46,13 @@ class EmulatorClient:
     ) -> list[RecordedMessage]:
         body = await self._get("messages", token=token, chat_id=chat_id, method=method)
         return [RecordedMessage.model_validate(message) for message in body["messages"]]
+
+    async def refusals(
+        self, *, token: str | None = None, status: int | None = None, method: str | None = None
+    ) -> list[Refusal]:
+        """Calls answered with an error, oldest first (429s carry their retry_after)."""
+        body = await self._get("refusals", token=token, status=status, method=method)
+        return [Refusal.model_validate(refusal) for refusal in body["refusals"]]
 
     async def config(self) -> EmulatorConfig:
         return EmulatorConfig.model_validate(await self._get("config"))

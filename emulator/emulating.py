@@ -18,7 +18,7 @@ from typing import Any
 
 from herald.emulator import markups
 from herald.emulator.limits import RateLimiter
-from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Recorder
+from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Recorder, Refusal
 from herald.emulator.settings import EmulatorConfig
 
 __all__ = ["ApiError", "EmulatorState", "Reply", "is_token"]
@@ -167,25 +167,39 @@ class EmulatorState:
             try:
                 return Reply.ok(await self._poll(token, params))
             except ApiError as error:
-                return self._refuse(token, error)
+                return self._refuse(token, "getUpdates", params, error)
         return self.call(token, method, params)
 
     def call(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:
         """Answer one request at once; getUpdates here never waits."""
+        name = _METHODS.get(method.lower())
         try:
             if not is_token(token):
                 raise ApiError(401, "Unauthorized")
-            name = _METHODS.get(method.lower())
             if name is None:
                 raise ApiError(404, "Not Found")
             if name in SENDING_METHODS:
                 return self._send(token, name, params)
             return Reply.ok(self._answer(token, name, params))
         except ApiError as error:
-            return self._refuse(token, error)
+            return self._refuse(token, name or method, params, error)
 
-    def _refuse(self, token: str, error: ApiError) -> Reply:
-        self.recorder.count_error(token, error.status)
+    def _refuse(self, token: str, method: str, params: Mapping[str, Any], error: ApiError) -> Reply:
+        chat_id = params.get("chat_id")
+        self.recorder.refuse(
+            Refusal(
+                token=token,
+                method=method,
+                chat_id=chat_id
+                if isinstance(chat_id, int) and not isinstance(chat_id, bool)
+                else None,
+                status=error.status,
+                description=error.description,
+                retry_after=error.retry_after,
+                monotonic=self._clock(),
+                wall=self._wall_clock(),
+            )
+        )
         return Reply.error(error)
 
     def _send(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:

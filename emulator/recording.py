@@ -10,7 +10,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from herald.emulator.limits import PERIOD
 
-__all__ = ["SENDING_METHODS", "RecordedMessage", "Recorder", "Summary", "max_per_period"]
+__all__ = [
+    "SENDING_METHODS",
+    "RecordedMessage",
+    "Recorder",
+    "Refusal",
+    "Summary",
+    "max_per_period",
+]
 
 # The methods Telegram's flood limits count; the summary's delivery figures are about these.
 SENDING_METHODS = frozenset(
@@ -47,6 +54,22 @@ class RecordedMessage(BaseModel):
         return self.method in SENDING_METHODS
 
 
+class Refusal(BaseModel):
+    """One call answered with an error: what a client was told, and when, so tests can check
+    that a client honoured each 429's retry_after."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    method: str
+    chat_id: int | None
+    status: int
+    description: str
+    retry_after: int | None
+    monotonic: float = Field(description="Answer time on the emulator's injected clock.")
+    wall: AwareDatetime
+
+
 class Summary(BaseModel):
     total: int = Field(description="Accepted sends (sending methods only).")
     per_method: dict[str, int] = Field(description="Accepted calls per method, sends or not.")
@@ -77,13 +100,26 @@ def max_per_period(times: Iterable[float]) -> int:
 class Recorder:
     def __init__(self) -> None:
         self._messages: list[RecordedMessage] = []
+        self._refusals: list[Refusal] = []
         self._errors: Counter[tuple[str, int]] = Counter()
 
     def record(self, message: RecordedMessage) -> None:
         self._messages.append(message)
 
-    def count_error(self, token: str, status: int) -> None:
-        self._errors[token, status] += 1
+    def refuse(self, refusal: Refusal) -> None:
+        self._refusals.append(refusal)
+        self._errors[refusal.token, refusal.status] += 1
+
+    def refusals(
+        self, *, token: str | None = None, status: int | None = None, method: str | None = None
+    ) -> list[Refusal]:
+        return [
+            refusal
+            for refusal in self._refusals
+            if (token is None or refusal.token == token)
+            and (status is None or refusal.status == status)
+            and (method is None or refusal.method == method)
+        ]
 
     def messages(
         self, *, token: str | None = None, chat_id: int | None = None, method: str | None = None

@@ -51,6 +51,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app[STATE] = state
     app.router.add_route("*", "/bot{token}/{method}", _bot_api)
     app.router.add_get(f"{CONTROL_PREFIX}/messages", _messages)
+    app.router.add_get(f"{CONTROL_PREFIX}/refusals", _refusals)
     app.router.add_get(f"{CONTROL_PREFIX}/summary", _summary)
     app.router.add_get(f"{CONTROL_PREFIX}/config", _config)
     app.router.add_post(f"{CONTROL_PREFIX}/config", _configure)
@@ -127,6 +128,18 @@ async def _messages(request: web.Request) -> web.Response:
         token=query.get("token"), chat_id=chat_id, method=query.get("method")
     )
     return _json({"messages": [message.model_dump(mode="json") for message in messages]})
+
+
+async def _refusals(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        status = int(query["status"]) if "status" in query else None
+    except ValueError:
+        return _json({"error": "status must be an integer"}, 400)
+    refusals = request.app[STATE].recorder.refusals(
+        token=query.get("token"), status=status, method=query.get("method")
+    )
+    return _json({"refusals": [refusal.model_dump(mode="json") for refusal in refusals]})
 
 
 async def _summary(request: web.Request) -> web.Response:
