@@ -30,7 +30,7 @@ tools: bootstrap
 # import hook, so they read the folders through a `herald/` tree of links.
 $(TYPECHECK)/herald:
 	mkdir -p $@
-	for d in core operator sender bot emulator; do ln -sfn ../../../$$d $@/$$d; done
+	for d in core operator sender bot emulator cli; do ln -sfn ../../../$$d $@/$$d; done
 	ln -sfn ../../../dev/herald_dev $@/dev
 
 lint: $(INSTALLED)
@@ -39,7 +39,7 @@ lint: $(INSTALLED)
 
 typecheck: $(INSTALLED) $(TYPECHECK)/herald
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.operator -p herald.sender \
-		-p herald.bot -p herald.emulator -p herald.dev
+		-p herald.bot -p herald.emulator -p herald.dev -p herald.cli
 	MYPYPATH=$(TYPECHECK):tests $(BIN)/mypy --explicit-package-bases tests
 
 layers: $(INSTALLED) $(TYPECHECK)/herald

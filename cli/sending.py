@@ -1,0 +1,57 @@
+"""A test send: the Broadcast's message to a few chats, rendered and sent exactly as the
+senders do (:mod:`herald.sender.rendering`, :class:`herald.sender.telegram.TelegramClient`),
+and nothing else: no ledger row, no work message, no status change."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from herald.cli.views import SendResult
+from herald.core.broadcasts import Broadcast
+from herald.core.envelopes import Recipient
+from herald.sender import rendering
+from herald.sender.outcomes import OutcomeKind
+from herald.sender.telegram import TelegramClient
+
+__all__ = ["send_test_message"]
+
+# One request at a time: a handful of chats, and a 429 would only be answered by waiting.
+_CONNECTIONS = 1
+
+
+async def send_test_message(
+    broadcast: Broadcast,
+    *,
+    token: SecretStr,
+    chat_ids: Sequence[int],
+    language: str | None,
+    api_url: str,
+    request_timeout: float,
+) -> list[SendResult]:
+    """Send to each chat once, in order, and say what became of each."""
+    telegram = TelegramClient(
+        token.get_secret_value(), api_url=api_url, timeout=request_timeout, connections=_CONNECTIONS
+    )
+    results = []
+    try:
+        for chat_id in dict.fromkeys(chat_ids):  # each chat once, in the order given
+            # Never a paid broadcast: a few test messages stay far below the free rate.
+            rendered = rendering.render(
+                broadcast.spec.content,
+                Recipient(chat_id=chat_id, language_code=language),
+                allow_paid_broadcast=False,
+            )
+            outcome = await telegram.send(rendered)
+            results.append(
+                SendResult(
+                    chat_id=chat_id,
+                    ok=outcome.kind is OutcomeKind.OK,
+                    message_id=outcome.message_id,
+                    error=outcome.description or str(outcome.kind),
+                )
+            )
+    finally:
+        await telegram.close()
+    return results
