@@ -599,6 +599,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         # Events are Herald's transitions (posted explicitly) and warnings, not every log
         # line of every handler run.
         settings.posting.level = logging.WARNING
+        # Herald serves one resource whose CRD is installed before the operator starts, in
+        # a fixed list of namespaces or cluster-wide: observing every CRD and namespace
+        # for changes would need cluster-wide read RBAC that buys nothing.
+        settings.scanning.disabled = True
         await reconciler.start()
 
     # A registry of our own starts without kopf's default login handlers: log in the way
