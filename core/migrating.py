@@ -15,7 +15,14 @@ from importlib import resources
 
 import asyncpg
 
-__all__ = ["Migration", "MigrationError", "apply_migrations", "load_migrations"]
+__all__ = [
+    "Migration",
+    "MigrationError",
+    "apply_migrations",
+    "ensure_schema",
+    "load_migrations",
+    "pending_migrations",
+]
 
 # An arbitrary constant shared by every Herald process: the lock that serialises migrators.
 _LOCK_KEY = 0x4E52414C44  # "HERALD"-ish; any fixed bigint works
@@ -54,38 +61,55 @@ def load_migrations() -> list[Migration]:
     return found
 
 
+_HISTORY_TABLE = """
+CREATE TABLE IF NOT EXISTS herald_schema_migrations (
+    version    integer     PRIMARY KEY,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+async def _pending(connection: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
+    """The migrations the database lacks; an error when its history disagrees with ours."""
+    exists = await connection.fetchval("SELECT to_regclass('herald_schema_migrations') IS NOT NULL")
+    rows = (
+        await connection.fetch("SELECT version, checksum FROM herald_schema_migrations")
+        if exists
+        else []
+    )
+    applied = {row["version"]: row["checksum"] for row in rows}
+    pending: list[Migration] = []
+    for migration in migrations:
+        recorded = applied.pop(migration.version, None)
+        if recorded is None:
+            pending.append(migration)
+        elif recorded != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.version:04d}_{migration.name} was edited after it "
+                "was applied; add a new migration instead"
+            )
+    if applied:
+        raise MigrationError(
+            f"the database has migrations this Herald does not know: {sorted(applied)}; "
+            "it was migrated by a newer version"
+        )
+    return pending
+
+
+async def pending_migrations(connection: asyncpg.Connection) -> list[Migration]:
+    """What `apply_migrations` would apply now; changes nothing."""
+    return await _pending(connection, load_migrations())
+
+
 async def apply_migrations(connection: asyncpg.Connection) -> list[Migration]:
     """Apply the pending migrations; return those applied now. Safe to run concurrently."""
     migrations = load_migrations()
     await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await connection.execute(
-            """
-            CREATE TABLE IF NOT EXISTS herald_schema_migrations (
-                version    integer     PRIMARY KEY,
-                name       text        NOT NULL,
-                checksum   text        NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """
-        )
-        rows = await connection.fetch("SELECT version, checksum FROM herald_schema_migrations")
-        applied = {row["version"]: row["checksum"] for row in rows}
-        pending: list[Migration] = []
-        for migration in migrations:
-            recorded = applied.pop(migration.version, None)
-            if recorded is None:
-                pending.append(migration)
-            elif recorded != migration.checksum:
-                raise MigrationError(
-                    f"migration {migration.version:04d}_{migration.name} was edited after it "
-                    "was applied; add a new migration instead"
-                )
-        if applied:
-            raise MigrationError(
-                f"the database has migrations this Herald does not know: {sorted(applied)}; "
-                "it was migrated by a newer version"
-            )
+        await connection.execute(_HISTORY_TABLE)
+        pending = await _pending(connection, migrations)
         for migration in pending:
             async with connection.transaction():
                 await connection.execute(migration.sql)
@@ -99,3 +123,17 @@ async def apply_migrations(connection: asyncpg.Connection) -> list[Migration]:
         return pending
     finally:
         await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+async def ensure_schema(connection: asyncpg.Connection, *, migrate: bool) -> list[Migration]:
+    """At a component's start: migrate (when allowed), else refuse to run on an old schema."""
+    if migrate:
+        return await apply_migrations(connection)
+    pending = await pending_migrations(connection)
+    if pending:
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)
+        raise MigrationError(
+            f"the database schema lacks {names}; run `herald db migrate` "
+            "(or set HERALD_DATABASE_MIGRATE=true)"
+        )
+    return []

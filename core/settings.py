@@ -45,6 +45,14 @@ class DatabaseSettings(BaseSettings):
         default=SecretStr("postgresql://herald@127.0.0.1:5432/herald"),
         description="PostgreSQL DSN. Secret because it may carry a password.",
     )
+    migrate: bool = Field(
+        default=True,
+        description=(
+            "Whether the operator brings the schema up to date when it starts (versioned SQL "
+            "under an advisory lock, so it is safe against a concurrent `herald db migrate`). "
+            "false: a DBA runs `herald db migrate` and the operator only checks."
+        ),
+    )
     min_connections: int = Field(
         default=1, ge=0, description="Pool floor; one keeps idle components cheap."
     )

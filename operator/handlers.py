@@ -30,7 +30,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 from pydantic import SecretStr, ValidationError
 
-from herald.core import envelopes, logs, streams, subjects
+from herald.core import envelopes, logs, migrating, streams, subjects
 from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastSpec, BroadcastStatus
 from herald.core.envelopes import BroadcastState, CompletionRecord, ControlRecord
 from herald.operator import audiences, controls, ledgers, orphans, planning, publishing, scaling
@@ -88,6 +88,11 @@ class Reconciler:
             min_size=s.database.min_connections,
             max_size=s.database.max_connections,
         )
+        connection = await asyncpg.connect(s.database.url.get_secret_value())
+        try:
+            await migrating.ensure_schema(connection, migrate=s.database.migrate)
+        finally:
+            await connection.close()
         self._nc = await nats.connect(s.nats.url, max_reconnect_attempts=-1, name="herald-operator")
         self._js = self._nc.jetstream(timeout=s.operator.nats_timeout_seconds)
         replicas = s.nats.replicas

@@ -217,6 +217,40 @@ def import_(csv_file: io.TextIOWrapper) -> None:
     click.echo(f"imported {count} subscribers from {csv_file.name}")
 
 
+@cli.group()
+def db() -> None:
+    """The database schema."""
+
+
+@db.command()
+@click.option("--check", is_flag=True, help="Only list what is pending; exit 1 if anything is.")
+def migrate(check: bool) -> None:
+    """Bring the schema at HERALD_DATABASE_URL up to date (the operator does it at start unless
+    HERALD_DATABASE_MIGRATE=false)."""
+    import asyncpg  # noqa: PLC0415
+
+    from herald.core import migrating  # noqa: PLC0415
+    from herald.core.settings import DatabaseSettings  # noqa: PLC0415
+
+    async def run() -> list[migrating.Migration]:
+        connection = await asyncpg.connect(DatabaseSettings().url.get_secret_value())
+        try:
+            if check:
+                return await migrating.pending_migrations(connection)
+            return await migrating.apply_migrations(connection)
+        finally:
+            await connection.close()
+
+    try:
+        done = asyncio.run(run())
+    except (OSError, asyncpg.PostgresError, migrating.MigrationError) as exc:
+        raise click.ClickException(f"cannot migrate the database: {exc}") from exc
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in done) or "nothing"
+    click.echo(f"{'pending' if check else 'applied'}: {names}")
+    if check and done:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 
 import asyncpg
 import pytest
@@ -75,3 +78,46 @@ async def test_ledger_states_are_checked(database: str) -> None:
             )
     finally:
         await connection.close()
+
+
+async def test_without_migrate_an_old_schema_is_refused_and_left_alone(database: str) -> None:
+    connection = await asyncpg.connect(database)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        shipped = migrating.load_migrations()
+        assert await migrating.pending_migrations(connection) == shipped
+        with pytest.raises(migrating.MigrationError, match="herald db migrate"):
+            await migrating.ensure_schema(connection, migrate=False)
+        assert await connection.fetchval("SELECT to_regclass('deliveries')") is None
+        assert await migrating.ensure_schema(connection, migrate=True) == shipped
+        assert await migrating.ensure_schema(connection, migrate=False) == []
+    finally:
+        await connection.close()
+
+
+def _migrate(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "herald.dev.cli", "db", "migrate", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HERALD_DATABASE_URL": dsn},
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_herald_db_migrate(database: str) -> None:
+    connection = await asyncpg.connect(database)
+    try:
+        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+    first = migrating.load_migrations()[0]
+    behind = await asyncio.to_thread(_migrate, database, "--check")
+    assert behind.returncode == 1
+    assert f"pending: {first.version:04d}_{first.name}" in behind.stdout
+    applied = await asyncio.to_thread(_migrate, database)
+    assert applied.returncode == 0, applied.stderr
+    assert f"applied: {first.version:04d}_{first.name}" in applied.stdout
+    current = await asyncio.to_thread(_migrate, database, "--check")
+    assert (current.returncode, current.stdout.strip()) == (0, "pending: nothing")
