@@ -1,7 +1,8 @@
 """Work messages: which ones a sender can use, and when one is done. Pure.
 
-A work message that cannot be decoded, or that names a broadcast other than the consumer's,
-will never become usable by waiting: it is terminated (never redelivered) and counted.
+A work message that cannot be decoded, that names a broadcast other than the consumer's, or a
+chat id no ledger row can have, will never become usable by waiting: it is terminated (never
+redelivered) and counted.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from herald.core.envelopes import DecodeError, Recipient, WorkBatch, decode
 __all__ = ["BadWork", "Progress", "parse"]
 
 
+# The ledger's chat_id is a Postgres bigint.
+_INT64 = 2**63
+
+
 @dataclass(frozen=True, slots=True)
 class BadWork:
-    reason: str  # a short word for the metric's label: undecodable, foreign, empty
+    reason: str  # a short word for the metric's label: undecodable, invalid, foreign, empty
 
 
 def parse(data: bytes, *, uid: str) -> WorkBatch | BadWork:
@@ -31,6 +36,10 @@ def parse(data: bytes, *, uid: str) -> WorkBatch | BadWork:
         return BadWork("foreign")
     if not batch.recipients:
         return BadWork("empty")
+    if any(not -_INT64 <= recipient.chat_id < _INT64 for recipient in batch.recipients):
+        # No ledger row can have such a chat id, and a claim naming it fails as a whole,
+        # again and again: one such message would stall the broadcast.
+        return BadWork("invalid")
     return batch
 
 

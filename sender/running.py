@@ -351,6 +351,10 @@ class BotWorker:
             broadcast.unclaimed.append(recipient)
         if duplicates:
             progress.settle(duplicates)
+            if progress.done:
+                # A copy of work held here: nothing would ever settle and ack it.
+                del broadcast.held[sequence]
+                _spawn(self._acks, message.ack())
 
     async def _keep_alive(self, broadcast: _Broadcast) -> None:
         # Held messages must not be redelivered to another replica while they wait here.

@@ -49,6 +49,15 @@ def test_an_empty_batch_is_bad() -> None:
     assert parse(encode(WorkBatch(uid=UID, recipients=[])), uid=UID) == BadWork("empty")
 
 
+def test_a_chat_id_beyond_the_ledgers_bigint_is_invalid() -> None:
+    # msgpack carries integers up to 2**64 - 1, beyond what Postgres' bigint can hold.
+    for chat_id in (2**63, 2**64 - 1):
+        batch = WorkBatch(uid=UID, recipients=[Recipient(1), Recipient(chat_id)])
+        assert parse(encode(batch), uid=UID) == BadWork("invalid")
+    edges = WorkBatch(uid=UID, recipients=[Recipient(2**63 - 1), Recipient(-(2**63))])
+    assert parse(encode(edges), uid=UID) == edges
+
+
 def test_progress_is_done_when_every_row_settled_and_stuck_on_busy_rows() -> None:
     progress = Progress.of(WorkBatch(uid=UID, recipients=[Recipient(1), Recipient(2)]))
     progress.mark_busy([2])

@@ -4,11 +4,15 @@ Telegram emulator."""
 from __future__ import annotations
 
 import asyncio
+import random
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from herald.core import subjects
-from herald.core.envelopes import BroadcastState
+from herald.core.envelopes import BroadcastState, Recipient, WorkBatch, encode
+from herald.sender.batches import BadWork, parse
 
 Pipeline = Any  # the fixture's class lives in conftest.py
 
@@ -102,6 +106,52 @@ async def test_bad_work_is_terminated_counted_and_sending_goes_on(pipeline: Pipe
     assert states == {"delivered": 50}
     assert counted == 2
     assert await pipeline.pending_work(uid) == 0
+
+
+async def test_mutated_copies_of_work_never_send_twice_nor_outside_the_ledger(
+    pipeline: Pipeline,
+) -> None:
+    chats = range(41_001, 41_201)
+    uid = await pipeline.open(chats, rate=200, paid=True, batch=50)
+    real = [
+        encode(WorkBatch(uid=uid, recipients=[Recipient(c, None, f"User{c}") for c in part]))
+        for part in (chats[i : i + 50] for i in range(0, len(chats), 50))
+    ]
+    draw = random.Random(20_241_124)  # reproducible garbage, not a secret
+    garbage: list[bytes] = []
+    for data in real:
+        flipped = bytearray(data)
+        flipped[draw.randrange(len(data))] ^= draw.randrange(1, 256)
+        garbage += [
+            data,  # an exact copy of work already queued
+            data[: draw.randrange(1, len(data))],
+            bytes(flipped),
+            draw.randbytes(draw.randrange(1, 64)),
+        ]
+    garbage += [
+        encode(WorkBatch(uid=str(uuid.uuid4()), recipients=[Recipient(41_001)])),
+        encode(WorkBatch(uid=uid, recipients=[])),
+        encode(WorkBatch(uid=uid, recipients=[Recipient(99_999)])),  # not in the ledger
+        encode(WorkBatch(uid=uid, recipients=[Recipient(2**63)])),  # beyond the ledger's bigint
+    ]
+    for data in garbage:
+        await pipeline.js.publish(subjects.work_subject(uid), data)
+    parsed = [parse(data, uid=uid) for data in garbage]
+    expected = Counter(result.reason for result in parsed if isinstance(result, BadWork))
+    async with pipeline.sender() as sender:
+        states = await pipeline.wait_done(uid, within=30)
+        registry = sender.metrics.registry
+        counted = {
+            reason: registry.get_sample_value(
+                "herald_sender_bad_work_messages_total", {"reason": reason}
+            )
+            for reason in expected
+        }
+    assert states == {"delivered": 200}
+    assert counted == expected
+    summary = await pipeline.client.summary()
+    assert summary.duplicates == {}
+    assert sorted(summary.per_chat) == list(chats)
 
 
 async def test_stopping_a_broadcast_drops_its_work(pipeline: Pipeline) -> None:
