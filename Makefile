@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 TYPECHECK := .herald/typecheck
 PYTEST_ARGS ?=
 
-.PHONY: all bootstrap controlplane tools lint typecheck layers check test demo down clean
+.PHONY: all bootstrap controlplane tools lint typecheck layers check test demo bench down clean
 
 all: test
 
@@ -52,6 +52,12 @@ test: controlplane tools check
 
 demo: controlplane
 	./dev/demo.sh
+
+# Herald's sender side by side with the seeds' designs (bench/README.md); BENCH_ARGS=--rounds 3
+BENCH_ARGS ?=
+bench: bootstrap
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/side_by_side.py $(BENCH_ARGS)
 
 down:
 	-$(BIN)/herald dev down
