@@ -46,7 +46,9 @@ async def scale_senders(
     def apply() -> str:
         try:
             scale = apps.read_namespaced_deployment_scale(deployment, namespace)
-            if scale.spec is not None and scale.spec.replicas == replicas:
+            # The API omits a zero count, which the client then reads as None.
+            current = (scale.spec.replicas if scale.spec is not None else None) or 0
+            if current == replicas:
                 return ScaleResult.UNCHANGED
             apps.patch_namespaced_deployment_scale(
                 deployment,

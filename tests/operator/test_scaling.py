@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from kubernetes import config
 
-from herald.operator.scaling import desired_replicas
+from herald.dev.controlplane import ControlPlane
+from herald.dev.kubectl import Kubectl
+from herald.dev.supervising import sender_deployment
+from herald.operator.scaling import ScaleResult, desired_replicas, scale_senders
 from herald.operator.settings import ScalingSettings
 
 
@@ -28,3 +33,30 @@ def test_bounds_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERALD_SCALING_MAX_REPLICAS", "2")
     with pytest.raises(ValueError, match="must not exceed"):
         ScalingSettings()
+
+
+async def test_scaling_patches_only_when_the_count_differs(
+    controlplane: ControlPlane, kubectl: Kubectl
+) -> None:
+    namespace = kubectl.namespace
+    assert namespace is not None
+    deployment = sender_deployment("herald-sender", namespace)
+    deployment["spec"]["replicas"] = 0  # stored, then served without the field
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
+    api = config.new_client_from_config(str(controlplane.kubeconfig))  # type: ignore[no-untyped-call]
+    try:
+
+        async def scale(replicas: int) -> str:
+            return await scale_senders(
+                api, namespace=namespace, deployment="herald-sender", replicas=replicas
+            )
+
+        assert await scale(0) == ScaleResult.UNCHANGED
+        assert await scale(2) == ScaleResult.SCALED
+        assert await scale(2) == ScaleResult.UNCHANGED
+        assert await scale(0) == ScaleResult.SCALED
+        assert await scale(0) == ScaleResult.UNCHANGED
+        missing = await scale_senders(api, namespace=namespace, deployment="absent", replicas=1)
+        assert missing == ScaleResult.MISSING
+    finally:
+        api.close()
