@@ -165,6 +165,7 @@ class _Broadcast:
     want_work: asyncio.Event = field(default_factory=asyncio.Event)
     want_claim: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    claimer: asyncio.Task[Any] | None = None
 
     @property
     def uid(self) -> str:
@@ -238,7 +239,7 @@ class BotWorker:
             # The broadcast's own tasks log with its namespace and name.
             with logs.broadcast(record.namespace, record.name):
                 _spawn(current.tasks, self._feed(current))
-                _spawn(current.tasks, self._claim(current))
+                current.claimer = _spawn(current.tasks, self._claim(current))
                 _spawn(current.tasks, self._keep_alive(current))
         was_active = current.active
         current.record = record
@@ -381,11 +382,12 @@ class BotWorker:
     async def _claim(self, broadcast: _Broadcast) -> None:
         reclaim = broadcast.record.delivery is Delivery.AT_LEAST_ONCE
         while True:
+            if self._stopping:
+                return  # see close(): never cancelled while a claim is on its way
             broadcast.want_claim.clear()
             size = min(self._claim_size(broadcast), self._claim_budget())
             if (
-                self._stopping
-                or not broadcast.active
+                not broadcast.active
                 or not broadcast.unclaimed
                 or len(broadcast.ready) >= self._claim_size(broadcast)
                 or size <= 0
@@ -629,6 +631,11 @@ class BotWorker:
             broadcast.want_claim.set()
             broadcast.want_work.set()
         await asyncio.gather(self._scheduler, return_exceptions=True)
+        # A claim on its way must come back and give its rows back: cancelled mid-way, it
+        # would leave them claimed by a process about to exit, to end uncertain.
+        claimers = [b.claimer for b in self._broadcasts.values() if b.claimer is not None]
+        if claimers:
+            await asyncio.wait(claimers, timeout=max(0.1, deadline - self._loop.time()))
         if self._sends:
             await asyncio.wait(set(self._sends), timeout=max(0.1, deadline - self._loop.time()))
         for broadcast in self._broadcasts.values():
