@@ -12,7 +12,18 @@ import asyncpg
 from herald.core.deliveries import DeliveryState
 from herald.sender.outcomes import Reason
 
-__all__ = ["Claims", "Ledger", "Row"]
+__all__ = ["ERRORS", "Claims", "Ledger", "Row"]
+
+# What a ledger call raises when Postgres goes away or comes back, all worth a retry: its
+# own errors, socket errors, and the client's errors about a connection cut under it
+# (InterfaceError: "the underlying connection is closed" on leaving a transaction;
+# InternalClientError: resetting a connection whose cut query is still pending).
+ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+)
 
 # One statement, one round trip, atomic: rows still pending are claimed; rows another sender
 # claimed longer ago than the claim TTL belong to a dead sender and are either claimed again

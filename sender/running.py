@@ -30,7 +30,7 @@ from herald.core import logs, streams, subjects
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, ControlRecord, FaultRecord, Recipient
-from herald.sender import batches, controls, pacing
+from herald.sender import batches, controls, ledgers, pacing
 from herald.sender.controls import Controls
 from herald.sender.ledgers import Ledger, Row
 from herald.sender.metrics import Metrics
@@ -111,7 +111,7 @@ class Recorder:
             await asyncio.sleep(self._flush_seconds)
             try:
                 await self.flush()
-            except (OSError, asyncpg.PostgresError) as error:
+            except ledgers.ERRORS as error:
                 if self._metrics is not None:
                     self._metrics.ledger_errors.labels("record").inc()
                 # Kept for the next round: the rows stay claimed, nothing is acked meanwhile.
@@ -403,7 +403,7 @@ class BotWorker:
             by_chat = {recipient.chat_id: recipient for recipient in taking}
             try:
                 claims = await self._ledger.claim(broadcast.uid, list(by_chat), reclaim=reclaim)
-            except (OSError, asyncpg.PostgresError) as error:
+            except ledgers.ERRORS as error:
                 self._metrics.ledger_errors.labels("claim").inc()
                 log.warning("claiming rows of broadcast %s failed: %s", broadcast.uid, error)
                 broadcast.unclaimed.extendleft(reversed(taking))
@@ -644,7 +644,7 @@ class BotWorker:
             self._release(broadcast, requeue=False)
         for broadcast in self._broadcasts.values():
             await asyncio.gather(*broadcast.tasks, return_exceptions=True)
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
+        with contextlib.suppress(*ledgers.ERRORS):
             await self._recorder.flush()
         for broadcast in self._broadcasts.values():
             for held in broadcast.held.values():
@@ -718,7 +718,7 @@ class Sender:
         )
         recording.cancel()
         await asyncio.gather(recording, return_exceptions=True)
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
+        with contextlib.suppress(*ledgers.ERRORS):
             await self._recorder.flush()
         for bot_id in list(self._workers):
             with contextlib.suppress(nats.errors.Error):
