@@ -1,4 +1,5 @@
-"""A whole Herald per test, with the sender timings of faults.checks.SETTINGS."""
+"""A whole Herald per test, with the sender timings of faults.checks.SETTINGS; a test
+changes them with ``@pytest.mark.herald_settings(HERALD_...="...")``."""
 
 from __future__ import annotations
 
@@ -13,15 +14,28 @@ from herald.dev.kubectl import Kubectl
 from herald.dev.systems import LocalSystem
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "herald_settings(**variables): environment of the test's Herald processes"
+    )
+
+
 @pytest.fixture
 async def herald(
+    request: pytest.FixtureRequest,
     controlplane: ControlPlane,
     kubectl: Kubectl,
     database: str,
     nats_url: str,
     tmp_path: Path,
 ) -> AsyncIterator[LocalSystem]:
+    marker = request.node.get_closest_marker("herald_settings")
     async with checks.system(
-        controlplane, kubectl, database=database, nats_url=nats_url, logs=tmp_path / "logs"
+        controlplane,
+        kubectl,
+        database=database,
+        nats_url=nats_url,
+        logs=tmp_path / "logs",
+        settings=marker.kwargs if marker is not None else None,
     ) as system:
         yield system

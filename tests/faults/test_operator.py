@@ -10,41 +10,18 @@ import os
 import random
 import signal
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats
 import pytest
 
 from faults import checks
 from herald.core import subjects
-from herald.dev.controlplane import ControlPlane
-from herald.dev.kubectl import Kubectl
 from herald.dev.systems import LocalSystem
 
 AUDIENCE = 5_000
 # Tiny work messages make queueing take long enough to be interrupted half-way.
 BATCH_SIZE = 2
 SEED = 20_241_124
-
-
-@pytest.fixture
-async def herald(
-    controlplane: ControlPlane,
-    kubectl: Kubectl,
-    database: str,
-    nats_url: str,
-    tmp_path: Path,
-) -> AsyncIterator[LocalSystem]:
-    async with checks.system(
-        controlplane,
-        kubectl,
-        database=database,
-        nats_url=nats_url,
-        logs=tmp_path / "logs",
-        settings={"HERALD_OPERATOR_BATCH_SIZE": str(BATCH_SIZE)},
-    ) as system:
-        yield system
 
 
 async def wait_queued_some(herald: LocalSystem, uid: str) -> int:
@@ -64,6 +41,7 @@ async def wait_queued_some(herald: LocalSystem, uid: str) -> int:
         await client.close()
 
 
+@pytest.mark.herald_settings(HERALD_OPERATOR_BATCH_SIZE=str(BATCH_SIZE))
 async def test_operator_killed_mid_publish_and_mid_refresh(herald: LocalSystem) -> None:
     batches = AUDIENCE // BATCH_SIZE
     await checks.seed(herald, AUDIENCE)

@@ -7,45 +7,20 @@ from __future__ import annotations
 import os
 import random
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from faults import checks
-from herald.dev.controlplane import ControlPlane
-from herald.dev.kubectl import Kubectl
 from herald.dev.systems import LocalSystem
 
 AUDIENCE = 5_000
 BATCHES = 50  # the operator's 100 recipients per work message
 IN_FLIGHT = 8
 KILLS = 10
+STOPS = 6
 SEED = 20_241_124
-
-
-@pytest.fixture
-async def herald(
-    controlplane: ControlPlane,
-    kubectl: Kubectl,
-    database: str,
-    nats_url: str,
-    tmp_path: Path,
-) -> AsyncIterator[LocalSystem]:
-    settings = {
-        "HERALD_SENDER_MAX_IN_FLIGHT": str(IN_FLIGHT),
-        # A warm standby: a takeover costs a lease expiry, not a process start.
-        "HERALD_SCALING_MIN_REPLICAS": "2",
-    }
-    async with checks.system(
-        controlplane,
-        kubectl,
-        database=database,
-        nats_url=nats_url,
-        logs=tmp_path / "logs",
-        settings=settings,
-    ) as system:
-        yield system
+# A warm standby: a takeover costs a lease expiry, not a process start.
+STANDBY = {"HERALD_SCALING_MIN_REPLICAS": "2"}
 
 
 async def start(herald: LocalSystem, name: str) -> None:
@@ -57,6 +32,7 @@ async def start(herald: LocalSystem, name: str) -> None:
     herald.kubectl("patch", "bc", name, "--type=merge", "-p", '{"spec":{"paused":false}}')
 
 
+@pytest.mark.herald_settings(**STANDBY, HERALD_SENDER_MAX_IN_FLIGHT=str(IN_FLIGHT))
 async def test_kill_9_at_ten_random_moments(herald: LocalSystem) -> None:
     draw = random.Random(SEED)  # reproducible moments, not a secret
     moments = sorted(draw.sample(range(100, AUDIENCE - 500), KILLS))
@@ -70,9 +46,10 @@ async def test_kill_9_at_ten_random_moments(herald: LocalSystem) -> None:
     assert set(checked.reasons) <= {"uncertain:SenderLost"}
 
 
+@pytest.mark.herald_settings(**STANDBY, HERALD_SENDER_MAX_IN_FLIGHT=str(IN_FLIGHT))
 async def test_sigterm_hands_over_without_leaving_anything_uncertain(herald: LocalSystem) -> None:
     draw = random.Random(SEED)
-    moments = sorted(draw.sample(range(100, AUDIENCE - 500), 3))
+    moments = sorted(draw.sample(range(100, AUDIENCE - 500), STOPS))
     await start(herald, "handover")
     for moment in moments:
         await checks.wait_delivered(herald, moment)
