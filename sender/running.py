@@ -272,6 +272,10 @@ class BotWorker:
             self._pacer.halt(now + seconds)
             # Counted when the halt starts, and only the time it adds to a running halt.
             self._metrics.rate_limited.inc(max(0.0, self._pacer.halted_until - before))
+            # Rows claimed but not sent go back to pending until the halt ends, as on a
+            # pause: held through a long retry_after, a crash would leave them uncertain.
+            for broadcast in self._broadcasts.values():
+                self._release(broadcast, requeue=True)
             self._wake.set()
 
     @property
@@ -386,16 +390,19 @@ class BotWorker:
                 return  # see close(): never cancelled while a claim is on its way
             broadcast.want_claim.clear()
             size = min(self._claim_size(broadcast), self._claim_budget())
+            halted = self._pacer.halted_until - self._loop.time()
             if (
                 not broadcast.active
+                or halted > 0
                 or not broadcast.unclaimed
                 or len(broadcast.ready) >= self._claim_size(broadcast)
                 or size <= 0
             ):
                 if len(broadcast.unclaimed) < self._want(broadcast) / 2:
                     broadcast.want_work.set()
-                # Woken by whatever frees budget or brings rows; the timeout is a safety net.
-                await _wait(broadcast.want_claim, 1.0)
+                # Woken by whatever frees budget or brings rows, or when a halt ends; the
+                # timeout is a safety net.
+                await _wait(broadcast.want_claim, min(1.0, halted) if halted > 0 else 1.0)
                 continue
             taking = [
                 broadcast.unclaimed.popleft() for _ in range(min(size, len(broadcast.unclaimed)))
