@@ -38,6 +38,7 @@ __all__ = [
     "emulator",
     "figures",
     "infrastructure",
+    "ledger_states",
     "prepare_broadcast",
     "sender_env",
     "unsettled",
@@ -173,6 +174,19 @@ async def _count(dsn: str, uid: str, states: tuple[str, ...]) -> int:
             list(states),
         )
         return int(value)
+    finally:
+        await db.close()
+
+
+async def ledger_states(dsn: str, uid: str) -> dict[str, int]:
+    """Ledger rows of the broadcast per state."""
+    db = await asyncpg.connect(dsn)
+    try:
+        rows = await db.fetch(
+            "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state",
+            uuid.UUID(uid),
+        )
+        return {row["state"]: int(row["n"]) for row in rows}
     finally:
         await db.close()
 

@@ -56,6 +56,7 @@ from _harness import (
     emulator,
     figures,
     infrastructure,
+    ledger_states,
     prepare_broadcast,
     sender_env,
     unsettled,
@@ -308,6 +309,7 @@ class Outcome:
     wall_seconds: float
     killed_at: int | None
     startup_cpu_seconds: float  # used before the first message was accepted
+    ledger: dict[str, int]  # Herald's rows per state at the end
 
 
 async def _sent(api_url: str) -> int:
@@ -373,6 +375,7 @@ async def run_system(
         seen = await figures(api_url)
         if seen.messages == 0:
             raise RuntimeError(f"{system.key} sent nothing:\n{process.tail()}")
+        ledger = await ledger_states(infra.dsn, run.uid) if run.uid else {}
     return Outcome(
         system=system.key,
         kill=kill,
@@ -383,6 +386,7 @@ async def run_system(
         wall_seconds=wall,
         killed_at=killed_at,
         startup_cpu_seconds=startup_cpu or 0.0,
+        ledger=ledger,
     )
 
 
@@ -467,6 +471,7 @@ def _describe(outcome: Outcome) -> str:
         f"rss={outcome.peak_rss_bytes / 2**20:.0f}MB "
         f"servers_cpu={outcome.servers_cpu_seconds:.1f}s wall={outcome.wall_seconds:.0f}s"
         + (f" killed_after={outcome.killed_at}" if outcome.killed_at is not None else "")
+        + (f" ledger={outcome.ledger}" if outcome.ledger else "")
     )
 
 
