@@ -50,8 +50,10 @@ async def test_5xx_bursts_are_retried_and_the_rest_fail_with_a_reason(herald: Lo
     checks.apply_paid(herald, "bursts")
     for moment in sorted(draw.sample(range(100, AUDIENCE - 1000), 3)):
         await checks.wait_delivered(herald, moment)
+        # Longer than a row's three attempts, which Telegram's one message per second per
+        # chat keeps a second apart: the rows that meet the burst three times fail for good.
         await configure(herald, {"faults": {"error_ratio": 0.6}})
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(3)
         await configure(herald, {"faults": {"error_ratio": 0.0}})
     checked = await checks.verify(herald, "bursts")
     async with herald.emulator() as emulator:
@@ -59,9 +61,9 @@ async def test_5xx_bursts_are_retried_and_the_rest_fail_with_a_reason(herald: Lo
     assert set(errors) <= {500, 502}
     assert sum(errors.values()) > 0
     # Three attempts each: a recipient fails only if every one met a burst.
-    assert set(checked.reasons) <= {"failed:ServerError"}
+    assert set(checked.reasons) == {"failed:ServerError"}
     assert checked.ledger["delivered"] + checked.ledger["failed"] == AUDIENCE
-    assert checked.ledger["failed"] < sum(errors.values())
+    assert 0 < 3 * checked.ledger["failed"] <= sum(errors.values())
 
 
 # Telegram's ~100 ms answers need more requests open to keep a broadcast quick.
