@@ -113,6 +113,10 @@ def parse_csv(text: str | Iterable[str]) -> list[Subscriber]:
             if None in row:
                 problems.append(f"line {line}: more fields than columns")
                 continue
+            # Postgres text cannot hold NUL; refusing it here keeps the error on its line.
+            if any("\x00" in (value or "") for value in row.values()):
+                problems.append(f"line {line}: a field contains a NUL character")
+                continue
             subscriber = _row(line, row, problems)
             if subscriber is not None:
                 if subscriber.chat_id in seen:

@@ -41,6 +41,7 @@ def test_only_chat_id_is_required() -> None:
         pytest.param(HEADER + "1,,,,,Bad!Tag\n", "line 2: tag 'bad!tag'", id="tag"),
         pytest.param(HEADER + "1,,,,,\n1,,,,,\n", "line 3: chat_id 1 already on line 2", id="dup"),
         pytest.param(HEADER + "1,,,,,,extra\n", "line 2: more fields than columns", id="extra"),
+        pytest.param(HEADER + "1,a\x00b,,,,\n", "line 2: a field contains a NUL", id="nul"),
     ],
 )
 def test_bad_files_name_the_line(text: str, problem: str) -> None:
