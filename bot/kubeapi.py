@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -21,6 +20,7 @@ from herald.bot.callbacks import BroadcastRef
 from herald.bot.manifests import manifest
 from herald.bot.stores import BroadcastExists, BroadcastNotFound, StoreError
 from herald.core.broadcasts import GROUP, PLURAL, VERSION, Broadcast
+from herald.core.kubeapi import api_message
 
 __all__ = ["FIELD_MANAGER", "KubernetesBroadcasts", "load_configuration"]
 
@@ -41,16 +41,6 @@ def load_configuration() -> client.Configuration:
     return configuration
 
 
-def _reason(exc: ApiException) -> str:
-    """The API server's own message (a Status object), without request details."""
-    try:
-        body = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message or exc.reason or f"HTTP {exc.status}")
-
-
 class KubernetesBroadcasts:
     """:class:`herald.bot.stores.BroadcastStore` on the API server."""
 
@@ -64,8 +54,8 @@ class KubernetesBroadcasts:
             if exc.status == 404 and ref is not None:
                 raise BroadcastNotFound(f"{ref.namespace}/{ref.name}") from exc
             if exc.status == 409:
-                raise BroadcastExists(_reason(exc)) from exc
-            raise StoreError(_reason(exc)) from exc
+                raise BroadcastExists(api_message(exc)) from exc
+            raise StoreError(api_message(exc)) from exc
 
     async def list(self, namespaces: Sequence[str]) -> list[Broadcast]:
         found: list[Broadcast | None] = []

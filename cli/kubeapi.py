@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from herald.core import subjects
 from herald.core.broadcasts import GROUP, PLURAL, VERSION, Broadcast
+from herald.core.kubeapi import api_message
 
 __all__ = [
     "FIELD_MANAGER",
@@ -47,16 +47,6 @@ class BroadcastNotFound(PluginError):
     pass
 
 
-def _api_message(exc: ApiException) -> str:
-    """The API server's own words (its Status message), without request details."""
-    try:
-        body = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        body = {}
-    message = body.get("message") if isinstance(body, dict) else None
-    return str(message or exc.reason or f"HTTP {exc.status}")
-
-
 @dataclass(frozen=True)
 class Cluster:
     """One API server, as one kubeconfig context sees it."""
@@ -70,8 +60,8 @@ class Cluster:
             return call()
         except ApiException as exc:
             if exc.status == 403:
-                raise PluginError(f"forbidden: {_api_message(exc)}") from exc
-            raise PluginError(_api_message(exc)) from exc
+                raise PluginError(f"forbidden: {api_message(exc)}") from exc
+            raise PluginError(api_message(exc)) from exc
         except urllib3.exceptions.HTTPError as exc:
             raise PluginError(f"cannot reach the API server at {self.server}: {exc}") from exc
 
