@@ -63,7 +63,7 @@ def audience_query(audience: Audience) -> tuple[str, list[Any]]:
     return query, params
 
 
-async def segment_exists(connection: asyncpg.Connection | asyncpg.Pool, audience: Audience) -> bool:
+async def segment_exists(connection: Connection | asyncpg.Pool, audience: Audience) -> bool:
     """Whether the audience's segment view exists; True when it names none."""
     view = audience.segment_view
     if view is None:

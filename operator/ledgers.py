@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncpg
 
 from herald.core.deliveries import DeliveryState
+from herald.operator.audiences import Connection
 from herald.operator.planning import LedgerFacts
 
 __all__ = ["close_open", "ledger_facts", "record_completion"]
@@ -16,9 +17,7 @@ __all__ = ["close_open", "ledger_facts", "record_completion"]
 STALE_CLAIM_SECONDS = 60
 
 
-async def ledger_facts(
-    connection: asyncpg.Connection | asyncpg.Pool, uid: str
-) -> LedgerFacts | None:
+async def ledger_facts(connection: Connection | asyncpg.Pool, uid: str) -> LedgerFacts | None:
     """The bookkeeping row and counts per state; None when nothing was materialised yet."""
     row = await connection.fetchrow(
         "SELECT total, materialised_at, published_at, completed_at FROM broadcasts WHERE uid = $1",

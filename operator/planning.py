@@ -45,8 +45,11 @@ __all__ = [
     "RateSample",
     "Reason",
     "TokenState",
+    "Wait",
     "derive_phase",
+    "finished",
     "plan",
+    "waiting",
 ]
 
 
@@ -65,11 +68,18 @@ class Reason(enum.StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     CONTENT_REJECTED = "ContentRejected"
     BUDGET_EXHAUSTED = "BudgetExhausted"
+    # A service did not answer in time; the reconcile is retried (herald.operator.waiting).
+    WAITING_FOR_DATABASE = "WaitingForDatabase"
+    WAITING_FOR_NATS = "WaitingForNats"
+    WAITING_FOR_KUBERNETES = "WaitingForKubernetes"
 
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
 # Others (a missing Secret or segment view, a spent budget) wait for a fix and then go on.
 _FINAL_STALLS = frozenset({Reason.DEADLINE_EXCEEDED.value, Reason.CONTENT_REJECTED.value})
+_WAITS = frozenset(
+    {Reason.WAITING_FOR_DATABASE, Reason.WAITING_FOR_NATS, Reason.WAITING_FOR_KUBERNETES}
+)
 # How a final stall is reported on herald.events.completed.
 _OUTCOMES = {Reason.DEADLINE_EXCEEDED.value: "DeadlineExceeded"}
 
@@ -108,6 +118,14 @@ class RateSample:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Wait:
+    """A service the operator waited on in vain: why the broadcast does not move on."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Facts:
     """What the handler observed right before planning."""
 
@@ -117,6 +135,8 @@ class Facts:
     ledger: LedgerFacts | None = None  # None: the audience was never materialised
     fault: FaultRecord | None = None
     rate_sample: RateSample | None = None
+    # The last attempt at materialising or queueing gave up waiting on a service.
+    preparing_wait: Wait | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,7 +329,10 @@ def _situation(
             clear_fault=clear_fault,
         )
 
-    if materialise:
+    wait = facts.preparing_wait
+    if (materialise or publish) and wait is not None:
+        reason, message = wait.reason, wait.message
+    elif materialise:
         reason, message = Reason.MATERIALISING, "Writing the audience into the ledger."
     elif publish:
         reason, message = Reason.PUBLISHING, f"Queueing work for {total} recipients."
@@ -371,10 +394,15 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
     if (
         holds(ConditionType.RECONCILING)
         and reconciling is not None
-        and reconciling.reason != Reason.MATERIALISING
+        and reconciling.reason in _UNDER_WAY
     ):
         return Phase.SENDING
     return Phase.PENDING
+
+
+# Reconciling reasons that mean work is queued or going out; materialising, and waiting on
+# a service before anything was queued, read as Pending.
+_UNDER_WAY = frozenset({Reason.PUBLISHING, Reason.SENDING})
 
 
 def _progress(total: int, terminal: int) -> str:
@@ -475,7 +503,7 @@ def plan(
     events: tuple[PlannedEvent, ...] = ()
     before_ready = prev.condition(ConditionType.READY)
     if new_status.phase != prev.phase or before_ready is None or before_ready.reason != s.reason:
-        warning = s.stalled and s.reason != Reason.BUDGET_EXHAUSTED
+        warning = (s.stalled and s.reason != Reason.BUDGET_EXHAUSTED) or s.reason in _WAITS
         events = (
             PlannedEvent(
                 type=EventType.WARNING if warning else EventType.NORMAL,
@@ -503,4 +531,54 @@ def plan(
         status=new_status,
         transition=transition,
         events=events,
+    )
+
+
+def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
+    """Whether nothing is left to do for this generation: an outcome was reached (completed,
+    or stopped for good), every recipient is terminal, and it was reported. The handler
+    then does no work at all for the Broadcast until its spec changes."""
+    if status is None or status.observed_generation != generation or status.pending:
+        return False
+    final = _final(status)
+    # A final situation is reported only after its completion was announced (the handler
+    # announces before it writes), so a written one with nothing pending needs nothing more.
+    return final is not None and status.total == (
+        status.delivered + status.failed + status.blocked + status.uncertain
+    )
+
+
+def waiting(
+    status: BroadcastStatus | None, *, wait: Wait, generation: int, now: datetime
+) -> BroadcastStatus:
+    """The last status with Ready False and Reconciling True for ``wait``: what is reported
+    when the facts could not be gathered, so a health check sees why nothing moves.
+    Counts and the other conditions are kept as they were last seen."""
+    prev = status or BroadcastStatus()
+    now = _seconds(now)
+    replaced = {
+        ConditionType.READY: False,
+        ConditionType.RECONCILING: True,
+        ConditionType.PROGRESSING: True,
+    }
+    conditions = [
+        _condition(
+            type_, holds, wait.reason, wait.message, prev=prev, generation=generation, now=now
+        )
+        for type_, holds in replaced.items()
+    ]
+    kept = tuple(
+        c.model_copy(update={"observed_generation": generation})
+        for c in prev.conditions
+        if c.type not in replaced
+    )
+    merged = (*conditions, *kept)
+    order = list(ConditionType)
+    ordered = tuple(sorted(merged, key=lambda c: order.index(c.type)))
+    return prev.model_copy(
+        update={
+            "conditions": ordered,
+            "phase": prev.phase or derive_phase(ordered),
+            "observed_generation": generation,
+        }
     )

@@ -3,8 +3,8 @@
 Work is published in chat id order from the ``published_through`` cursor. Each message's
 ``Nats-Msg-Id`` is ``<uid>:<first chat id>`` and batches are cut the same way every time
 (fixed size, from the cursor), so after a crash the batches published after the last saved
-cursor come out identical and JetStream drops them as duplicates. Rows are streamed through
-a server-side cursor, so memory stays flat whatever the audience size.
+cursor come out identical and JetStream drops them as duplicates. Rows are read in keyset
+pages of ``window`` batches, so memory stays flat whatever the audience size.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import CompletionRecord, Recipient, WorkBatch
-from herald.operator.audiences import Connection
+from herald.operator.waiting import Service, Timeouts, waiting_for
 
 __all__ = [
     "ACK_WAIT_SECONDS",
@@ -71,11 +71,14 @@ async def purge_work(js: JetStreamContext, uid: str) -> None:
     await js.purge_stream(subjects.WORK_STREAM, subject=subjects.work_subject(uid))
 
 
-_ROWS = """
+# One page of the ledger after the cursor, in chat id order (the primary key's order, so a
+# range scan). A page is whole batches, so batches are cut from the cursor as before.
+_PAGE = """
 SELECT d.chat_id, s.language_code, s.first_name, s.last_name, s.username
   FROM deliveries d LEFT JOIN subscribers s ON s.chat_id = d.chat_id
  WHERE d.broadcast_uid = $1 AND d.chat_id > $2
  ORDER BY d.chat_id
+ LIMIT $3
 """
 _MIN_CHAT_ID = -(2**63)
 
@@ -87,72 +90,69 @@ async def publish_work(
     uid: str,
     batch_size: int,
     window: int,
+    timeouts: Timeouts,
 ) -> PublishReport:
-    """Publish every ledger row after the cursor; mark the broadcast published at the end."""
-    async with pool.acquire() as reader, pool.acquire() as writer:
-        return await _publish(reader, writer, js, uid=uid, batch_size=batch_size, window=window)
+    """Publish every ledger row after the cursor; mark the broadcast published at the end.
 
-
-async def _publish(
-    reader: Connection,
-    writer: Connection,
-    js: JetStreamContext,
-    *,
-    uid: str,
-    batch_size: int,
-    window: int,
-) -> PublishReport:
-    await ensure_consumer(js, uid)
-    cursor_at = await writer.fetchval(
-        "SELECT published_through FROM broadcasts WHERE uid = $1", uid
-    )
+    A connection is held only for one statement at a time, never while NATS is awaited, and
+    never two at once: preparations sharing a pool can then slow each other down but never
+    wait on each other for ever (two nested acquires per preparation once deadlocked a pool
+    with as many preparations as connections). Each page is read, published, its acks
+    awaited, and only then the cursor saved, so a saved cursor never runs ahead of stored
+    work."""
+    db, bus = timeouts.database, timeouts.nats
+    async with waiting_for(Service.NATS, bus, "creating the work consumer"):
+        await ensure_consumer(js, uid)
+    async with (
+        waiting_for(Service.DATABASE, db, "reading the publish cursor"),
+        pool.acquire() as connection,
+    ):
+        cursor_at = await connection.fetchval(
+            "SELECT published_through FROM broadcasts WHERE uid = $1", uid
+        )
     after = _MIN_CHAT_ID if cursor_at is None else int(cursor_at)
     subject = subjects.work_subject(uid)
+    page_size = batch_size * window
     batches = recipients = 0
-    inflight: list[asyncio.Future[PubAck]] = []
-
-    async def settle(through: int) -> None:
-        # Acks first, cursor second: a saved cursor never runs ahead of stored work.
-        await asyncio.gather(*inflight)
-        inflight.clear()
-        # Its own connection, outside the reading transaction: the cursor is durable at once.
-        await writer.execute(
-            "UPDATE broadcasts SET published_through = $2 WHERE uid = $1", uid, through
-        )
-
-    async def send(batch: list[Recipient]) -> None:
-        work = WorkBatch(uid=uid, recipients=batch)
-        inflight.append(
-            await js.publish_async(
-                subject,
-                envelopes.encode(work),
-                headers={"Nats-Msg-Id": work.msg_id},
+    while True:
+        async with (
+            waiting_for(Service.DATABASE, db, "reading the ledger to queue it"),
+            pool.acquire() as connection,
+        ):
+            rows = await connection.fetch(_PAGE, uid, after, page_size)
+        if not rows:
+            break
+        async with waiting_for(Service.NATS, bus, "queueing work"):
+            inflight: list[asyncio.Future[PubAck]] = []
+            for start in range(0, len(rows), batch_size):
+                page = rows[start : start + batch_size]
+                work = WorkBatch(uid=uid, recipients=[Recipient(*row) for row in page])
+                inflight.append(
+                    await js.publish_async(
+                        subject, envelopes.encode(work), headers={"Nats-Msg-Id": work.msg_id}
+                    )
+                )
+            await asyncio.gather(*inflight)
+        after = int(rows[-1]["chat_id"])
+        async with (
+            waiting_for(Service.DATABASE, db, "saving the publish cursor"),
+            pool.acquire() as connection,
+        ):
+            await connection.execute(
+                "UPDATE broadcasts SET published_through = $2 WHERE uid = $1", uid, after
             )
+        batches += len(inflight)
+        recipients += len(rows)
+        if len(rows) < page_size:
+            break
+    async with (
+        waiting_for(Service.DATABASE, db, "marking the work queued"),
+        pool.acquire() as connection,
+    ):
+        await connection.execute(
+            "UPDATE broadcasts SET published_at = now() WHERE uid = $1 AND published_at IS NULL",
+            uid,
         )
-
-    batch: list[Recipient] = []
-    last = after
-    # A server-side cursor needs a transaction; it is read-only, so holding it is harmless.
-    async with reader.transaction(readonly=True, isolation="repeatable_read"):
-        async for row in reader.cursor(_ROWS, uid, after, prefetch=max(batch_size * 10, 1000)):
-            batch.append(Recipient(*row))
-            if len(batch) == batch_size:
-                await send(batch)
-                batches += 1
-                recipients += len(batch)
-                last = batch[-1].chat_id
-                batch = []
-                if len(inflight) >= window:
-                    await settle(last)
-    if batch:
-        await send(batch)
-        batches += 1
-        recipients += len(batch)
-        last = batch[-1].chat_id
-    await settle(last)
-    await writer.execute(
-        "UPDATE broadcasts SET published_at = now() WHERE uid = $1 AND published_at IS NULL", uid
-    )
     return PublishReport(batches=batches, recipients=recipients)
 
 

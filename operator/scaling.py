@@ -38,14 +38,22 @@ class ScaleResult:
 
 
 async def scale_senders(
-    api: client.ApiClient, *, namespace: str, deployment: str, replicas: int
+    api: client.ApiClient,
+    *,
+    namespace: str,
+    deployment: str,
+    replicas: int,
+    request_timeout: float | None = None,
 ) -> str:
-    """Set the Deployment's replicas through its scale subresource, if they differ."""
+    """Set the Deployment's replicas through its scale subresource, if they differ; each
+    call to the API server gives up after ``request_timeout`` seconds."""
     apps = client.AppsV1Api(api)
 
     def apply() -> str:
         try:
-            scale = apps.read_namespaced_deployment_scale(deployment, namespace)
+            scale = apps.read_namespaced_deployment_scale(
+                deployment, namespace, _request_timeout=request_timeout
+            )
             # The API omits a zero count, which the client then reads as None.
             current = (scale.spec.replicas if scale.spec is not None else None) or 0
             if current == replicas:
@@ -55,6 +63,7 @@ async def scale_senders(
                 namespace,
                 {"spec": {"replicas": replicas}},
                 field_manager=FIELD_MANAGER,
+                _request_timeout=request_timeout,
             )
         except ApiException as exc:
             if exc.status == 404:

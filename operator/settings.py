@@ -71,9 +71,56 @@ class OperatorSettings(BaseSettings):
         default=10.0,
         gt=0,
         description=(
-            "How long deletion waits for NATS before letting the Broadcast go anyway: a "
-            "stuck finalizer is worse than a few queued batches that senders drop because "
-            "the control key is gone."
+            "Longest wait for one NATS request (a KV read or write, a purge, the acks of one "
+            "page of work). Past it the reconcile is retried and the Broadcast says it is "
+            "waiting for NATS; deletion lets the Broadcast go anyway, since a stuck finalizer "
+            "is worse than a few queued batches that senders drop once the control key is gone."
+        ),
+    )
+    database_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest wait for a Postgres connection from the pool plus one statement of a "
+            "reconcile (the counts, a cursor save). Past it the reconcile is retried and the "
+            "Broadcast says it is waiting for Postgres, instead of a reconcile holding its "
+            "lock for ever behind an exhausted pool."
+        ),
+    )
+    kubernetes_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest wait for one call to the API server (a Secret read, a status patch, "
+            "the scale subresource); past it the call is retried on the next run."
+        ),
+    )
+    materialise_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "Longest wait for the one statement that writes a whole audience into the "
+            "ledger: bench/operator_materialise.py writes 5M recipients in about a minute on "
+            "2 cores, so 15 minutes leaves room for ten times that on a slow disk."
+        ),
+    )
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "How long a bot token Secret read is reused by every Broadcast that names it. "
+            "Without it, two hundred running Broadcasts read their Secrets a hundred times "
+            "a second; with it, a created, fixed or rotated Secret is seen within this time."
+        ),
+    )
+    preparing_connections: int = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Size of the separate Postgres pool that materialising and queueing audiences "
+            "use. Separate, so preparing any number of audiences at once can never take the "
+            "connections that status refreshes and pauses need; four lets a few large "
+            "audiences be written at once while small ones still get through."
         ),
     )
     liveness_port: int = Field(

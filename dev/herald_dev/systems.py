@@ -51,6 +51,10 @@ class LocalSystem:
             for i in range(count)
         ]
 
+    def create_bot_secret(self, secret: str, token: str) -> None:
+        """A bot token Secret; the emulator serves any well-formed token as its own bot."""
+        self.kubectl("create", "secret", "generic", secret, f"--from-literal=token={token}")
+
     def emulator(self) -> EmulatorClient:
         return EmulatorClient(self.emulator_url)
 

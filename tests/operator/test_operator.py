@@ -538,6 +538,42 @@ class TestRestart:
         assert consumer.num_pending == count
 
 
+class TestWaits:
+    @pytest.fixture
+    def operator_overrides(self) -> dict[str, str]:
+        return {"HERALD_OPERATOR_DATABASE_TIMEOUT_SECONDS": "1"}
+
+    async def test_a_ledger_that_does_not_answer_is_reported_then_recovers(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
+    ) -> None:
+        await seed(db, 3)
+        apply_secret(kubectl)
+        # A lock on the bookkeeping table holds every count, as an exhausted pool or a
+        # stuck Postgres would: the reconcile gives up after its time-out and says why.
+        async with db.transaction():
+            await db.execute("LOCK TABLE broadcasts IN ACCESS EXCLUSIVE MODE")
+            uid = apply_broadcast(kubectl, "held")
+
+            async def waiting() -> dict[str, Any]:
+                c = condition(kubectl, "held", "Ready")
+                return c if c.get("reason") == "WaitingForDatabase" else {}
+
+            ready = await eventually(waiting, what="a Ready condition naming the wait")
+            assert ready["status"] == "False"
+            assert ready["message"] == (
+                "Waiting for Postgres (counting the ledger): no answer within 1 s; retrying."
+            )
+            body = get(kubectl, "held")
+            assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+            assert condition(kubectl, "held", "Reconciling")["status"] == "True"
+        await eventually(
+            lambda: _sync(get(kubectl, "held")["status"]["phase"] == "Sending"),
+            what="sending once Postgres answers",
+        )
+        assert await states(db, uid) == {"pending": 3}
+        assert condition(kubectl, "held", "Ready")["reason"] == "Sending"
+
+
 class TestSweep:
     @pytest.fixture
     def operator_overrides(self) -> dict[str, str]:

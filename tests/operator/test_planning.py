@@ -23,8 +23,12 @@ from herald.operator.planning import (
     LedgerFacts,
     Plan,
     RateSample,
+    Reason,
     TokenState,
+    Wait,
+    finished,
     plan,
+    waiting,
 )
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -98,7 +102,27 @@ BUDGET = previous(
 )
 PAID = {"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 50}
 
+POSTGRES_WAIT = Wait(
+    reason=Reason.WAITING_FOR_DATABASE,
+    message="Waiting for Postgres (writing the audience): no answer within 10 s; retrying.",
+)
+
 CASES = [
+    Case(
+        "preparation-that-gave-up-waiting-says-so-and-retries",
+        facts(preparing_wait=POSTGRES_WAIT),
+        phase=Phase.PENDING,
+        reason="WaitingForDatabase",
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
+        control=BroadcastState.ACTIVE,
+        materialise=True,
+    ),
+    Case(
+        "preparation-wait-no-longer-matters-once-queued",
+        facts(preparing_wait=POSTGRES_WAIT, ledger=ledger(pending=10)),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
+        control=BroadcastState.ACTIVE,
+    ),
     Case(
         "new-broadcast-materialises-and-sends",
         facts(),
@@ -438,3 +462,74 @@ def test_sending_is_what_scaling_counts() -> None:
     assert not _run(None, facts(ledger=ledger(pending=1)), paused=True).sending
     assert not _run(None, facts(token=TokenState.SECRET_NOT_FOUND)).sending
     assert all(c.status is F for c in COMPLETE.conditions if c.type is ConditionType.STALLED)
+
+
+DEADLINE = spec(schedule={"deadline": "2026-12-01T08:00:00Z"})
+
+
+@pytest.mark.parametrize(
+    ("status", "generation", "expected"),
+    [
+        pytest.param(None, 1, False, id="never-reconciled"),
+        pytest.param(COMPLETE, 1, True, id="complete"),
+        pytest.param(COMPLETE, 2, False, id="complete-but-spec-changed-since"),
+        pytest.param(
+            previous(spec(), facts(ledger=ledger(pending=4, delivered=6))), 1, False, id="sending"
+        ),
+        pytest.param(
+            previous(DEADLINE, facts(ledger=ledger(failed=4, delivered=6))),
+            1,
+            True,
+            id="deadline-passed-every-row-closed",
+        ),
+        pytest.param(
+            previous(DEADLINE, facts(ledger=ledger(claimed=1, failed=3, delivered=6))),
+            1,
+            False,
+            id="deadline-passed-a-claim-still-open",
+        ),
+        pytest.param(
+            previous(spec(), facts(token=TokenState.SECRET_NOT_FOUND)),
+            1,
+            False,
+            id="missing-secret-is-not-final",
+        ),
+        pytest.param(BUDGET, 1, False, id="budget-spent-is-not-final"),
+    ],
+)
+def test_finished(status: BroadcastStatus | None, generation: int, expected: bool) -> None:
+    assert finished(status, generation=generation) is expected
+
+
+def test_waiting_keeps_counts_and_says_what_it_waits_for() -> None:
+    sending = previous(spec(), facts(ledger=ledger(pending=4, delivered=6)))
+    later = NOW + timedelta(seconds=30)
+    st = waiting(sending, wait=POSTGRES_WAIT, generation=2, now=later)
+    by_type = {c.type: c for c in st.conditions}
+    assert [c.type for c in st.conditions] == list(ConditionType)
+    assert (st.delivered, st.pending, st.phase, st.observed_generation) == (6, 4, Phase.SENDING, 2)
+    assert by_type[ConditionType.READY].status is F
+    assert by_type[ConditionType.READY].reason == "WaitingForDatabase"
+    assert by_type[ConditionType.RECONCILING].message == POSTGRES_WAIT.message
+    # Reconciling was True already: its transition time is kept; the reason changed only.
+    assert by_type[ConditionType.RECONCILING].last_transition_time == NOW
+    assert all(c.observed_generation == 2 for c in st.conditions)
+    # The next plan from the waiting status is a transition: written at once.
+    back = plan(
+        spec=spec(),
+        status=st,
+        facts=facts(ledger=ledger(pending=3, delivered=7), generation=2),
+        now=later,
+    )
+    assert back.transition
+    assert back.status.condition(ConditionType.READY).reason == "Sending"  # type: ignore[union-attr]
+
+
+def test_waiting_on_first_sight_reads_as_pending() -> None:
+    st = waiting(None, wait=POSTGRES_WAIT, generation=1, now=NOW)
+    assert st.phase is Phase.PENDING
+    assert {c.type for c in st.conditions} == {
+        ConditionType.READY,
+        ConditionType.RECONCILING,
+        ConditionType.PROGRESSING,
+    }
