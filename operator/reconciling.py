@@ -59,6 +59,11 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+# Two counter-only status writes at a time keep up with hundreds of running Broadcasts on
+# the default refresh period (bench/many_broadcasts.py) and leave the API server's answers
+# to transitions.
+_REFRESH_WRITES = 2
+
 
 @dataclass
 class _Memory:
@@ -82,6 +87,8 @@ class Reconciler:
         self.timeouts = Timeouts.of(settings.operator)
         self.memory: dict[str, _Memory] = {}
         self._secrets = tokens.SecretCache(ttl=settings.operator.token_cache_seconds)
+        # Status writes that only move counters, in flight at once (see _write_status).
+        self._refreshing = asyncio.Semaphore(_REFRESH_WRITES)
         self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -440,8 +447,20 @@ class Reconciler:
         previous = memory.status or status_of(body)
         elapsed = time.monotonic() - memory.written_at
         due = elapsed >= self.settings.operator.refresh_seconds
-        if not force and (status == previous or not due):
+        if force:
+            await self._patch_status(body, memory, status, now=now)
             return
+        if status == previous or not due or self._refreshing.locked():
+            # Counters only, and two such writes already in flight: shed rather than queue,
+            # so a transition (a pause, a completion) never waits behind hundreds of
+            # refreshes for the API server. The next run writes the newer counts anyway.
+            return
+        async with self._refreshing:
+            await self._patch_status(body, memory, status, now=now)
+
+    async def _patch_status(
+        self, body: kopf.Body, memory: _Memory, status: BroadcastStatus, *, now: datetime
+    ) -> None:
         meta = body["metadata"]
         api = client.CustomObjectsApi(self.api)
         patch = {"status": status.model_dump(mode="json")}
@@ -663,12 +682,14 @@ class Reconciler:
         # earlier would count too few and scale senders down under running broadcasts.
         await asyncio.sleep(2 * s.operator.timer_seconds)
         missing_logged = False
+        window = scaling.ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
         while True:
-            replicas = scaling.desired_replicas(
+            wanted = scaling.desired_replicas(
                 sending_bots=self.sending.values(),
                 minimum=s.scaling.min_replicas,
                 maximum=s.scaling.max_replicas,
             )
+            replicas = window.replicas(wanted, floor=s.scaling.min_replicas, now=time.monotonic())
             self.metrics.sender_replicas.set(replicas)
             try:
                 async with waiting_for(

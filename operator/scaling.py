@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["FIELD_MANAGER", "ScaleResult", "desired_replicas", "scale_senders"]
+__all__ = ["FIELD_MANAGER", "ScaleDownWindow", "ScaleResult", "desired_replicas", "scale_senders"]
 
 # One stable name, so `kubectl get -o yaml --show-managed-fields` says who set replicas and
 # an HPA or Argo CD can be told to leave this manager's field alone.
@@ -27,6 +27,32 @@ def desired_replicas(*, sending_bots: Iterable[str], minimum: int, maximum: int)
     """Replicas for the senders: one per bot with active work, within [minimum, maximum]."""
     wanted = len(set(sending_bots))
     return max(minimum, min(maximum, wanted))
+
+
+class ScaleDownWindow:
+    """Scale down only to the most replicas wanted over the last ``seconds``, as the HPA's
+    scale-down stabilisation does; up at once, and to the floor at once when no bot sends.
+
+    Removing a replica while bots still send moves the leases it held to another replica
+    (Kubernetes picks which Pod goes, not Herald): a handoff costs the bot its lease time
+    in sending. Broadcasts applied together end at about the same time, so holding the
+    replicas a little past the first bot's last send usually spares every handoff. Pure:
+    time is an argument.
+    """
+
+    def __init__(self, *, seconds: float) -> None:
+        self.seconds = seconds
+        self._wanted: list[tuple[float, int]] = []  # (when, replicas wanted), oldest first
+
+    def replicas(self, wanted: int, *, floor: int, now: float) -> int:
+        """What to apply now, given what the sending bots want now."""
+        self._wanted = [(at, n) for at, n in self._wanted if now - at < self.seconds]
+        self._wanted.append((now, wanted))
+        if wanted <= floor:
+            # Nothing sends beyond the floor: no lease to hand off, idle costs nothing.
+            self._wanted = [(now, wanted)]
+            return wanted
+        return max(n for _, n in self._wanted)
 
 
 class ScaleResult:

@@ -175,6 +175,17 @@ class ScalingSettings(BaseSettings):
         ),
     )
 
+    scale_down_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Replicas are removed only once fewer were wanted for this long (0: at once), "
+            "except to the floor when no bot sends. Removing a replica while bots still "
+            "send hands its bot leases to another replica; Broadcasts applied together end "
+            "within about a minute of each other, so a minute spares most handoffs."
+        ),
+    )
+
     @model_validator(mode="after")
     def _floor_below_ceiling(self) -> Self:
         if self.min_replicas > self.max_replicas:

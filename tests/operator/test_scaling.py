@@ -9,7 +9,7 @@ from kubernetes import config
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.supervising import sender_deployment
-from herald.operator.scaling import ScaleResult, desired_replicas, scale_senders
+from herald.operator.scaling import ScaleDownWindow, ScaleResult, desired_replicas, scale_senders
 from herald.operator.settings import ScalingSettings
 
 
@@ -26,6 +26,22 @@ from herald.operator.settings import ScalingSettings
 )
 def test_desired_replicas(bots: list[str], minimum: int, maximum: int, expected: int) -> None:
     assert desired_replicas(sending_bots=bots, minimum=minimum, maximum=maximum) == expected
+
+
+def test_scale_down_waits_for_the_window_and_up_does_not() -> None:
+    window = ScaleDownWindow(seconds=60)
+    assert window.replicas(3, floor=0, now=0) == 3
+    assert window.replicas(2, floor=0, now=10) == 3  # one bot done: its replica stays
+    assert window.replicas(4, floor=0, now=20) == 4  # up at once
+    assert window.replicas(2, floor=0, now=79) == 4
+    assert window.replicas(2, floor=0, now=80) == 2  # fewer wanted for a whole minute
+    assert window.replicas(0, floor=0, now=81) == 0  # nothing sends: no lease to hand off
+    assert window.replicas(1, floor=0, now=82) == 1  # and the idle past is forgotten
+
+
+def test_scale_down_at_once_with_no_window() -> None:
+    window = ScaleDownWindow(seconds=0)
+    assert [window.replicas(n, floor=1, now=t) for t, n in enumerate([3, 2, 1, 2])] == [3, 2, 1, 2]
 
 
 def test_bounds_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
