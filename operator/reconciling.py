@@ -105,6 +105,10 @@ class Reconciler:
     async def start(self) -> None:
         s = self.settings
         self._api = client.ApiClient(_kubernetes_configuration())
+        # The client imports an API's module (tens of thousands of lines) on first use:
+        # pay for it now rather than in the first reconciles of a burst of Broadcasts.
+        for api in (client.CoreV1Api, client.CustomObjectsApi, client.AppsV1Api):
+            api(self._api)
         dsn = s.database.url.get_secret_value()
         self._pool = await asyncpg.create_pool(
             dsn, min_size=s.database.min_connections, max_size=s.database.max_connections
@@ -346,8 +350,11 @@ class Reconciler:
     async def _report_wait(
         self, body: kopf.Body, memory: _Memory, wait: Wait, *, generation: int
     ) -> None:
-        """Say in the status which service the reconcile waits for; best effort, since the
-        API server may be the one not answering."""
+        """Say in the status which service the reconcile waits for. Not when that is the API
+        server: the write would wait on it too, and add to its load when it is overloaded
+        (the operator's log says it)."""
+        if wait.reason is planning.Reason.WAITING_FOR_KUBERNETES:
+            return
         previous = memory.status or status_of(body)
         status = planning.waiting(previous, wait=wait, generation=generation, now=datetime.now(UTC))
         if status == previous:
