@@ -135,7 +135,7 @@ class Probe:
         while not self._reflected(name, generation, paused):
             if time.monotonic() - accepted > 120:
                 raise RuntimeError(f"{name}: paused={paused} not reflected in 120 s")
-            time.sleep(0.05)
+            time.sleep(0.1)
         return time.monotonic() - accepted
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -63,6 +64,7 @@ _T = TypeVar("_T")
 # the default refresh period (bench/many_broadcasts.py) and leave the API server's answers
 # to transitions.
 _REFRESH_WRITES = 2
+_KUBERNETES_THREADS = 16
 
 
 @dataclass
@@ -104,6 +106,12 @@ class Reconciler:
 
     async def start(self) -> None:
         s = self.settings
+        # The kubernetes client blocks, so its calls run in the loop's default executor:
+        # asyncio's default of cores + 4 threads queued a pause's status write behind a
+        # burst of other writes (bench/many_broadcasts.py); waits are bounded anyway.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=_KUBERNETES_THREADS, thread_name_prefix="kubernetes")
+        )
         self._api = client.ApiClient(_kubernetes_configuration())
         # The client imports an API's module (tens of thousands of lines) on first use:
         # pay for it now rather than in the first reconciles of a burst of Broadcasts.
@@ -745,4 +753,7 @@ def _kubernetes_configuration() -> client.Configuration:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    # One kept-alive connection per thread: fewer, and threads would open (and TLS-handshake)
+    # a new connection for each call past the pool's size.
+    configuration.connection_pool_maxsize = _KUBERNETES_THREADS
     return configuration

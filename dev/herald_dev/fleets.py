@@ -5,18 +5,18 @@ Used by the end-to-end test at 50 and by ``bench/many_broadcasts.py`` at 200."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
+from kubernetes import client, config
 
 from herald.dev.kubectl import Kubectl
 
-__all__ = ["Bot", "Fleet", "FleetBroadcast", "completed", "fleet", "wait_all_complete"]
+__all__ = ["Bot", "Fleet", "FleetBroadcast", "fleet", "wait_all_complete"]
 
 
 @dataclass(frozen=True)
@@ -96,14 +96,35 @@ def _conditions(item: Mapping[str, Any]) -> dict[str, str]:
     return {c["type"]: c["status"] for c in status.get("conditions", [])}
 
 
-def completed(kubectl: Kubectl) -> dict[str, dict[str, Any]]:
-    """The Broadcasts of the namespace with Complete=True, by name, with their status."""
-    listed = json.loads(kubectl("get", "bc", "-o", "json", timeout=120).stdout)
-    return {
-        item["metadata"]["name"]: item["status"]
-        for item in listed["items"]
-        if _conditions(item).get("Complete") == "True"
-    }
+def _ready(item: Mapping[str, Any]) -> str:
+    for c in (item.get("status") or {}).get("conditions", []):
+        if c["type"] == "Ready":
+            return f"{c['reason']}: {c['message']}"
+    return "no status"
+
+
+class _Broadcasts:
+    """The namespace's Broadcasts, listed through the API client: a kubectl process per
+    poll would cost more CPU than the operator it watches."""
+
+    def __init__(self, kubectl: Kubectl) -> None:
+        self._api = client.CustomObjectsApi(
+            config.new_client_from_config(str(kubectl.kubeconfig))  # type: ignore[no-untyped-call]
+        )
+        self._namespace = kubectl.namespace or "default"
+
+    def list(self) -> list[dict[str, Any]]:
+        listed = cast(
+            "dict[str, Any]",
+            self._api.list_namespaced_custom_object(
+                "herald.dev", "v1alpha1", self._namespace, "broadcasts"
+            ),
+        )
+        items: list[dict[str, Any]] = listed["items"]
+        return items
+
+    def close(self) -> None:
+        self._api.api_client.close()
 
 
 async def wait_all_complete(
@@ -113,25 +134,24 @@ async def wait_all_complete(
     how many are not, and a few of them with their Ready condition."""
     wanted = set(names)
     deadline = time.monotonic() + within
-    done: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        done = await asyncio.to_thread(completed, kubectl)
-        if wanted <= done.keys():
-            return {name: done[name] for name in wanted}
-        await asyncio.sleep(poll)
+    broadcasts = _Broadcasts(kubectl)
+    try:
+        while True:
+            items = await asyncio.to_thread(broadcasts.list)
+            done = {
+                item["metadata"]["name"]: item["status"]
+                for item in items
+                if _conditions(item).get("Complete") == "True"
+            }
+            if wanted <= done.keys():
+                return {name: done[name] for name in wanted}
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(poll)
+    finally:
+        broadcasts.close()
     missing = sorted(wanted - done.keys())
-    listed = json.loads(kubectl("get", "bc", "-o", "json", timeout=120).stdout)
-    ready = {
-        item["metadata"]["name"]: next(
-            (
-                f"{c['reason']}: {c['message']}"
-                for c in (item.get("status") or {}).get("conditions", [])
-                if c["type"] == "Ready"
-            ),
-            "no status",
-        )
-        for item in listed["items"]
-    }
+    ready = {item["metadata"]["name"]: _ready(item) for item in items}
     sample = "; ".join(f"{name} ({ready.get(name, 'gone')})" for name in missing[:5])
     raise AssertionError(
         f"{len(missing)} of {len(wanted)} Broadcasts not Complete after {within:.0f}s: {sample}"
