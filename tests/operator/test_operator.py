@@ -623,6 +623,55 @@ class TestObservability:
     def operator_overrides(self, metrics_port: int) -> dict[str, str]:
         return {"HERALD_OPERATOR_METRICS_PORT": str(metrics_port), "HERALD_LOG_FORMAT": "json"}
 
+    async def test_a_finished_broadcast_costs_no_timer_work(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, metrics_port: int
+    ) -> None:
+        await seed(db, 2)
+        apply_secret(kubectl)
+        uid = apply_broadcast(kubectl, "done-soon")
+        broadcast = (("controller", "broadcast"),)
+
+        def runs() -> float:
+            return scrape(metrics_port).get(
+                ("herald_operator_reconcile_time_seconds_count", broadcast), 0.0
+            )
+
+        await eventually(
+            lambda: _sync(get(kubectl, "done-soon").get("status", {}).get("phase") == "Sending"),
+            what="Sending",
+        )
+        before = runs()
+        await asyncio.sleep(3)  # six timer periods
+        assert runs() >= before + 2  # the resync timer runs while the Broadcast sends
+        await db.execute(
+            "UPDATE deliveries SET state = 'delivered', finished_at = now() "
+            "WHERE broadcast_uid = $1",
+            uid,
+        )
+        await eventually(
+            lambda: _sync(condition(kubectl, "done-soon", "Complete").get("status") == "True"),
+            what="Complete",
+        )
+        await asyncio.sleep(1)  # the watch event of the final status reaches kopf
+        settled = runs()
+        await asyncio.sleep(3)  # six timer periods
+        assert runs() == settled
+        # A spec change wakes it once, to write the new observedGeneration, then it rests.
+        kubectl("patch", "bc", "done-soon", "--type=merge", "-p", '{"spec":{"paused":true}}')
+        body = await eventually(
+            lambda: _sync(
+                (b := get(kubectl, "done-soon"))["status"]["observedGeneration"]
+                == b["metadata"]["generation"]
+                and b
+            ),
+            what="the new generation observed",
+        )
+        assert body["status"]["phase"] == "Completed"
+        await asyncio.sleep(1)
+        woken = runs()
+        await asyncio.sleep(3)
+        assert runs() == woken
+
     async def test_metrics_follow_a_broadcast_and_logs_are_json(
         self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, metrics_port: int
     ) -> None:
