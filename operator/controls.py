@@ -7,13 +7,51 @@ import logging
 
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
+from pydantic import SecretStr
 
 from herald.core import envelopes, subjects
-from herald.core.envelopes import ControlRecord, DecodeError, FaultRecord
+from herald.core.broadcasts import BroadcastSpec
+from herald.core.envelopes import BroadcastState, ControlRecord, DecodeError, FaultRecord
 
-__all__ = ["delete_control", "delete_fault", "list_controls", "put_control", "read_fault"]
+__all__ = [
+    "control_record",
+    "delete_control",
+    "delete_fault",
+    "list_controls",
+    "put_control",
+    "read_fault",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def control_record(
+    *,
+    uid: str,
+    namespace: str,
+    name: str,
+    generation: int,
+    token: SecretStr,
+    spec: BroadcastSpec,
+    state: BroadcastState,
+) -> ControlRecord:
+    """What senders need of a Broadcast, from its spec: the one place the CRD's fields are
+    mapped onto the wire record."""
+    return ControlRecord(
+        uid=uid,
+        namespace=namespace,
+        name=name,
+        generation=generation,
+        bot_id=subjects.bot_id_of(token.get_secret_value()),
+        token=token,
+        content=spec.content,
+        messages_per_second=float(spec.rate.messages_per_second),
+        allow_paid_broadcast=spec.rate.allow_paid_broadcast,
+        stars_budget=spec.rate.stars_budget,
+        delivery=spec.delivery,
+        state=state,
+        deadline=spec.schedule.deadline if spec.schedule else None,
+    )
 
 
 async def _get(kv: KeyValue, key: str) -> bytes | None:

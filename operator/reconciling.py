@@ -3,8 +3,11 @@
 Every handler funnels into :meth:`Reconciler.reconcile`, run on create, resume and spec
 updates (for a prompt reaction, e.g. a pause) and by a level-based timer (kopf can miss
 events; schedules must start on time; status must refresh). A per-broadcast lock keeps a
-timer run and an update from interleaving. Slow work (materialising and queueing a large
-audience) runs in a background task per broadcast so that a pause is never stuck behind it.
+timer run and an update from interleaving. The rooms around it: materialising and queueing
+in the background (:mod:`~herald.operator.preparing`), the connections
+(:mod:`~herald.operator.connections`), the API server calls
+(:mod:`~herald.operator.apiserver`), the teardown shared by the finaliser and the sweep
+(:mod:`~herald.operator.sweeping`) and the scaling loop (:mod:`~herald.operator.scaling`).
 
 Every wait on Postgres, NATS or the API server is bounded (:mod:`herald.operator.waiting`):
 a reconcile that cannot get an answer writes which service it waits for into the status
@@ -20,51 +23,42 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
 
-import asyncpg
 import kopf
-import nats
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from nats.aio.client import Client as NatsClient
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 from pydantic import SecretStr, ValidationError
 
-from herald.core import envelopes, migrating, streams, subjects
-from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastSpec, BroadcastStatus
-from herald.core.envelopes import BroadcastState, CompletionRecord, ControlRecord
+from herald.core import subjects
+from herald.core.broadcasts import BroadcastSpec, BroadcastStatus
+from herald.core.envelopes import BroadcastState, CompletionRecord
 from herald.operator import (
+    apiserver,
     audiences,
+    connections,
     controls,
     ledgers,
-    orphans,
     planning,
     publishing,
     scaling,
+    sweeping,
     tokens,
 )
+from herald.operator.connections import Connections
 from herald.operator.metrics import Metrics, view_of
 from herald.operator.planning import Facts, Plan, RateSample, TokenState, Wait
+from herald.operator.preparing import Preparations
 from herald.operator.settings import Settings
-from herald.operator.waiting import Service, Timeouts, Unavailable, waiting_for
+from herald.operator.waiting import Unavailable
 
 __all__ = ["Reconciler", "status_of"]
 
 logger = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
 # Two counter-only status writes at a time keep up with hundreds of running Broadcasts on
 # the default refresh period (bench/many_broadcasts.py) and leave the API server's answers
 # to transitions.
 _REFRESH_WRITES = 2
-_KUBERNETES_THREADS = 16
 
 
 @dataclass
@@ -73,8 +67,6 @@ class _Memory:
     rebuilt from the status and the ledger on the next run)."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    preparing: asyncio.Task[None] | None = None
-    preparing_wait: Wait | None = None  # why the last preparation gave up, until one succeeds
     status: BroadcastStatus | None = None  # the last status written
     written_at: float = 0.0  # monotonic time of that write
     sample: RateSample | None = None
@@ -86,116 +78,60 @@ class Reconciler:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.metrics = metrics if metrics is not None else Metrics()
-        self.timeouts = Timeouts.of(settings.operator)
         self.memory: dict[str, _Memory] = {}
+        self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
         self._secrets = tokens.SecretCache(ttl=settings.operator.token_cache_seconds)
         # Status writes that only move counters, in flight at once (see _write_status).
         self._refreshing = asyncio.Semaphore(_REFRESH_WRITES)
-        self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
-        self._nc: NatsClient | None = None
-        self._js: JetStreamContext | None = None
-        self._kv: KeyValue | None = None
-        self._pool: asyncpg.Pool | None = None
-        self._preparing_pool: asyncpg.Pool | None = None
-        self._api: client.ApiClient | None = None
-        self._scaler: asyncio.Task[None] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._connections: Connections | None = None
+        self._preparations: Preparations | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self.stopping = False  # set on shutdown: in-flight runs may then fail quietly
 
     # --- life cycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        s = self.settings
-        # The kubernetes client blocks, so its calls run in the loop's default executor:
-        # asyncio's default of cores + 4 threads queued a pause's status write behind a
-        # burst of other writes (bench/many_broadcasts.py); waits are bounded anyway.
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(max_workers=_KUBERNETES_THREADS, thread_name_prefix="kubernetes")
-        )
-        self._api = client.ApiClient(_kubernetes_configuration())
-        # The client imports an API's module (tens of thousands of lines) on first use:
-        # pay for it now rather than in the first reconciles of a burst of Broadcasts.
-        for api in (client.CoreV1Api, client.CustomObjectsApi, client.AppsV1Api):
-            api(self._api)
-        dsn = s.database.url.get_secret_value()
-        self._pool = await asyncpg.create_pool(
-            dsn, min_size=s.database.min_connections, max_size=s.database.max_connections
-        )
-        # Its own pool: preparations queue for these, never for the reconciles' connections.
-        self._preparing_pool = await asyncpg.create_pool(
-            dsn, min_size=0, max_size=s.operator.preparing_connections
-        )
-        connection = await asyncpg.connect(dsn)
-        try:
-            await migrating.ensure_schema(connection, migrate=s.database.migrate)
-        finally:
-            await connection.close()
-        self._nc = await nats.connect(s.nats.url, max_reconnect_attempts=-1, name="herald-operator")
-        self._js = self._nc.jetstream(timeout=s.operator.nats_timeout_seconds)
-        replicas = s.nats.replicas
-        await streams.ensure_work_stream(self._js, replicas=replicas)
-        await streams.ensure_events_stream(self._js, replicas=replicas)
-        self._kv = await streams.ensure_control_bucket(self._js, replicas=replicas)
-        self._scaler = asyncio.create_task(self._scale_forever(), name="herald-scaler")
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="herald-sweeper")
+        c = self._connections = await connections.connect(self.settings)
+        self._preparations = Preparations(c, self.settings.operator, self.metrics)
+        self._loops = [
+            asyncio.create_task(
+                scaling.scale_forever(c, self.settings, self.sending, self.metrics),
+                name="herald-scaler",
+            ),
+            asyncio.create_task(
+                sweeping.sweep_forever(c, self.settings.operator, self._forget),
+                name="herald-sweeper",
+            ),
+        ]
         logger.info("Connected to NATS, Postgres and Kubernetes.")
 
     async def stop(self) -> None:
         self.stopping = True
-        tasks = [m.preparing for m in self.memory.values() if m.preparing is not None]
-        tasks += [t for t in (self._scaler, self._sweeper) if t is not None]
-        for task in tasks:
+        if self._preparations is not None:
+            await self._preparations.stop_all()
+        for task in self._loops:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._nc is not None:
-            await self._nc.drain()
-        for pool in (self._pool, self._preparing_pool):
-            if pool is not None:
-                await pool.close()
-        if self._api is not None:
-            self._api.close()  # type: ignore[no-untyped-call]
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._connections is not None:
+            await self._connections.close()
 
     @property
-    def js(self) -> JetStreamContext:
-        assert self._js is not None, "the operator has not started"
-        return self._js
+    def c(self) -> Connections:
+        assert self._connections is not None, "the operator has not started"
+        return self._connections
 
     @property
-    def kv(self) -> KeyValue:
-        assert self._kv is not None, "the operator has not started"
-        return self._kv
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        assert self._pool is not None, "the operator has not started"
-        return self._pool
-
-    @property
-    def preparing_pool(self) -> asyncpg.Pool:
-        assert self._preparing_pool is not None, "the operator has not started"
-        return self._preparing_pool
-
-    @property
-    def api(self) -> client.ApiClient:
-        assert self._api is not None, "the operator has not started"
-        return self._api
+    def preparations(self) -> Preparations:
+        assert self._preparations is not None, "the operator has not started"
+        return self._preparations
 
     def _memory(self, uid: str) -> _Memory:
         return self.memory.setdefault(uid, _Memory())
 
-    # --- bounded waits ---------------------------------------------------------------------
-
-    def _database(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return waiting_for(Service.DATABASE, self.timeouts.database, what)
-
-    def _nats(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return waiting_for(Service.NATS, self.timeouts.nats, what)
-
-    async def _kubernetes(self, what: str, call: Callable[[], _T]) -> _T:
-        """Run a blocking client call off the loop. The call carries the same time-out
-        itself (``_request_timeout``), so its thread ends when the wait does."""
-        async with waiting_for(Service.KUBERNETES, self.timeouts.kubernetes, what):
-            return await asyncio.to_thread(call)
+    def _forget(self, uid: str) -> None:
+        self.sending.pop(uid, None)
+        self.memory.pop(uid, None)
+        self.metrics.forget(uid)
 
     # --- reconcile -------------------------------------------------------------------------
 
@@ -259,11 +195,11 @@ class Reconciler:
         meta = body["metadata"]
         uid = meta["uid"]
         token_state, token = await self._read_token(meta["namespace"], spec)
-        async with self._database("counting the ledger"), self.pool.acquire() as connection:
+        async with self.c.database("counting the ledger"), self.c.pool.acquire() as connection:
             segment_exists = await audiences.segment_exists(connection, spec.audience)
             ledger = await ledgers.ledger_facts(connection, uid)
-        async with self._nats("reading the fault record"):
-            fault = await controls.read_fault(self.kv, uid)
+        async with self.c.nats("reading the fault record"):
+            fault = await controls.read_fault(self.c.kv, uid)
         facts = Facts(
             generation=int(meta.get("generation") or 0),
             token=token_state,
@@ -272,7 +208,7 @@ class Reconciler:
             fault=fault,
             rate_sample=memory.sample,
             # A retry under way may still succeed; until then say why the last one gave up.
-            preparing_wait=memory.preparing_wait,
+            preparing_wait=self.preparations.wait_of(uid),
         )
         return facts, token
 
@@ -292,18 +228,19 @@ class Reconciler:
         plan = planning.plan(spec=spec, status=previous, facts=facts, now=now)
 
         if plan.clear_fault:
-            async with self._nats("clearing the fault record"):
-                await controls.delete_fault(self.kv, uid)
+            async with self.c.nats("clearing the fault record"):
+                await controls.delete_fault(self.c.kv, uid)
         if (plan.materialise or plan.publish) and token is not None:
             # The consumer before the control record: a sender told to serve the broadcast
             # finds its work queue there at once.
-            async with self._nats("creating the work consumer"):
-                await publishing.ensure_consumer(self.js, uid)
-            self._prepare(
-                memory=memory, uid=uid, namespace=namespace, name=name, token=token, spec=spec
+            async with self.c.nats("creating the work consumer"):
+                await publishing.ensure_consumer(self.c.js, uid)
+            bot_id = subjects.bot_id_of(token.get_secret_value())
+            self.preparations.start(
+                uid=uid, namespace=namespace, name=name, bot_id=bot_id, spec=spec
             )
         if plan.control is not None:
-            async with self._nats("writing the control record"):
+            async with self.c.nats("writing the control record"):
                 await self._put_control(
                     uid=uid,
                     namespace=namespace,
@@ -314,13 +251,13 @@ class Reconciler:
                     plan=plan,
                 )
         if plan.purge_work:
-            await self._stop_preparing(memory)
-            async with self._nats("dropping queued work"):
-                await publishing.purge_work(self.js, uid)
-                await publishing.delete_consumer(self.js, uid)
+            await self.preparations.stop(uid)
+            async with self.c.nats("dropping queued work"):
+                await publishing.purge_work(self.c.js, uid)
+                await publishing.delete_consumer(self.c.js, uid)
         if plan.close_pending is not None:
-            async with self._database("closing open recipients"):
-                closed = await ledgers.close_open(self.pool, uid, plan.close_pending)
+            async with self.c.database("closing open recipients"):
+                closed = await ledgers.close_open(self.c.pool, uid, plan.close_pending)
             if closed:
                 logger.info(
                     "Closed %d open recipients of %s/%s (%s).",
@@ -376,21 +313,11 @@ class Reconciler:
         ref = spec.bot_ref
         fresh, data = self._secrets.get(namespace, ref.name, now=time.monotonic())
         if not fresh:
-            core = client.CoreV1Api(self.api)
-            timeout = self.timeouts.kubernetes
-
-            def read() -> dict[str, str] | None:
-                try:
-                    secret = core.read_namespaced_secret(
-                        ref.name, namespace, _request_timeout=timeout
-                    )
-                except ApiException as exc:
-                    if exc.status == 404:
-                        return None
-                    raise
-                return {k: str(v) for k, v in (secret.data or {}).items()}
-
-            data = await self._kubernetes("reading the bot token Secret", read)
+            timeout = self.c.timeouts.kubernetes
+            data = await self.c.kubernetes(
+                "reading the bot token Secret",
+                lambda: apiserver.read_secret(self.c.api, namespace, ref.name, timeout=timeout),
+            )
             self._secrets.put(namespace, ref.name, data, now=time.monotonic())
         return tokens.token_of(data, ref.key)
 
@@ -409,24 +336,18 @@ class Reconciler:
         if token is None:
             # Without a token no record can be written; a stop must still reach senders.
             if plan.control is BroadcastState.STOPPED:
-                await controls.delete_control(self.kv, uid)
+                await controls.delete_control(self.c.kv, uid)
             return
-        record = ControlRecord(
+        record = controls.control_record(
             uid=uid,
             namespace=namespace,
             name=name,
             generation=generation,
-            bot_id=subjects.bot_id_of(token.get_secret_value()),
             token=token,
-            content=spec.content,
-            messages_per_second=float(spec.rate.messages_per_second),
-            allow_paid_broadcast=spec.rate.allow_paid_broadcast,
-            stars_budget=spec.rate.stars_budget,
-            delivery=spec.delivery,
+            spec=spec,
             state=plan.control,
-            deadline=spec.schedule.deadline if spec.schedule else None,
         )
-        if await controls.put_control(self.kv, record):
+        if await controls.put_control(self.c.kv, record):
             logger.info("Control of %s/%s is now %s.", namespace, name, plan.control.value)
 
     async def _announce(self, uid: str, namespace: str, name: str, plan: Plan) -> None:
@@ -445,10 +366,10 @@ class Reconciler:
             started_at=st.started_at,
             completed_at=st.completed_at,
         )
-        async with self._nats("announcing the completion"):
-            await publishing.publish_completion(self.js, record)
-        async with self._database("recording the completion"):
-            await ledgers.record_completion(self.pool, uid)
+        async with self.c.nats("announcing the completion"):
+            await publishing.publish_completion(self.c.js, record)
+        async with self.c.database("recording the completion"):
+            await ledgers.record_completion(self.c.pool, uid)
 
     async def _write_status(
         self,
@@ -477,137 +398,28 @@ class Reconciler:
         self, body: kopf.Body, memory: _Memory, status: BroadcastStatus, *, now: datetime
     ) -> None:
         meta = body["metadata"]
-        api = client.CustomObjectsApi(self.api)
-        patch = {"status": status.model_dump(mode="json")}
-        timeout = self.timeouts.kubernetes
-
-        def write() -> None:
-            api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                PLURAL,
-                meta["name"],
-                patch,
-                field_manager=scaling.FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-                _request_timeout=timeout,
-            )
-
-        await self._kubernetes("writing the status", write)
+        timeout = self.c.timeouts.kubernetes
+        await self.c.kubernetes(
+            "writing the status",
+            lambda: apiserver.patch_status(
+                self.c.api, meta["namespace"], meta["name"], status, timeout=timeout
+            ),
+        )
         memory.status = status
         memory.written_at = time.monotonic()
         terminal = status.delivered + status.failed + status.blocked + status.uncertain
         memory.sample = RateSample(terminal=terminal, at=now.replace(microsecond=0))
 
-    # --- background preparation ------------------------------------------------------------
-
-    def _prepare(
-        self,
-        *,
-        memory: _Memory,
-        uid: str,
-        namespace: str,
-        name: str,
-        token: SecretStr,
-        spec: BroadcastSpec,
-    ) -> None:
-        if memory.preparing is not None and not memory.preparing.done():
-            return
-        bot_id = subjects.bot_id_of(token.get_secret_value())
-        memory.preparing = asyncio.create_task(
-            self._materialise_and_publish(
-                memory=memory, uid=uid, namespace=namespace, name=name, bot_id=bot_id, spec=spec
-            ),
-            name=f"prepare-{uid}",
-        )
-
-    async def _materialise_and_publish(
-        self,
-        *,
-        memory: _Memory,
-        uid: str,
-        namespace: str,
-        name: str,
-        bot_id: str,
-        spec: BroadcastSpec,
-    ) -> None:
-        pool = self.preparing_pool
-        try:
-            started = time.monotonic()
-            # Waiting for a connection is bounded like any other wait; the statement itself
-            # may take minutes for millions of recipients.
-            async with self._database("a connection to write the audience"):
-                connection = await pool.acquire()
-            try:
-                async with waiting_for(
-                    Service.DATABASE, self.timeouts.materialise, "writing the audience"
-                ):
-                    total = await audiences.materialise(
-                        connection,
-                        uid=uid,
-                        namespace=namespace,
-                        name=name,
-                        bot_id=bot_id,
-                        audience=spec.audience,
-                    )
-            finally:
-                await pool.release(connection)
-            materialised = time.monotonic()
-            self.metrics.materialise_time.observe(materialised - started)
-            self.metrics.materialised.inc(total)
-            report = await publishing.publish_work(
-                pool,
-                self.js,
-                uid=uid,
-                batch_size=self.settings.operator.batch_size,
-                window=self.settings.operator.publish_window,
-                timeouts=self.timeouts,
-            )
-            memory.preparing_wait = None
-            self.metrics.published_batches.inc(report.batches)
-            self.metrics.published_recipients.inc(report.recipients)
-            logger.info(
-                "Broadcast %s/%s: %d recipients materialised in %.1fs, %d batches queued in %.1fs.",
-                namespace,
-                name,
-                total,
-                materialised - started,
-                report.batches,
-                time.monotonic() - materialised,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Unavailable as exc:
-            self.metrics.prepare_errors.inc()
-            memory.preparing_wait = exc.wait
-            # The timer retries; the cursor and ON CONFLICT make the retry cheap and exact.
-            logger.warning("Preparing %s/%s: %s", namespace, name, exc.wait.message)
-        except Exception:
-            self.metrics.prepare_errors.inc()
-            logger.exception(
-                "Preparing %s/%s failed; retrying on the next resync.", namespace, name
-            )
-
-    async def _stop_preparing(self, memory: _Memory) -> None:
-        task = memory.preparing
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        memory.preparing = None
-
-    # --- deletion --------------------------------------------------------------------------
+    # --- deletion ---------------------------------------------------------------------------
 
     async def finalise(self, body: kopf.Body) -> None:
         """Stop senders, drop queued work, the consumer and the KV keys; keep the ledger."""
         meta = body["metadata"]
         uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
-        memory = self._memory(uid)
-        await self._stop_preparing(memory)
+        await self.preparations.stop(uid)
         self.sending.pop(uid, None)
         try:
-            await self._teardown(uid)
+            await sweeping.teardown(self.c, uid)
         except Unavailable as exc:
             # Deletion must not hang on NATS: queued batches left behind are dropped by
             # senders (no control key means no broadcast), and the ledger guards re-sends.
@@ -617,122 +429,8 @@ class Reconciler:
                 name,
                 exc.wait.message,
             )
-        self.memory.pop(uid, None)
-        self.metrics.forget(uid)
+        self._forget(uid)
         logger.info("Broadcast %s/%s stopped; its ledger rows are kept.", namespace, name)
-
-    async def _teardown(self, uid: str) -> None:
-        """Stop the senders of a broadcast that is gone and drop its work and KV keys."""
-        async with self._nats("stopping the broadcast"):
-            await self._stop_control(uid)
-            await publishing.purge_work(self.js, uid)
-            await publishing.delete_consumer(self.js, uid)
-            await controls.delete_control(self.kv, uid)
-            await controls.delete_fault(self.kv, uid)
-
-    async def _sweep_forever(self) -> None:
-        s = self.settings.operator
-        while True:
-            await asyncio.sleep(s.sweep_seconds)
-            try:
-                await self._sweep()
-            except Unavailable as exc:
-                logger.warning("Sweeping orphaned control records: %s", exc.wait.message)
-
-    async def _sweep(self) -> None:
-        """Stop the control records of Broadcasts deleted while NATS did not answer."""
-        # Records first, Broadcasts second: see herald.operator.orphans.
-        async with self._nats("listing control records"):
-            records = await controls.list_controls(self.kv)
-        if not records:
-            return
-        live = await self._kubernetes("listing Broadcasts", self._live_uids)
-        refs = [orphans.ControlRef(r.uid, r.namespace, r.name) for r in records]
-        for ref in orphans.orphaned(refs, live, self.settings.operator.namespaces):
-            logger.warning(
-                "Broadcast %s/%s is gone but its control record was left behind; stopping it.",
-                ref.namespace,
-                ref.name,
-            )
-            self.sending.pop(ref.uid, None)
-            self.memory.pop(ref.uid, None)
-            self.metrics.forget(ref.uid)
-            await self._teardown(ref.uid)
-
-    def _live_uids(self) -> set[str]:
-        api = client.CustomObjectsApi(self.api)
-        namespaces = self.settings.operator.namespaces
-        timeout = self.timeouts.kubernetes
-        if namespaces:
-            pages = [
-                api.list_namespaced_custom_object(
-                    GROUP, VERSION, ns, PLURAL, _request_timeout=timeout
-                )
-                for ns in namespaces
-            ]
-        else:
-            everywhere = api.list_cluster_custom_object(
-                GROUP, VERSION, PLURAL, _request_timeout=timeout
-            )
-            pages = [everywhere]
-        listed = cast("list[dict[str, Any]]", pages)
-        return {item["metadata"]["uid"] for page in listed for item in page["items"]}
-
-    async def _stop_control(self, uid: str) -> None:
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
-            entry = await self.kv.get(subjects.control_key(uid))
-            if entry.value:
-                record = envelopes.decode(ControlRecord, entry.value)
-                stopped = record.model_copy(update={"state": BroadcastState.STOPPED})
-                await controls.put_control(self.kv, stopped)
-
-    # --- scaling ---------------------------------------------------------------------------
-
-    async def _scale_forever(self) -> None:
-        s = self.settings
-        if not s.scaling.manage_replicas:
-            logger.info("Leaving sender replicas alone (HERALD_SCALING_MANAGE_REPLICAS=false).")
-            return
-        # After a restart every Broadcast is reconciled once within a timer period; scaling
-        # earlier would count too few and scale senders down under running broadcasts.
-        await asyncio.sleep(2 * s.operator.timer_seconds)
-        missing_logged = False
-        window = scaling.ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
-        while True:
-            wanted = scaling.desired_replicas(
-                sending_bots=self.sending.values(),
-                minimum=s.scaling.min_replicas,
-                maximum=s.scaling.max_replicas,
-            )
-            replicas = window.replicas(wanted, floor=s.scaling.min_replicas, now=time.monotonic())
-            self.metrics.sender_replicas.set(replicas)
-            try:
-                async with waiting_for(
-                    Service.KUBERNETES, self.timeouts.kubernetes, "scaling the senders"
-                ):
-                    result = await scaling.scale_senders(
-                        self.api,
-                        namespace=s.sender.namespace,
-                        deployment=s.sender.deployment,
-                        replicas=replicas,
-                        request_timeout=self.timeouts.kubernetes,
-                    )
-            except Unavailable as exc:
-                logger.warning("Scaling the senders: %s", exc.wait.message)
-            else:
-                if result == scaling.ScaleResult.MISSING:
-                    if not missing_logged:
-                        logger.warning(
-                            "Sender Deployment %s/%s not found; not scaling until it exists.",
-                            s.sender.namespace,
-                            s.sender.deployment,
-                        )
-                    missing_logged = True
-                else:
-                    missing_logged = False
-                    if result == scaling.ScaleResult.SCALED:
-                        logger.info("Sender replicas set to %d.", replicas)
-            await asyncio.sleep(s.operator.timer_seconds)
 
 
 def status_of(body: kopf.Body) -> BroadcastStatus | None:
@@ -745,15 +443,3 @@ def status_of(body: kopf.Body) -> BroadcastStatus | None:
     except ValidationError:
         # A status Herald cannot read (hand-edited, older format) is rebuilt from the facts.
         return None
-
-
-def _kubernetes_configuration() -> client.Configuration:
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    # One kept-alive connection per thread: fewer, and threads would open (and TLS-handshake)
-    # a new connection for each call past the pool's size.
-    configuration.connection_pool_maxsize = _KUBERNETES_THREADS
-    return configuration

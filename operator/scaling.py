@@ -1,4 +1,5 @@
-"""Sizing the sender Deployment: a pure rule, and the patch of its scale subresource.
+"""Sizing the sender Deployment: a pure rule, the patch of its scale subresource, and the
+loop that applies them.
 
 One sender replica holds the lease of a bot and serves all of that bot's active broadcasts
 (the bot's rate limit is per bot, so a second replica for the same bot would only wait), so
@@ -9,16 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Mapping
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-__all__ = ["FIELD_MANAGER", "ScaleDownWindow", "ScaleResult", "desired_replicas", "scale_senders"]
+from herald.operator.apiserver import FIELD_MANAGER
+from herald.operator.connections import Connections
+from herald.operator.metrics import Metrics
+from herald.operator.settings import Settings
+from herald.operator.waiting import Service, Unavailable, waiting_for
 
-# One stable name, so `kubectl get -o yaml --show-managed-fields` says who set replicas and
-# an HPA or Argo CD can be told to leave this manager's field alone.
-FIELD_MANAGER = "herald-operator"
+__all__ = [
+    "FIELD_MANAGER",
+    "ScaleDownWindow",
+    "ScaleResult",
+    "desired_replicas",
+    "scale_forever",
+    "scale_senders",
+]
+
 
 logger = logging.getLogger(__name__)
 
@@ -99,3 +111,53 @@ async def scale_senders(
 
     # The kubernetes client is synchronous; a thread keeps the event loop (and kopf) moving.
     return await asyncio.to_thread(apply)
+
+
+async def scale_forever(
+    c: Connections, settings: Settings, sending: Mapping[str, str], metrics: Metrics
+) -> None:
+    """Every timer period: size the senders to the bots in ``sending`` (uid -> bot id)."""
+    s = settings
+    if not s.scaling.manage_replicas:
+        logger.info("Leaving sender replicas alone (HERALD_SCALING_MANAGE_REPLICAS=false).")
+        return
+    # After a restart every Broadcast is reconciled once within a timer period; scaling
+    # earlier would count too few and scale senders down under running broadcasts.
+    await asyncio.sleep(2 * s.operator.timer_seconds)
+    missing_logged = False
+    window = ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
+    while True:
+        wanted = desired_replicas(
+            sending_bots=sending.values(),
+            minimum=s.scaling.min_replicas,
+            maximum=s.scaling.max_replicas,
+        )
+        replicas = window.replicas(wanted, floor=s.scaling.min_replicas, now=time.monotonic())
+        metrics.sender_replicas.set(replicas)
+        try:
+            async with waiting_for(
+                Service.KUBERNETES, c.timeouts.kubernetes, "scaling the senders"
+            ):
+                result = await scale_senders(
+                    c.api,
+                    namespace=s.sender.namespace,
+                    deployment=s.sender.deployment,
+                    replicas=replicas,
+                    request_timeout=c.timeouts.kubernetes,
+                )
+        except Unavailable as exc:
+            logger.warning("Scaling the senders: %s", exc.wait.message)
+        else:
+            if result == ScaleResult.MISSING:
+                if not missing_logged:
+                    logger.warning(
+                        "Sender Deployment %s/%s not found; not scaling until it exists.",
+                        s.sender.namespace,
+                        s.sender.deployment,
+                    )
+                missing_logged = True
+            else:
+                missing_logged = False
+                if result == ScaleResult.SCALED:
+                    logger.info("Sender replicas set to %d.", replicas)
+        await asyncio.sleep(s.operator.timer_seconds)

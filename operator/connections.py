@@ -1,0 +1,116 @@
+"""The operator's connections to Postgres, NATS and the API server, opened once, and the
+bounded waits every step uses on them (:mod:`herald.operator.waiting`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+import nats
+from kubernetes import client, config
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+
+from herald.core import migrating, streams
+from herald.operator.settings import Settings
+from herald.operator.waiting import Service, Timeouts, waiting_for
+
+__all__ = ["Connections", "connect"]
+
+_T = TypeVar("_T")
+
+# The kubernetes client blocks, so its calls run in the loop's default executor: asyncio's
+# default of cores + 4 threads queued a pause's status write behind a burst of other writes
+# (bench/many_broadcasts.py). Every call is bounded anyway.
+_KUBERNETES_THREADS = 16
+
+
+@dataclass(frozen=True)
+class Connections:
+    """Everything a reconcile talks to, with its time-outs."""
+
+    api: client.ApiClient
+    pool: asyncpg.Pool  # reconciles: counts, status, small writes
+    # Materialising and queueing audiences: a pool of its own, so any number of them at once
+    # can never take the connections that status refreshes and pauses need.
+    preparing_pool: asyncpg.Pool
+    nc: NatsClient
+    js: JetStreamContext
+    kv: KeyValue
+    timeouts: Timeouts
+
+    def database(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return waiting_for(Service.DATABASE, self.timeouts.database, what)
+
+    def nats(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return waiting_for(Service.NATS, self.timeouts.nats, what)
+
+    async def kubernetes(self, what: str, call: Callable[[], _T]) -> _T:
+        """Run a blocking client call off the loop. The call carries the same time-out
+        itself (``_request_timeout``), so its thread ends when the wait does."""
+        async with waiting_for(Service.KUBERNETES, self.timeouts.kubernetes, what):
+            return await asyncio.to_thread(call)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+        for pool in (self.pool, self.preparing_pool):
+            await pool.close()
+        self.api.close()  # type: ignore[no-untyped-call]
+
+
+async def connect(settings: Settings) -> Connections:
+    """Open every connection, bring the schema up to date, ensure the streams and bucket."""
+    s = settings
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=_KUBERNETES_THREADS, thread_name_prefix="kubernetes")
+    )
+    api = client.ApiClient(_kubernetes_configuration())
+    # The client imports an API's module (tens of thousands of lines) on first use: pay for
+    # it now rather than in the first reconciles of a burst of Broadcasts.
+    for each in (client.CoreV1Api, client.CustomObjectsApi, client.AppsV1Api):
+        each(api)
+    dsn = s.database.url.get_secret_value()
+    pool = await asyncpg.create_pool(
+        dsn, min_size=s.database.min_connections, max_size=s.database.max_connections
+    )
+    preparing_pool = await asyncpg.create_pool(
+        dsn, min_size=0, max_size=s.operator.preparing_connections
+    )
+    connection = await asyncpg.connect(dsn)
+    try:
+        await migrating.ensure_schema(connection, migrate=s.database.migrate)
+    finally:
+        await connection.close()
+    nc = await nats.connect(s.nats.url, max_reconnect_attempts=-1, name="herald-operator")
+    js = nc.jetstream(timeout=s.operator.nats_timeout_seconds)
+    replicas = s.nats.replicas
+    await streams.ensure_work_stream(js, replicas=replicas)
+    await streams.ensure_events_stream(js, replicas=replicas)
+    kv = await streams.ensure_control_bucket(js, replicas=replicas)
+    return Connections(
+        api=api,
+        pool=pool,
+        preparing_pool=preparing_pool,
+        nc=nc,
+        js=js,
+        kv=kv,
+        timeouts=Timeouts.of(s.operator),
+    )
+
+
+def _kubernetes_configuration() -> client.Configuration:
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    # One kept-alive connection per thread: fewer, and threads would open (and TLS-handshake)
+    # a new connection for each call past the pool's size.
+    configuration.connection_pool_maxsize = _KUBERNETES_THREADS
+    return configuration
