@@ -27,10 +27,11 @@ tools: bootstrap
 	$(BIN)/herald dev build-tools
 
 # mypy and import-linter resolve modules from folders, not from the editable install's
-# import hook, so they read the folders through a `herald/` tree of links.
-$(TYPECHECK)/herald:
+# import hook, so they read the folders through a `herald/` tree of links, made again when
+# the list of folders here changes.
+$(TYPECHECK)/herald: Makefile
 	mkdir -p $@
-	for d in core operator sender bot emulator cli; do ln -sfn ../../../$$d $@/$$d; done
+	for d in core telegram operator sender bot emulator cli; do ln -sfn ../../../$$d $@/$$d; done
 	ln -sfn ../../../dev/herald_dev $@/dev
 
 lint: $(INSTALLED)
@@ -38,8 +39,8 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 typecheck: $(INSTALLED) $(TYPECHECK)/herald
-	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.operator -p herald.sender \
-		-p herald.bot -p herald.emulator -p herald.dev -p herald.cli
+	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.telegram -p herald.operator \
+		-p herald.sender -p herald.bot -p herald.emulator -p herald.dev -p herald.cli
 	MYPYPATH=$(TYPECHECK):tests $(BIN)/mypy --explicit-package-bases tests
 
 layers: $(INSTALLED) $(TYPECHECK)/herald

@@ -1,6 +1,7 @@
 """A test send: the Broadcast's message to a few chats, rendered and sent exactly as the
-senders do (:mod:`herald.sender.rendering`, :class:`herald.sender.telegram.TelegramClient`),
-and nothing else: no ledger row, no work message, no status change."""
+senders do (:mod:`herald.telegram.rendering`,
+:class:`herald.telegram.client.TelegramClient`), and nothing else: no ledger row, no work
+message, no status change."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pydantic import SecretStr
 from herald.cli.views import SendResult
 from herald.core.broadcasts import Broadcast
 from herald.core.envelopes import Recipient
-from herald.sender import rendering
-from herald.sender.outcomes import OutcomeKind
-from herald.sender.telegram import TelegramClient
+from herald.telegram import rendering
+from herald.telegram.client import TelegramClient
+from herald.telegram.outcomes import OutcomeKind
 
 __all__ = ["send_test_message"]
 

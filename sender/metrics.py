@@ -7,7 +7,7 @@ ever sent and outlive each one in Prometheus for its retention. Per-broadcast pr
 the operator's to report (``herald_broadcast_recipients`` from the status, one series per
 running Broadcast); the sender's series answer "how is sending going" for the process as a
 whole, with labels whose values are fixed sets: ``result`` (Telegram's answer, one of
-:class:`~herald.sender.outcomes.OutcomeKind`), ``state`` (the ledger's terminal states),
+:class:`~herald.telegram.outcomes.OutcomeKind`), ``state`` (the ledger's terminal states),
 ``reason`` (bad work and broadcast faults, fixed CamelCase or snake_case words).
 
 Series, all prefixed ``herald_sender_``:
@@ -30,7 +30,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from herald.core.deliveries import DeliveryState
-from herald.sender.outcomes import OutcomeKind
+from herald.telegram.outcomes import OutcomeKind
 
 __all__ = ["Metrics"]
 

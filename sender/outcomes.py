@@ -1,10 +1,11 @@
-"""What became of one send, and what Herald does about it: the one mapping from a Telegram
-outcome to a ledger state, a reason and an action.
+"""What the sender does about one send: the one mapping from a Telegram outcome to a ledger
+state, a reason and an action.
 
-The adapter (:mod:`herald.sender.telegram`) translates aiogram's exceptions into an
-:class:`Outcome` once, at the boundary; :func:`judge` decides everything else. The batch's
-JetStream verb follows from the ledger: a work message is acked when all its rows are
-terminal, and nak'ed with a delay when some are not (released rows, another sender's claims).
+The adapter (:mod:`herald.telegram.client`) translates aiogram's exceptions into an
+:class:`~herald.telegram.outcomes.Outcome` once, at the boundary; :func:`judge` decides
+everything else. The batch's JetStream verb follows from the ledger: a work message is acked
+when all its rows are terminal, and nak'ed with a delay when some are not (released rows,
+another sender's claims).
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from dataclasses import dataclass
 
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
+from herald.telegram.outcomes import Outcome, OutcomeKind, is_content_error
 
 __all__ = [
     "Action",
-    "Outcome",
-    "OutcomeKind",
     "Reason",
     "Verdict",
     "backoff_seconds",
-    "is_content_error",
     "judge",
 ]
 
@@ -31,37 +30,6 @@ __all__ = [
 MAX_ATTEMPTS = 3
 _BACKOFF_BASE = 0.25
 _BACKOFF_CAP = 4.0
-
-# Telegram's descriptions of content it cannot render: the same for every recipient, so the
-# first of them stops the broadcast instead of failing each recipient in turn.
-_CONTENT_ERRORS = (
-    "can't parse entities",
-    "can't parse reply keyboard markup",
-    "can't find end of the entity",
-    "unsupported start tag",
-    "message text is empty",
-    "message is too long",
-    "message caption is too long",
-    "unsupported parse_mode",
-    "wrong file identifier",
-    "wrong remote file identifier",
-    "failed to get http url content",
-    "wrong type of the web page content",
-    "button_url_invalid",
-    "message to copy not found",
-    "there is no",
-)
-
-
-class OutcomeKind(enum.StrEnum):
-    OK = "ok"
-    RETRY_AFTER = "retry_after"  # 429
-    FORBIDDEN = "forbidden"  # 403: blocked, deactivated, kicked
-    BAD_REQUEST = "bad_request"  # 400
-    UNAUTHORIZED = "unauthorized"  # 401: the token was revoked
-    SERVER_ERROR = "server_error"  # 5xx: Telegram did not take the message
-    NOT_SENT = "not_sent"  # the connection failed before the request went out
-    MAYBE_SENT = "maybe_sent"  # timeout or cut connection after the request went out
 
 
 class Reason(enum.StrEnum):
@@ -89,14 +57,6 @@ class Action(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    kind: OutcomeKind
-    message_id: int | None = None
-    retry_after: float | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Verdict:
     state: DeliveryState
     action: Action
@@ -107,12 +67,6 @@ class Verdict:
 def backoff_seconds(attempt: int) -> float:
     """Exponential: 0.25 s after the first failure, 0.5 s after the second, capped."""
     return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** max(0, attempt - 1)))
-
-
-def is_content_error(description: str) -> bool:
-    """Whether a 400 is about the message itself rather than about the recipient."""
-    lowered = description.lower()
-    return any(marker in lowered for marker in _CONTENT_ERRORS)
 
 
 def judge(

@@ -2,9 +2,9 @@
 :class:`BotWorker` that pulls work, claims rows, paces and sends, records, then acks.
 
 Decisions are made by the pure modules (:mod:`~herald.sender.pacing`,
-:mod:`~herald.sender.outcomes`, :mod:`~herald.sender.rendering`,
+:mod:`~herald.sender.outcomes`, :mod:`~herald.telegram.rendering`,
 :mod:`~herald.sender.leases`, :mod:`~herald.sender.batches`); this module only wires them to
-NATS, Postgres and the Bot API.
+NATS, Postgres and the Bot API (:mod:`~herald.telegram.client`).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from herald.sender.controls import Controls
 from herald.sender.ledgers import Ledger, Row
 from herald.sender.metrics import Metrics
 from herald.sender.outcomes import Action, Reason, Verdict, judge
-from herald.sender.rendering import render
 from herald.sender.settings import Config, SenderSettings
-from herald.sender.telegram import TelegramClient
+from herald.telegram.client import TelegramClient
+from herald.telegram.rendering import render
 
 __all__ = ["BotWorker", "Recorder", "Sender"]
 

@@ -6,7 +6,8 @@ import pytest
 
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
-from herald.sender.outcomes import Action, Outcome, OutcomeKind, Reason, judge
+from herald.sender.outcomes import Action, Reason, judge
+from herald.telegram.outcomes import Outcome, OutcomeKind
 
 MOST = Delivery.AT_MOST_ONCE
 LEAST = Delivery.AT_LEAST_ONCE

@@ -8,7 +8,7 @@ import pytest
 
 from herald.core.broadcasts import Content, ParseMode
 from herald.core.envelopes import Recipient
-from herald.sender.rendering import escape, render, substitute
+from herald.telegram.rendering import escape, render, substitute
 
 BOB = Recipient(
     chat_id=42, language_code="pt-BR", first_name="<Bob>", last_name="a_b", username="bob_1"

@@ -33,8 +33,8 @@ from aiogram.methods import (
 )
 from aiogram.types import InlineKeyboardMarkup
 
-from herald.sender.outcomes import Outcome, OutcomeKind
-from herald.sender.rendering import Rendered
+from herald.telegram.outcomes import Outcome, OutcomeKind
+from herald.telegram.rendering import Rendered
 
 __all__ = ["TelegramClient", "outcome_of"]
 

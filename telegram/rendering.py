@@ -1,5 +1,6 @@
 """From a broadcast's content and one recipient to one Bot API call: which method, which
-parameters. Pure: the adapter turns the result into an aiogram method object.
+parameters. Pure: the adapter (:mod:`herald.telegram.client`) turns the result into an aiogram
+method object.
 
 Placeholders ``{first_name}``, ``{last_name}``, ``{username}`` and ``{full_name}`` in the
 text (or caption) are replaced by the recipient's values, escaped for the parse mode so a

@@ -1,0 +1,56 @@
+"""What became of one Bot API call, as Telegram answered it. Pure: the adapter
+(:mod:`herald.telegram.client`) translates aiogram's answers and exceptions into an
+:class:`Outcome` once, at the boundary; what to do about an outcome is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Outcome", "OutcomeKind", "is_content_error"]
+
+# Telegram's descriptions of content it cannot render: the same for every recipient, so the
+# first of them stops the broadcast instead of failing each recipient in turn.
+_CONTENT_ERRORS = (
+    "can't parse entities",
+    "can't parse reply keyboard markup",
+    "can't find end of the entity",
+    "unsupported start tag",
+    "message text is empty",
+    "message is too long",
+    "message caption is too long",
+    "unsupported parse_mode",
+    "wrong file identifier",
+    "wrong remote file identifier",
+    "failed to get http url content",
+    "wrong type of the web page content",
+    "button_url_invalid",
+    "message to copy not found",
+    "there is no",
+)
+
+
+class OutcomeKind(enum.StrEnum):
+    OK = "ok"
+    RETRY_AFTER = "retry_after"  # 429
+    FORBIDDEN = "forbidden"  # 403: blocked, deactivated, kicked
+    BAD_REQUEST = "bad_request"  # 400
+    UNAUTHORIZED = "unauthorized"  # 401: the token was revoked
+    SERVER_ERROR = "server_error"  # 5xx: Telegram did not take the message
+    NOT_SENT = "not_sent"  # the connection failed before the request went out
+    MAYBE_SENT = "maybe_sent"  # timeout or cut connection after the request went out
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    kind: OutcomeKind
+    message_id: int | None = None
+    retry_after: float | None = None
+    description: str = ""
+
+
+def is_content_error(description: str) -> bool:
+    """Whether a 400 is about the message itself rather than about the recipient."""
+    lowered = description.lower()
+    return any(marker in lowered for marker in _CONTENT_ERRORS)
