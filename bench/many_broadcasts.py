@@ -30,22 +30,20 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import pipeline  # the script beside this one: its system() runs each run's Herald
 from kubernetes import client, config
 
-from herald.core.migrating import apply_migrations
 from herald.dev import controlplane
 from herald.dev.fleets import Bot, Fleet, fleet, wait_all_complete
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
-from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem, local_system
+from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem
 
 BOTS = (
     Bot(BOT_SECRET, TOKEN),
@@ -62,23 +60,10 @@ DEFAULTS = {"HERALD_OPERATOR_TIMER_SECONDS": "2", "HERALD_OPERATOR_REFRESH_SECON
 async def system(
     workdir: Path, plane: controlplane.ControlPlane, nats_url: str, pg: PostgresCluster
 ) -> AsyncIterator[LocalSystem]:
-    name = f"m{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg.dsn())
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db = await asyncpg.connect(pg.dsn(name))
-    await apply_migrations(db)
-    await db.close()
-    kubectl = Kubectl(plane.kubeconfig)
-    kubectl("create", "namespace", name)
-    async with local_system(
-        kubeconfig=plane.kubeconfig,
-        kubectl=kubectl.in_namespace(name),
-        database=pg.dsn(name),
-        nats_url=nats_url,
-        logs=workdir / name,
-        emulator_flags=["--latency-ms=80"],
-        settings={**DEFAULTS, "HERALD_SCALING_MAX_REPLICAS": "4"},
+    settings = {**DEFAULTS, "HERALD_SCALING_MAX_REPLICAS": "4"}
+    flags = ["--latency-ms=80"]
+    async with pipeline.system(
+        workdir, plane, nats_url, pg, emulator_flags=flags, settings=settings
     ) as running:
         yield running
 
