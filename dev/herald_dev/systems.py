@@ -184,6 +184,15 @@ async def local_system(
             env=env,
         ).start()
         stack.callback(operator.stop, timeout=15)
+        # Watching, before anything is applied: a test's startAt or deadline a few seconds
+        # ahead must not be spent on the operator's start (imports take seconds here).
+        log = logs / "operator.log"
+        processes.wait_until(
+            lambda: log.exists() and "Initial authentication has finished" in log.read_text(),
+            timeout=60,
+            what="the operator to start watching",
+            process=operator,
+        )
         supervisor = SenderSupervisor(
             kubeconfig=kubeconfig,
             namespace=kubectl.namespace or "default",

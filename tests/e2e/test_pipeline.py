@@ -221,17 +221,34 @@ async def test_a_future_start_is_scheduled_then_sent(herald: Herald) -> None:
 
 async def test_a_deadline_stops_sending(herald: Herald) -> None:
     await herald.seed(herald.subscribers(300))
-    # Long enough for a sender to start from zero replicas, far too short for 300 at 10/s.
-    deadline = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=12)
+
+    def rfc3339(at: dt.datetime) -> str:
+        return at.isoformat().replace("+00:00", "Z")
+
+    later = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=5)
     herald.apply(
         "short-lived",
         {
             "content": {"text": "hurry"},
             "audience": {"subscribers": {}},
             "rate": {"messagesPerSecond": 10},
-            "schedule": {"deadline": deadline.isoformat().replace("+00:00", "Z")},
+            "schedule": {"deadline": rfc3339(later)},
         },
     )
+
+    async def delivered() -> int:
+        async with herald.emulator() as emulator:
+            return (await emulator.summary(token=TOKEN)).total
+
+    # Sending under way (however long a sender takes to start here), then a deadline that
+    # leaves far too little time for 300 at 10/s.
+    started = time.monotonic()
+    while await delivered() < 10:
+        assert time.monotonic() - started < 60, herald.operator.tail()
+        await asyncio.sleep(0.2)
+    deadline = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=3)
+    patch = json.dumps({"spec": {"schedule": {"deadline": rfc3339(deadline)}}})
+    herald.kubectl("patch", "bc", "short-lived", "--type=merge", "-p", patch)
     stalled = await herald.wait_condition("short-lived", "Stalled", within=60)
     assert stalled["reason"] == "DeadlineExceeded"
     await asyncio.sleep(2)
