@@ -147,7 +147,9 @@ async def run(herald: LocalSystem, kubeconfig: Path, planned: Fleet, *, label: s
     )
     probing = asyncio.create_task(probe.run(stop))
     ideal = planned.ideal_seconds()
-    statuses = await wait_all_complete(herald.kubectl, names, within=ideal * 4 + 300)
+    statuses = await wait_all_complete(
+        herald.kubectl, names, within=ideal * 4 + 300, fleet=planned.broadcasts[0].fleet
+    )
     elapsed = time.monotonic() - started
     stop.set()
     await probing
@@ -210,7 +212,11 @@ async def settle_completed(herald: LocalSystem, count: int) -> str:
             herald.kubectl, "apply", "-f", "-", input=chunk.list_manifest(), timeout=300
         )
     await wait_all_complete(
-        herald.kubectl, [b.name for b in idle.broadcasts], within=count / 30 * 4 + 300, poll=3
+        herald.kubectl,
+        [b.name for b in idle.broadcasts],
+        within=count / 30 * 4 + 300,
+        poll=3,
+        fleet="done",
     )
     return f"{count} finished Broadcasts in place after {time.monotonic() - started:.0f}s"
 
