@@ -1,7 +1,9 @@
 """The operator's decisions: from a Broadcast's spec, its last status and the observed facts
 to a :class:`Plan` of what to do and what status to report. Pure: no I/O, no clock, no
 Kubernetes, NATS or Postgres; the handler gathers :class:`Facts`, calls :func:`plan` and
-applies the result, so every decision is testable as a table.
+applies the result, so every decision is testable as a table. One module on purpose,
+though over 400 lines: the ordered steps, the conditions they set and the phase derived
+from them are read together, like the table of cases in its tests.
 
 The steps run in order and the first that applies decides the broadcast's situation, as in
 Flux's reconcilers: an outcome already reached sticks, then faults and the deadline stop it,

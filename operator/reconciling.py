@@ -1,5 +1,8 @@
 """One idempotent reconcile of a Broadcast: gather facts, call the planner, apply the plan.
 
+(Over 400 lines because the apply steps share the per-Broadcast memory and lock; the slow
+and periodic work already lives in the modules named below.)
+
 Every handler funnels into :meth:`Reconciler.reconcile`, run on create, resume and spec
 updates (for a prompt reaction, e.g. a pause) and by a level-based timer (kopf can miss
 events; schedules must start on time; status must refresh). A per-broadcast lock keeps a
@@ -163,7 +166,8 @@ class Reconciler:
                     exc.error_count(),
                 )
                 return None
-            previous = memory.status or status_of(body)
+            # The status parsed above, unless this operator wrote a newer one since.
+            previous = memory.status or written
             if planning.finished(previous, generation=generation):
                 return None
             try:
