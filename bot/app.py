@@ -21,7 +21,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from kubernetes import client
 
-from herald.bot import controlling, creating, listing, subscribing
+from herald.bot import controlling, creating, errors, listing, subscribing
 from herald.bot.kubeapi import KubernetesBroadcasts, load_configuration
 from herald.bot.live import LiveStatus
 from herald.bot.metrics import CountAdminCommands, CountUpdates, Metrics
@@ -85,7 +85,9 @@ def build_dispatcher(
     for observer in (admin.message, admin.callback_query):
         observer.middleware(guard)
         observer.middleware(counter)
-    admin.include_routers(listing.router(), controlling.router(), creating.router())
+    admin.include_routers(
+        listing.router(), controlling.router(), creating.router(), errors.router()
+    )
     dispatcher.include_router(admin)
     return dispatcher
 

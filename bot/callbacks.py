@@ -1,9 +1,10 @@
 """Callback data of the bot's inline buttons: built and parsed here, and nowhere else.
 
-Telegram returns at most 64 bytes of ``callback_data``. Buttons on status messages carry the
-Broadcast they act on, so the data is ``b:<action>:<ref>``; the creation dialog's buttons carry
-one choice each, ``n:<step>:<value>``. Parsing never trusts the data: a button from an older
-version of the bot, or forged by a client, parses to ``None`` and is ignored.
+Through aiogram's :class:`~aiogram.filters.callback_data.CallbackData` factory, which packs
+fields as ``<prefix>:<field>:...`` and refuses more than Telegram's 64 bytes. Buttons on
+status messages carry the Broadcast they act on, ``b:<action>:<ref>``; the creation dialog's
+buttons carry one choice each, ``n:<step>:<value>``. Parsing never trusts the data: a button
+from an older version of the bot, or forged by a client, parses to ``None`` and is ignored.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Self
+
+from aiogram.filters.callback_data import MAX_CALLBACK_LENGTH, CallbackData
+from pydantic import ConfigDict, model_validator
+
+from herald.core.broadcasts import PAID_MESSAGES_PER_SECOND
 
 __all__ = [
     "AUDIENCE_ALL",
@@ -24,7 +31,7 @@ __all__ = [
     "parse_dialog_button",
 ]
 
-CALLBACK_DATA_MAX_BYTES = 64
+CALLBACK_DATA_MAX_BYTES = MAX_CALLBACK_LENGTH
 # Kubernetes object names (DNS subdomains) and namespace names (DNS labels).
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -66,6 +73,11 @@ class BroadcastAction(enum.StrEnum):
     CANCEL_ABORT = "n"
 
 
+class _BroadcastData(CallbackData, prefix="b"):
+    action: BroadcastAction
+    target: str  # BroadcastRef.label: the namespace is implied when it is the bot's own
+
+
 @dataclass(frozen=True, kw_only=True)
 class BroadcastButton:
     action: BroadcastAction
@@ -74,25 +86,22 @@ class BroadcastButton:
     def pack(self, *, default_namespace: str) -> str | None:
         """The callback data, or ``None`` when the reference does not fit in 64 bytes (a
         very long name): such a status message simply has no buttons, commands still work."""
-        data = f"b:{self.action.value}:{self.ref.label(default_namespace=default_namespace)}"
-        if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
+        target = self.ref.label(default_namespace=default_namespace)
+        try:
+            return _BroadcastData(action=self.action, target=target).pack()
+        except ValueError:
             return None
-        return data
 
 
 def parse_broadcast_button(data: str, *, default_namespace: str) -> BroadcastButton | None:
-    prefix, _, rest = data.partition(":")
-    code, _, label = rest.partition(":")
-    if prefix != "b" or not label:
-        return None
     try:
-        action = BroadcastAction(code)
-    except ValueError:
+        unpacked = _BroadcastData.unpack(data)
+    except (TypeError, ValueError):
         return None
-    ref = BroadcastRef.parse(label, default_namespace=default_namespace)
+    ref = BroadcastRef.parse(unpacked.target, default_namespace=default_namespace)
     if ref is None:
         return None
-    return BroadcastButton(action=action, ref=ref)
+    return BroadcastButton(action=unpacked.action, ref=ref)
 
 
 class DialogStep(enum.StrEnum):
@@ -105,18 +114,28 @@ class DialogStep(enum.StrEnum):
 
 AUDIENCE_ALL = "all"
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,2}$")
+_RATE_MAX = PAID_MESSAGES_PER_SECOND
 
 
-@dataclass(frozen=True, kw_only=True)
-class DialogButton:
+class DialogButton(CallbackData, prefix="n"):
+    """One choice of the creation dialog; a value that does not fit its step is refused."""
+
+    model_config = ConfigDict(frozen=True)
+
     step: DialogStep
     value: str
 
-    def pack(self) -> str:
-        data = f"n:{self.step.value}:{self.value}"
-        if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
-            raise ValueError(f"callback data {data!r} is longer than 64 bytes")
-        return data
+    @model_validator(mode="after")
+    def _value_fits_the_step(self) -> Self:
+        value = self.value
+        valid = {
+            DialogStep.AUDIENCE: value == AUDIENCE_ALL or _LANGUAGE.match(value) is not None,
+            DialogStep.RATE: value.isdigit() and 0 < int(value) <= _RATE_MAX,
+            DialogStep.CONFIRM: value in ("yes", "no"),
+        }[self.step]
+        if not valid:
+            raise ValueError(f"{value!r} is not a choice of the {self.step.name} step")
+        return self
 
     @property
     def rate(self) -> int | None:
@@ -131,17 +150,7 @@ class DialogButton:
 
 
 def parse_dialog_button(data: str) -> DialogButton | None:
-    prefix, _, rest = data.partition(":")
-    code, _, value = rest.partition(":")
-    if prefix != "n" or not value:
-        return None
     try:
-        step = DialogStep(code)
-    except ValueError:
+        return DialogButton.unpack(data)
+    except (TypeError, ValueError):
         return None
-    valid = {
-        DialogStep.AUDIENCE: value == AUDIENCE_ALL or _LANGUAGE.match(value) is not None,
-        DialogStep.RATE: value.isdigit() and 0 < int(value) <= 1000,
-        DialogStep.CONFIRM: value in ("yes", "no"),
-    }[step]
-    return DialogButton(step=step, value=value) if valid else None

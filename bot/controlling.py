@@ -1,4 +1,7 @@
-"""Admin control of one Broadcast: /status, /pause, /resume, /cancel and their buttons."""
+"""Admin control of one Broadcast: /status, /pause, /resume, /cancel and their buttons.
+
+What the API server refuses (no such Broadcast, no permission) is answered in one place,
+:mod:`herald.bot.errors`."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from herald.bot.callbacks import (
 from herald.bot.keyboards import markup
 from herald.bot.live import LiveStatus
 from herald.bot.settings import BotSettings
-from herald.bot.stores import BroadcastNotFound, BroadcastStore, StoreError
+from herald.bot.stores import BroadcastStore
 from herald.bot.translations import Texts
 from herald.bot.views import cancel_keyboard
 
@@ -81,35 +84,24 @@ async def status(
     ref = await _ref(message, command, texts=texts, settings=bot_settings)
     if ref is None:
         return
-    try:
-        await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
-    except BroadcastNotFound:
-        await message.answer(texts("not-found", name=_label(ref, bot_settings)))
-    except StoreError as exc:
-        await message.answer(texts("kubernetes-error", reason=str(exc)))
+    await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
 
 
 async def set_paused(
     message: Message,
     command: CommandObject,
     *,
-    paused: bool,
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    settings: BotSettings,
+    bot_settings: BotSettings,
 ) -> None:
-    ref = await _ref(message, command, texts=texts, settings=settings)
+    """/pause and /resume: which one is the command's name."""
+    paused = command.command == "pause"
+    ref = await _ref(message, command, texts=texts, settings=bot_settings)
     if ref is None:
         return
-    try:
-        await broadcasts.set_paused(ref, paused=paused)
-    except BroadcastNotFound:
-        await message.answer(texts("not-found", name=_label(ref, settings)))
-        return
-    except StoreError as exc:
-        await message.answer(texts("kubernetes-error", reason=str(exc)))
-        return
+    await broadcasts.set_paused(ref, paused=paused)
     logger.info(
         "Admin %s set paused=%s on %s/%s",
         message.from_user.id if message.from_user else "?",
@@ -123,47 +115,7 @@ async def set_paused(
         broadcasts=broadcasts,
         live=live,
         texts=texts,
-        headline=texts("paused" if paused else "resumed", name=_label(ref, settings)),
-    )
-
-
-async def pause(
-    message: Message,
-    command: CommandObject,
-    *,
-    broadcasts: BroadcastStore,
-    live: LiveStatus,
-    texts: Texts,
-    bot_settings: BotSettings,
-) -> None:
-    await set_paused(
-        message,
-        command,
-        paused=True,
-        broadcasts=broadcasts,
-        live=live,
-        texts=texts,
-        settings=bot_settings,
-    )
-
-
-async def resume(
-    message: Message,
-    command: CommandObject,
-    *,
-    broadcasts: BroadcastStore,
-    live: LiveStatus,
-    texts: Texts,
-    bot_settings: BotSettings,
-) -> None:
-    await set_paused(
-        message,
-        command,
-        paused=False,
-        broadcasts=broadcasts,
-        live=live,
-        texts=texts,
-        settings=bot_settings,
+        headline=texts("paused" if paused else "resumed", name=_label(ref, bot_settings)),
     )
 
 
@@ -178,14 +130,7 @@ async def cancel(
     ref = await _ref(message, command, texts=texts, settings=bot_settings)
     if ref is None:
         return
-    try:
-        await broadcasts.get(ref)
-    except BroadcastNotFound:
-        await message.answer(texts("not-found", name=_label(ref, bot_settings)))
-        return
-    except StoreError as exc:
-        await message.answer(texts("kubernetes-error", reason=str(exc)))
-        return
+    await broadcasts.get(ref)  # a Broadcast that is not there is said so, not offered
     keyboard = cancel_keyboard(ref, texts=texts, default_namespace=bot_settings.namespace)
     await message.answer(
         texts("cancel-ask", name=_label(ref, bot_settings)), reply_markup=markup(keyboard)
@@ -203,28 +148,21 @@ async def button(
     if parsed is None or not isinstance(query.message, Message):
         await query.answer(texts("dialog-expired"))
         return
-    try:
-        answer = await _act(
-            parsed,
-            query.message,
-            broadcasts=broadcasts,
-            live=live,
-            texts=texts,
-            settings=bot_settings,
-        )
-    except BroadcastNotFound:
-        live.forget(chat_id=query.message.chat.id, message_id=query.message.message_id)
-        answer = texts("not-found", name=_label(parsed.ref, bot_settings))
-    except StoreError as exc:
-        answer = texts("kubernetes-error", reason=str(exc))
+    answer = await _act(
+        parsed,
+        query.message,
+        broadcasts=broadcasts,
+        live=live,
+        texts=texts,
+        settings=bot_settings,
+    )
     await query.answer(answer)
 
 
 def router() -> Router:
     controlling = Router(name="controlling")
     controlling.message.register(status, Command("status"))
-    controlling.message.register(pause, Command("pause"))
-    controlling.message.register(resume, Command("resume"))
+    controlling.message.register(set_paused, Command("pause", "resume"))
     controlling.message.register(cancel, Command("cancel"))
     controlling.callback_query.register(button, F.data.startswith("b:"))
     return controlling

@@ -52,7 +52,7 @@ class KubernetesBroadcasts:
             return await asyncio.to_thread(call)
         except ApiException as exc:
             if exc.status == 404 and ref is not None:
-                raise BroadcastNotFound(f"{ref.namespace}/{ref.name}") from exc
+                raise BroadcastNotFound(ref.namespace, ref.name) from exc
             if exc.status == 409:
                 raise BroadcastExists(api_message(exc)) from exc
             raise StoreError(api_message(exc)) from exc

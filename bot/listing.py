@@ -7,7 +7,7 @@ from aiogram.filters import Command
 from aiogram.types import Message
 
 from herald.bot.settings import BotSettings
-from herald.bot.stores import BroadcastStore, StoreError
+from herald.bot.stores import BroadcastStore
 from herald.bot.translations import Texts
 from herald.bot.views import list_text
 
@@ -21,11 +21,7 @@ def router() -> Router:
     async def broadcasts_list(
         message: Message, broadcasts: BroadcastStore, texts: Texts, bot_settings: BotSettings
     ) -> None:
-        try:
-            found = await broadcasts.list(bot_settings.listed_namespaces)
-        except StoreError as exc:
-            await message.answer(texts("kubernetes-error", reason=str(exc)))
-            return
+        found = await broadcasts.list(bot_settings.listed_namespaces)
         await message.answer(
             list_text(found, texts=texts, default_namespace=bot_settings.namespace)
         )

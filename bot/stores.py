@@ -32,6 +32,11 @@ class StoreError(Exception):
 class BroadcastNotFound(StoreError):
     """No such Broadcast (never was, or already deleted)."""
 
+    def __init__(self, namespace: str, name: str) -> None:
+        super().__init__(f"{namespace}/{name}")
+        self.namespace = namespace
+        self.name = name
+
 
 class BroadcastExists(StoreError):
     """A Broadcast of that name exists already."""

@@ -18,7 +18,7 @@ from herald.core import logs
 from herald.core.broadcasts import GROUP, PLURAL, VERSION
 from herald.operator import planning
 from herald.operator.metrics import Result, result_of
-from herald.operator.reconciling import Reconciler, status_of
+from herald.operator.reconciling import InvalidSpec, Reconciler, status_of
 from herald.operator.waiting import Unavailable
 
 __all__ = ["Reconciler", "register"]
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 # is Herald's contract and has no room for kopf's own fields.
 _KOPF_PREFIX = "herald.dev"
 _FINALIZER = "herald.dev/finalizer"
+# The longest pause between retries of a Broadcast whose reconciles keep failing: long
+# enough that a Postgres outage does not turn into a stream of Events for every Broadcast,
+# short enough that all of them move again soon after it ends.
+_BACKOFF_CAP = 30.0
 
 
 def unfinished(body: kopf.Body, **_: Any) -> bool:
@@ -69,39 +73,60 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     async def cleanup(**_: Any) -> None:
         await reconciler.stop()
 
-    async def react(body: kopf.Body, reason: kopf.Reason | str, **_: Any) -> None:
-        meta = body["metadata"]
-        started = time.monotonic()
-        with logs.broadcast(meta["namespace"], meta["name"]):
-            try:
-                status = await reconciler.reconcile(body, cause=str(reason))
-            except Unavailable as exc:
-                reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
-                # Already in the status; the timer runs the same reconcile again shortly.
-                logger.warning("Reconcile waits: %s", exc.wait.message)
-            except Exception:
-                if reconciler.stopping:
-                    # Connections close under a run that kopf did not stop in time; the next
-                    # start reconciles everything again anyway.
-                    logger.info("Reconcile interrupted by shutdown.")
-                    return
-                reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
-                # Level-based: the timer runs the same reconcile again shortly.
-                logger.exception("Reconcile failed; retrying on the next resync.")
-            else:
-                reconciler.metrics.reconciled(result_of(status), time.monotonic() - started)
+    async def on_change(body: kopf.Body, reason: kopf.Reason | str, **_: Any) -> None:
+        try:
+            await react(reconciler, body, str(reason))
+        except kopf.TemporaryError as exc:
+            # The resync timer is the one retry loop (it runs while the Broadcast is
+            # unfinished); a handler retry as well would double every failing reconcile
+            # and write kopf's retry state into the object each time.
+            logger.warning("Reconcile on %s waits for the next resync: %s", reason, exc)
 
-    kopf.on.create(*resource, registry=registry, id="reconcile-create")(react)
-    kopf.on.resume(*resource, registry=registry, id="reconcile-resume")(react)
-    kopf.on.update(*resource, registry=registry, id="reconcile-update", field="spec")(react)
+    kopf.on.create(*resource, registry=registry, id="reconcile-create")(on_change)
+    kopf.on.resume(*resource, registry=registry, id="reconcile-resume")(on_change)
+    kopf.on.update(*resource, registry=registry, id="reconcile-update", field="spec")(on_change)
 
     @kopf.timer(
         *resource, registry=registry, interval=s.timer_seconds, id="resync", when=unfinished
     )
     async def resync(body: kopf.Body, **_: Any) -> None:
-        await react(body, "resync")
+        await react(reconciler, body, "resync")
 
     @kopf.on.delete(*resource, registry=registry, id="finalise")
     async def finalise(body: kopf.Body, **_: Any) -> None:
         with logs.broadcast(body["metadata"]["namespace"], body["metadata"]["name"]):
             await reconciler.finalise(body)
+
+
+async def react(reconciler: Reconciler, body: kopf.Body, cause: str) -> None:
+    """One reconcile, its errors in kopf's terms: a spec that cannot be read is a
+    PermanentError (kopf stops retrying the handler; the status already says it), all else
+    a TemporaryError, retried after a backoff that grows while it keeps failing."""
+    meta = body["metadata"]
+    started = time.monotonic()
+    with logs.broadcast(meta["namespace"], meta["name"]):
+        try:
+            status = await reconciler.reconcile(body, cause=cause)
+        except InvalidSpec as exc:
+            reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
+            raise kopf.PermanentError(str(exc)) from exc
+        except Unavailable as exc:
+            reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
+            raise kopf.TemporaryError(exc.wait.message, delay=_backoff(reconciler, body)) from exc
+        except Exception as exc:
+            if reconciler.stopping:
+                # Connections close under a run that kopf did not stop in time; the next
+                # start reconciles everything again anyway.
+                logger.info("Reconcile interrupted by shutdown.")
+                return
+            reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
+            message = f"Reconcile failed: {type(exc).__name__}: {exc}"
+            raise kopf.TemporaryError(message, delay=_backoff(reconciler, body)) from exc
+        reconciler.metrics.reconciled(result_of(status), time.monotonic() - started)
+
+
+def _backoff(reconciler: Reconciler, body: kopf.Body) -> float:
+    """The timer's period after the first failure, doubling with each failure in a row."""
+    failures = reconciler.failures(body["metadata"]["uid"])
+    period = reconciler.settings.operator.timer_seconds
+    return float(min(_BACKOFF_CAP, period * 2 ** max(0, failures - 1)))

@@ -51,6 +51,7 @@ __all__ = [
     "derive_phase",
     "finished",
     "plan",
+    "rejected",
     "waiting",
 ]
 
@@ -74,6 +75,10 @@ class Reason(enum.StrEnum):
     WAITING_FOR_DATABASE = "WaitingForDatabase"
     WAITING_FOR_NATS = "WaitingForNats"
     WAITING_FOR_KUBERNETES = "WaitingForKubernetes"
+    # Reconciles of the Broadcast keep failing on something unexpected; retried with backoff.
+    RECONCILE_FAILED = "ReconcileFailed"
+    # The operator cannot read the spec (a CRD older than the operator); only a new spec helps.
+    INVALID_SPEC = "InvalidSpec"
 
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
@@ -540,7 +545,11 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     """Whether nothing is left to do for this generation: an outcome was reached (completed,
     or stopped for good), every recipient is terminal, and it was reported. The handler
     then does no work at all for the Broadcast until its spec changes."""
-    if status is None or status.observed_generation != generation or status.pending:
+    if status is None or status.observed_generation != generation:
+        return False
+    if _holds(status, ConditionType.STALLED, Reason.INVALID_SPEC):
+        return True  # reported; reading the same spec again cannot help
+    if status.pending:
         return False
     final = _final(status)
     # A final situation is reported only after its completion was announced (the handler
@@ -550,6 +559,11 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     )
 
 
+def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason) -> bool:
+    c = status.condition(type_)
+    return c is not None and c.status is ConditionStatus.TRUE and c.reason == reason
+
+
 def waiting(
     status: BroadcastStatus | None, *, wait: Wait, generation: int, now: datetime
 ) -> BroadcastStatus:
@@ -557,16 +571,61 @@ def waiting(
     when the facts could not be gathered, so a health check sees why nothing moves.
     Counts and the other conditions are kept as they were last seen."""
     prev = status or BroadcastStatus()
-    now = _seconds(now)
     replaced = {
         ConditionType.READY: False,
         ConditionType.RECONCILING: True,
         ConditionType.PROGRESSING: True,
     }
+    conditions = _overridden(
+        prev, replaced, wait.reason, wait.message, generation=generation, now=now
+    )
+    return prev.model_copy(
+        update={
+            "conditions": conditions,
+            "phase": prev.phase or derive_phase(conditions),
+            "observed_generation": generation,
+        }
+    )
+
+
+def rejected(
+    status: BroadcastStatus | None, *, message: str, generation: int, now: datetime
+) -> BroadcastStatus:
+    """The last status with Stalled True, reason InvalidSpec: what is reported for a spec the
+    operator cannot read, so that a GitOps health check fails instead of waiting for ever.
+    Nothing is planned for this generation again (:func:`finished`); a new spec is."""
+    prev = status or BroadcastStatus()
+    replaced = {
+        ConditionType.READY: False,
+        ConditionType.STALLED: True,
+        ConditionType.RECONCILING: False,
+        ConditionType.PROGRESSING: False,
+    }
+    conditions = _overridden(
+        prev, replaced, Reason.INVALID_SPEC, message, generation=generation, now=now
+    )
+    return prev.model_copy(
+        update={
+            "conditions": conditions,
+            "phase": derive_phase(conditions),
+            "observed_generation": generation,
+        }
+    )
+
+
+def _overridden(
+    prev: BroadcastStatus,
+    replaced: Mapping[ConditionType, bool],
+    reason: str,
+    message: str,
+    *,
+    generation: int,
+    now: datetime,
+) -> tuple[Condition, ...]:
+    """``prev``'s conditions with ``replaced`` set for one reason, the others kept."""
+    now = _seconds(now)
     conditions = [
-        _condition(
-            type_, holds, wait.reason, wait.message, prev=prev, generation=generation, now=now
-        )
+        _condition(type_, holds, reason, message, prev=prev, generation=generation, now=now)
         for type_, holds in replaced.items()
     ]
     kept = tuple(
@@ -574,13 +633,5 @@ def waiting(
         for c in prev.conditions
         if c.type not in replaced
     )
-    merged = (*conditions, *kept)
     order = list(ConditionType)
-    ordered = tuple(sorted(merged, key=lambda c: order.index(c.type)))
-    return prev.model_copy(
-        update={
-            "conditions": ordered,
-            "phase": prev.phase or derive_phase(ordered),
-            "observed_generation": generation,
-        }
-    )
+    return tuple(sorted((*conditions, *kept), key=lambda c: order.index(c.type)))

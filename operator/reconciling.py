@@ -54,7 +54,7 @@ from herald.operator.preparing import Preparations
 from herald.operator.settings import Settings
 from herald.operator.waiting import Unavailable
 
-__all__ = ["Reconciler", "status_of"]
+__all__ = ["InvalidSpec", "Reconciler", "status_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,15 @@ logger = logging.getLogger(__name__)
 # the default refresh period (bench/many_broadcasts.py) and leave the API server's answers
 # to transitions.
 _REFRESH_WRITES = 2
+# Failed reconciles in a row before the status says so: one failure is often a blip that
+# the next run does not meet, and a status write per blip would only add noise.
+_FAILURES_REPORTED = 3
+# How much of a spec's validation errors the status carries (a condition message is short).
+_PROBLEMS_REPORTED = 3
+
+
+class InvalidSpec(Exception):
+    """The operator cannot read the spec; reported in the status, retrying cannot help."""
 
 
 @dataclass
@@ -73,6 +82,7 @@ class _Memory:
     status: BroadcastStatus | None = None  # the last status written
     written_at: float = 0.0  # monotonic time of that write
     sample: RateSample | None = None
+    failures: int = 0  # reconciles that failed in a row (waits and unexpected errors)
 
 
 class Reconciler:
@@ -128,6 +138,11 @@ class Reconciler:
         assert self._preparations is not None, "the operator has not started"
         return self._preparations
 
+    def failures(self, uid: str) -> int:
+        """Reconciles of the Broadcast that failed in a row, up to the latest."""
+        memory = self.memory.get(uid)
+        return memory.failures if memory is not None else 0
+
     def _memory(self, uid: str) -> _Memory:
         return self.memory.setdefault(uid, _Memory())
 
@@ -140,7 +155,9 @@ class Reconciler:
 
     async def reconcile(self, body: kopf.Body, *, cause: str) -> BroadcastStatus | None:
         """Run one reconcile; returns the status it arrived at, None when there was nothing
-        to do. Raises :class:`Unavailable` after reporting the wait in the status."""
+        to do. Raises :class:`Unavailable` after reporting the wait in the status,
+        :class:`InvalidSpec` after reporting the spec's problems, and any other error after
+        reporting it once it has failed :data:`_FAILURES_REPORTED` times in a row."""
         meta = body["metadata"]
         uid: str = meta["uid"]
         if meta.get("deletionTimestamp"):
@@ -154,27 +171,39 @@ class Reconciler:
             return None
         memory = self._memory(uid)
         async with memory.lock:
-            try:
-                spec = BroadcastSpec.model_validate(body.get("spec") or {})
-            except ValidationError as exc:
-                # The API server validates the same rules; this only happens with a CRD
-                # older than the operator. Retrying cannot help.
-                logger.error(
-                    "Broadcast %s/%s has an invalid spec: %s",
-                    meta["namespace"],
-                    meta["name"],
-                    exc.error_count(),
-                )
-                return None
             # The status parsed above, unless this operator wrote a newer one since.
             previous = memory.status or written
             if planning.finished(previous, generation=generation):
                 return None
             try:
-                return await self._reconcile(body, spec, previous, memory, cause=cause)
+                spec = BroadcastSpec.model_validate(body.get("spec") or {})
+            except ValidationError as exc:
+                # The API server validates the same rules; this only happens with a CRD
+                # older than the operator.
+                await self._reject(body, memory, exc, generation=generation)
+                raise InvalidSpec(f"The spec cannot be read: {_problems(exc)}") from exc
+            try:
+                status = await self._reconcile(body, spec, previous, memory, cause=cause)
             except Unavailable as exc:
+                memory.failures += 1
                 await self._report_wait(body, memory, exc.wait, generation=generation)
                 raise
+            except Exception as exc:
+                memory.failures += 1
+                if self.stopping:
+                    raise
+                if memory.failures == 1:
+                    logger.exception("Reconcile failed; retrying.")
+                if memory.failures >= _FAILURES_REPORTED:
+                    wait = Wait(
+                        reason=planning.Reason.RECONCILE_FAILED,
+                        message=f"The last {memory.failures} reconciles failed, the latest "
+                        f"with {type(exc).__name__}: {exc}; retrying.",
+                    )
+                    await self._report_wait(body, memory, wait, generation=generation)
+                raise
+            memory.failures = 0
+            return status
 
     def _remember_finished(self, body: kopf.Body, status: BroadcastStatus) -> None:
         """First sight of a Broadcast finished before this operator started: counted in the
@@ -296,6 +325,27 @@ class Reconciler:
         logger.debug("Reconciled %s/%s on %s: %s", namespace, name, cause, plan.status.phase)
         return plan.status
 
+    async def _reject(
+        self, body: kopf.Body, memory: _Memory, exc: ValidationError, *, generation: int
+    ) -> None:
+        meta = body["metadata"]
+        problems = _problems(exc)
+        logger.error(
+            "Broadcast %s/%s has a spec the operator cannot read: %s",
+            meta["namespace"],
+            meta["name"],
+            problems,
+        )
+        previous = memory.status or status_of(body)
+        status = planning.rejected(
+            previous,
+            message=f"The operator cannot read this spec ({problems}); the CRD installed is "
+            "probably older than the operator. Upgrade the CRD, then fix the spec.",
+            generation=generation,
+            now=datetime.now(UTC),
+        )
+        await self._write_status(body, memory, status, now=datetime.now(UTC), force=True)
+
     async def _report_wait(
         self, body: kopf.Body, memory: _Memory, wait: Wait, *, generation: int
     ) -> None:
@@ -308,8 +358,13 @@ class Reconciler:
         status = planning.waiting(previous, wait=wait, generation=generation, now=datetime.now(UTC))
         if status == previous:
             return
-        with contextlib.suppress(Unavailable):
+        try:
             await self._write_status(body, memory, status, now=datetime.now(UTC), force=True)
+        except Unavailable:
+            pass  # the log says it; the next run reports again
+        except Exception:
+            # The report must not hide the error being reported.
+            logger.warning("Could not report the wait in the status.", exc_info=True)
 
     async def _read_token(
         self, namespace: str, spec: BroadcastSpec
@@ -435,6 +490,17 @@ class Reconciler:
             )
         self._forget(uid)
         logger.info("Broadcast %s/%s stopped; its ledger rows are kept.", namespace, name)
+
+
+def _problems(exc: ValidationError) -> str:
+    """The first validation errors, each as ``spec.<field path>: <message>``."""
+    errors = exc.errors(include_url=False, include_input=False)
+    shown = [
+        ".".join(["spec", *(str(part) for part in e["loc"])]) + ": " + e["msg"]
+        for e in errors[:_PROBLEMS_REPORTED]
+    ]
+    more = len(errors) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def status_of(body: kopf.Body) -> BroadcastStatus | None:

@@ -16,7 +16,6 @@ import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 
@@ -118,7 +117,7 @@ class Endpoints:
     etcd_url: str
 
 
-class ControlPlane:
+class ControlPlane(processes.Service):
     """etcd and kube-apiserver as child processes with a generated PKI and kubeconfig."""
 
     def __init__(self, workdir: Path, binaries: Binaries) -> None:
@@ -128,21 +127,6 @@ class ControlPlane:
         self.etcd: processes.ManagedProcess | None = None
         self.apiserver: processes.ManagedProcess | None = None
         self.url = ""
-
-    def __enter__(self) -> ControlPlane:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, *, timeout: float = 90.0) -> ControlPlane:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from herald.dev import processes
 
@@ -26,7 +25,7 @@ def find_nats_server() -> Path:
     return Path(found)
 
 
-class NatsServer:
+class NatsServer(processes.Service):
     """``nats-server -js`` on random loopback ports with its store in ``workdir``."""
 
     def __init__(self, workdir: Path, *, port: int | None = None) -> None:
@@ -66,18 +65,3 @@ class NatsServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
-
-    def __enter__(self) -> NatsServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

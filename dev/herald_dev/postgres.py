@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from herald.dev import processes
 
@@ -43,7 +42,7 @@ def find_bindir() -> Path:
     return Path(initdb).resolve().parent
 
 
-class PostgresCluster:
+class PostgresCluster(processes.Service):
     """One ``postgres`` server with trust authentication for the ``herald`` role on loopback."""
 
     superuser = "herald"
@@ -137,21 +136,6 @@ class PostgresCluster:
         if self._datadir_root is not None:
             shutil.rmtree(self._datadir_root, ignore_errors=True)
             self._datadir_root = None
-
-    def __enter__(self) -> PostgresCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _unprivileged_user() -> str | None:

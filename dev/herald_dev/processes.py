@@ -12,13 +12,25 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["HarnessError", "ManagedProcess", "free_port", "http_ok", "stop_group", "wait_until"]
+__all__ = [
+    "HarnessError",
+    "ManagedProcess",
+    "Service",
+    "emulator",
+    "free_port",
+    "http_ok",
+    "stop_group",
+    "wait_until",
+]
 
 
 class HarnessError(RuntimeError):
@@ -144,3 +156,60 @@ def stop_group(pid: int, *, timeout: float = 10.0) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+class Service:
+    """A server the harness starts and stops: ``with Service(...) as running:`` starts it,
+    and stops what did start when starting fails half-way or the block ends."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def emulator(
+    log_path: Path, *, port: int = 0, flags: Sequence[str] = ()
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """The Telegram Bot API emulator on ``port`` (a free one when 0): its URL and process."""
+    port = port or free_port()
+    process = ManagedProcess(
+        name="telegram-emulator",
+        argv=[
+            sys.executable,
+            "-m",
+            "herald.emulator",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            *flags,
+        ],
+        log_path=log_path,
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: http_ok(f"{url}/_emulator/summary"),
+            timeout=30,
+            what="the Telegram emulator",
+            process=process,
+        )
+        yield url, process
+    finally:
+        process.stop()

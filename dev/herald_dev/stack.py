@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,13 +30,12 @@ from herald.dev import controlplane, processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
-from herald.dev.supervising import SenderSupervisor, sender_deployment
+from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 
 __all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "status", "up"]
 
 DATABASE = "herald"
 SYSTEM_NAMESPACE = "herald-system"
-SENDER_DEPLOYMENT = "herald-sender"
 
 
 def default_state_dir() -> Path:
@@ -176,27 +175,6 @@ def status(state_dir: Path) -> tuple[StackState | None, dict[str, bool]]:
     return state, alive
 
 
-@contextlib.contextmanager
-def _emulator(workdir: Path, port: int) -> Iterator[tuple[str, processes.ManagedProcess]]:
-    port = port or processes.free_port()
-    process = processes.ManagedProcess(
-        name="telegram-emulator",
-        argv=[sys.executable, "-m", "herald.emulator", "--host=127.0.0.1", f"--port={port}"],
-        log_path=workdir / "emulator.log",
-    ).start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        processes.wait_until(
-            lambda: processes.http_ok(f"{url}/_emulator/summary"),
-            timeout=30,
-            what="the Telegram emulator",
-            process=process,
-        )
-        yield url, process
-    finally:
-        process.stop()
-
-
 async def _create_database(postgres: PostgresCluster) -> None:
     admin = await asyncpg.connect(postgres.dsn())
     try:
@@ -273,7 +251,9 @@ def serve(state_dir: Path, options: StackOptions) -> None:
             asyncio.run(_create_database(postgres))
             telegram_url = options.telegram_url
             if telegram_url is None:
-                telegram_url, emulator = stack.enter_context(_emulator(logs, options.emulator_port))
+                telegram_url, emulator = stack.enter_context(
+                    processes.emulator(logs / "emulator.log", port=options.emulator_port)
+                )
                 state.services["telegram-emulator"] = emulator.pid
             state.env = {
                 "KUBECONFIG": str(plane.kubeconfig),

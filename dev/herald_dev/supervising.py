@@ -22,7 +22,10 @@ from kubernetes.client.exceptions import ApiException
 
 from herald.dev import processes
 
-__all__ = ["SenderSupervisor", "sender_deployment"]
+__all__ = ["SENDER_DEPLOYMENT", "SenderSupervisor", "sender_deployment"]
+
+# The operator's default (HERALD_SENDER_DEPLOYMENT) and the chart's name for it.
+SENDER_DEPLOYMENT = "herald-sender"
 
 logger = logging.getLogger(__name__)
 

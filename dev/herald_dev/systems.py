@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,13 @@ from herald.core.importing import import_subscribers
 from herald.core.subscribers import Subscriber
 from herald.dev import processes
 from herald.dev.kubectl import Kubectl
-from herald.dev.supervising import SenderSupervisor, sender_deployment
+from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 from herald.emulator import EmulatorClient
 
 __all__ = ["TOKEN", "LocalSystem", "local_system"]
 
 TOKEN = "123456:local-secret"  # noqa: S105 - the emulator accepts any well-formed token
 BOT_SECRET = "bot"  # noqa: S105 - the name of the Secret, not its value
-SENDER_DEPLOYMENT = "herald-sender"
 
 
 @dataclass
@@ -123,27 +122,6 @@ class LocalSystem:
         return found
 
 
-@contextlib.contextmanager
-def _emulator(logs: Path, flags: list[str]) -> Iterator[str]:
-    port = processes.free_port()
-    emulator = processes.ManagedProcess(
-        name="emulator",
-        argv=[sys.executable, "-m", "herald.emulator", f"--port={port}", *flags],
-        log_path=logs / "emulator.log",
-    ).start()
-    try:
-        url = f"http://127.0.0.1:{port}"
-        processes.wait_until(
-            lambda: processes.http_ok(f"{url}/_emulator/summary"),
-            timeout=30,
-            what="emulator",
-            process=emulator,
-        )
-        yield url
-    finally:
-        emulator.stop()
-
-
 @contextlib.asynccontextmanager
 async def local_system(
     *,
@@ -157,7 +135,9 @@ async def local_system(
 ) -> AsyncIterator[LocalSystem]:
     """Emulator, operator (watching only ``kubectl.namespace``) and sender supervisor."""
     with contextlib.ExitStack() as stack:
-        emulator_url = stack.enter_context(_emulator(logs, emulator_flags or []))
+        emulator_url, _ = stack.enter_context(
+            processes.emulator(logs / "emulator.log", flags=emulator_flags or [])
+        )
         kubectl("create", "secret", "generic", BOT_SECRET, f"--from-literal=token={TOKEN}")
         deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace or "default")
         kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))

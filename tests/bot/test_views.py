@@ -133,7 +133,9 @@ def test_dialog_button_parsing(data: str, expected: DialogButton | None) -> None
 
 def test_dialog_button_values() -> None:
     assert DialogButton(step=DialogStep.RATE, value="10").rate == 10
-    assert DialogButton(step=DialogStep.AUDIENCE, value="10").rate is None
+    assert DialogButton(step=DialogStep.AUDIENCE, value="en").rate is None
+    with pytest.raises(ValueError, match="not a choice of the AUDIENCE step"):
+        DialogButton(step=DialogStep.AUDIENCE, value="10")
     assert DialogButton(step=DialogStep.CONFIRM, value="yes").confirmed
     assert not DialogButton(step=DialogStep.CONFIRM, value="no").confirmed
 

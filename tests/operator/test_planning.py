@@ -28,6 +28,7 @@ from herald.operator.planning import (
     Wait,
     finished,
     plan,
+    rejected,
     waiting,
 )
 
@@ -495,6 +496,15 @@ DEADLINE = spec(schedule={"deadline": "2026-12-01T08:00:00Z"})
             id="missing-secret-is-not-final",
         ),
         pytest.param(BUDGET, 1, False, id="budget-spent-is-not-final"),
+        pytest.param(
+            rejected(None, message="bad", generation=1, now=NOW), 1, True, id="spec-rejected"
+        ),
+        pytest.param(
+            rejected(None, message="bad", generation=1, now=NOW),
+            2,
+            False,
+            id="spec-rejected-then-changed",
+        ),
     ],
 )
 def test_finished(status: BroadcastStatus | None, generation: int, expected: bool) -> None:
@@ -533,3 +543,25 @@ def test_waiting_on_first_sight_reads_as_pending() -> None:
         ConditionType.RECONCILING,
         ConditionType.PROGRESSING,
     }
+
+
+def test_a_rejected_spec_stalls_with_the_reason_and_keeps_the_counts() -> None:
+    sending = previous(spec(), facts(ledger=ledger(pending=4, delivered=6)))
+    st = rejected(sending, message="spec.content.text: too long", generation=2, now=NOW)
+    by_type = {c.type: c for c in st.conditions}
+    assert (st.delivered, st.pending, st.observed_generation) == (6, 4, 2)
+    assert by_type[ConditionType.STALLED].status is T
+    assert by_type[ConditionType.STALLED].reason == "InvalidSpec"
+    assert by_type[ConditionType.STALLED].message == "spec.content.text: too long"
+    assert by_type[ConditionType.READY].status is F
+    assert by_type[ConditionType.RECONCILING].status is F
+    assert all(c.observed_generation == 2 for c in st.conditions)
+    # A fixed spec is planned from that status as from any other: nothing of it sticks.
+    fixed = plan(
+        spec=spec(),
+        status=st,
+        facts=facts(ledger=ledger(pending=3, delivered=7), generation=3),
+        now=NOW,
+    )
+    assert fixed.status.condition(ConditionType.STALLED).status is F  # type: ignore[union-attr]
+    assert fixed.status.condition(ConditionType.READY).reason == "Sending"  # type: ignore[union-attr]
