@@ -54,6 +54,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
         # Events are Herald's transitions (posted explicitly) and warnings, not every log
         # line of every handler run.
         settings.posting.level = logging.WARNING
+        # ...including kopf's own word on a failing handler ("failed temporarily: ..."), so
+        # `kubectl describe` shows why a Broadcast does not move.
+        settings.posting.loggers = True
         # Herald serves one resource whose CRD is installed before the operator starts, in
         # a fixed list of namespaces or cluster-wide: observing every CRD and namespace
         # for changes would need cluster-wide read RBAC that buys nothing.

@@ -49,6 +49,10 @@ _ERRORS: dict[Service, tuple[type[BaseException], ...]] = {
 }
 
 
+# How much of an error's own message a condition carries.
+_DETAIL_MAX_LENGTH = 200
+
+
 @dataclass(frozen=True, kw_only=True)
 class Timeouts:
     """How long one wait on each service may take, in seconds."""
@@ -90,6 +94,9 @@ async def waiting_for(service: Service, seconds: float, what: str) -> AsyncItera
     except _ERRORS[service] as exc:
         error = type(exc).__name__
         if isinstance(exc, ApiException):
+            # Not str(exc): it carries the response's headers and body.
             error = f"{error} {exc.status} {exc.reason}"
+        elif str(exc):
+            error = f"{error}: {str(exc)[:_DETAIL_MAX_LENGTH]}"
         message = f"Waiting for {service} ({what}): {error}; retrying."
         raise Unavailable(Wait(reason=reason, message=message)) from exc
