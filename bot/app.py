@@ -22,7 +22,7 @@ from aiohttp import web
 from kubernetes import client
 
 from herald.bot import controlling, creating, errors, listing, subscribing
-from herald.bot.kubeapi import KubernetesBroadcasts, load_configuration
+from herald.bot.kubeapi import KubernetesBroadcasts
 from herald.bot.live import LiveStatus
 from herald.bot.metrics import CountAdminCommands, CountUpdates, Metrics
 from herald.bot.middlewares import AdminOnly, SubscriberRefresh, UserTexts
@@ -32,6 +32,7 @@ from herald.bot.settings import BotSettings, Settings
 from herald.bot.stores import BroadcastStore, SubscriberStore
 from herald.bot.throttling import RetryAfter
 from herald.bot.translations import Translations
+from herald.kube import connecting
 
 __all__ = ["BotApp", "assemble", "build_dispatcher", "run", "webhook_application"]
 
@@ -135,7 +136,7 @@ async def assemble(
     """Every connection the bot needs, open, with live updates and reports running."""
     translations = Translations()
     metrics = metrics if metrics is not None else Metrics()
-    api = kubernetes or client.ApiClient(load_configuration())
+    api = kubernetes or client.ApiClient(connecting.load().configuration)
     pool = await asyncpg.create_pool(
         settings.database.url.get_secret_value(),
         min_size=settings.database.min_connections,

@@ -1,117 +1,79 @@
 """Broadcasts through the Kubernetes API, with the bot's own ServiceAccount and field manager.
 
-The official client is synchronous; each call runs in a worker thread so the event loop keeps
-answering Telegram. ``ApiException`` is translated here, once, into :mod:`herald.bot.stores`
+The calls are :mod:`herald.kube`'s, each in a worker thread so the event loop keeps
+answering Telegram. Its errors are translated here, once, into :mod:`herald.bot.stores`
 errors.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 from pydantic import ValidationError
 
 from herald.bot.callbacks import BroadcastRef
 from herald.bot.manifests import manifest
 from herald.bot.stores import BroadcastExists, BroadcastNotFound, StoreError
-from herald.core.broadcasts import GROUP, PLURAL, VERSION, Broadcast
-from herald.core.kubeapi import api_message
+from herald.core.broadcasts import Broadcast
+from herald.kube.broadcasts import AsyncBroadcasts, Broadcasts
+from herald.kube.errors import Conflict, KubeError, NotFound
 
-__all__ = ["FIELD_MANAGER", "KubernetesBroadcasts", "load_configuration"]
+__all__ = ["FIELD_MANAGER", "KubernetesBroadcasts"]
 
 # One stable manager name: `--show-managed-fields` tells who paused a Broadcast, and an Argo
 # CD ignoreDifferences rule can name this manager to leave the bot's pause alone.
 FIELD_MANAGER = "herald-bot"
 
-_T = TypeVar("_T")
 
-
-def load_configuration() -> client.Configuration:
-    """In the cluster, the pod's ServiceAccount; elsewhere KUBECONFIG, as kubectl does."""
-    configuration = client.Configuration()
+@contextlib.contextmanager
+def _translated(ref: BroadcastRef | None = None) -> Iterator[None]:
     try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return configuration
+        yield
+    except NotFound as exc:
+        if ref is None:
+            raise StoreError(str(exc)) from exc
+        raise BroadcastNotFound(ref.namespace, ref.name) from exc
+    except Conflict as exc:
+        raise BroadcastExists(str(exc)) from exc
+    except KubeError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 class KubernetesBroadcasts:
     """:class:`herald.bot.stores.BroadcastStore` on the API server."""
 
     def __init__(self, api: client.ApiClient) -> None:
-        self._objects = client.CustomObjectsApi(api)
-
-    async def _call(self, call: Callable[[], _T], ref: BroadcastRef | None = None) -> _T:
-        try:
-            return await asyncio.to_thread(call)
-        except ApiException as exc:
-            if exc.status == 404 and ref is not None:
-                raise BroadcastNotFound(ref.namespace, ref.name) from exc
-            if exc.status == 409:
-                raise BroadcastExists(api_message(exc)) from exc
-            raise StoreError(api_message(exc)) from exc
+        self._broadcasts = AsyncBroadcasts(Broadcasts(api, field_manager=FIELD_MANAGER))
 
     async def list(self, namespaces: Sequence[str]) -> list[Broadcast]:
-        found: list[Broadcast | None] = []
-        for namespace in namespaces:
-            body: Any = await self._call(
-                functools.partial(
-                    self._objects.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
-                )
-            )
-            found.extend(_parsed(item) for item in body.get("items", ()))
+        with _translated():
+            items = await self._broadcasts.items(namespaces)
+        found = [_parsed(item) for item in items]
         return [broadcast for broadcast in found if broadcast is not None]
 
     async def get(self, ref: BroadcastRef) -> Broadcast:
-        body: Any = await self._call(
-            lambda: self._objects.get_namespaced_custom_object(
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name
-            ),
-            ref,
-        )
+        with _translated(ref):
+            body = await self._broadcasts.get(ref.namespace, ref.name)
         return _required(body, ref)
 
     async def set_paused(self, ref: BroadcastRef, *, paused: bool) -> Broadcast:
-        # A merge patch of the one field: custom resources take no strategic merge patch, and
-        # touching nothing else keeps GitOps tools' diffs to spec.paused alone.
-        body: Any = await self._call(
-            lambda: self._objects.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ref.namespace,
-                PLURAL,
-                ref.name,
-                {"spec": {"paused": paused}},
-                field_manager=FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-            ),
-            ref,
-        )
+        with _translated(ref):
+            body = await self._broadcasts.set_paused(ref.namespace, ref.name, paused=paused)
         return _required(body, ref)
 
     async def create(self, broadcast: Broadcast) -> Broadcast:
         namespace = broadcast.metadata.namespace or ""
         ref = BroadcastRef(namespace=namespace, name=broadcast.metadata.name or "")
-        body: Any = await self._call(
-            lambda: self._objects.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, manifest(broadcast), field_manager=FIELD_MANAGER
-            ),
-        )
+        with _translated():
+            body = await self._broadcasts.create(namespace, manifest(broadcast))
         return _required(body, ref)
 
     async def delete(self, ref: BroadcastRef) -> None:
-        await self._call(
-            lambda: self._objects.delete_namespaced_custom_object(
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name
-            ),
-            ref,
-        )
+        with _translated(ref):
+            await self._broadcasts.delete(ref.namespace, ref.name)
 
 
 def _parsed(body: Any) -> Broadcast | None:

@@ -1,5 +1,6 @@
 """The operator's connections to Postgres, NATS and the API server, opened once, and the
-bounded waits every step uses on them (:mod:`herald.operator.waiting`)."""
+bounded waits every step uses on them (:mod:`herald.operator.waiting`). Herald's own objects
+on the API server go through :mod:`herald.kube`, as the field manager :data:`FIELD_MANAGER`."""
 
 from __future__ import annotations
 
@@ -12,18 +13,25 @@ from typing import TypeVar
 
 import asyncpg
 import nats
-from kubernetes import client, config
+from kubernetes import client
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from herald.core import migrating, streams
+from herald.kube import connecting
+from herald.kube.broadcasts import Broadcasts
+from herald.kube.secrets import Secrets
 from herald.operator.settings import Settings
 from herald.operator.waiting import Service, Timeouts, waiting_for
 
-__all__ = ["Connections", "connect"]
+__all__ = ["FIELD_MANAGER", "Connections", "connect"]
 
 _T = TypeVar("_T")
+
+# One stable name, so `kubectl get -o yaml --show-managed-fields` says who set a field and
+# an HPA or Argo CD can be told to leave this manager's fields alone.
+FIELD_MANAGER = "herald-operator"
 
 # The kubernetes client blocks, so its calls run in the loop's default executor: asyncio's
 # default of cores + 4 threads queued a pause's status write behind a burst of other writes
@@ -36,6 +44,8 @@ class Connections:
     """Everything a reconcile talks to, with its time-outs."""
 
     api: client.ApiClient
+    broadcasts: Broadcasts  # blocking calls: run them through kubernetes()
+    secrets: Secrets
     pool: asyncpg.Pool  # reconciles: counts, status, small writes
     # Materialising and queueing audiences: a pool of its own, so any number of them at once
     # can never take the connections that status refreshes and pauses need.
@@ -70,7 +80,11 @@ async def connect(settings: Settings) -> Connections:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=_KUBERNETES_THREADS, thread_name_prefix="kubernetes")
     )
-    api = client.ApiClient(_kubernetes_configuration())
+    configuration = connecting.load().configuration
+    # One kept-alive connection per thread: fewer, and threads would open (and TLS-handshake)
+    # a new connection for each call past the pool's size.
+    configuration.connection_pool_maxsize = _KUBERNETES_THREADS
+    api = client.ApiClient(configuration)
     # The client imports an API's module (seconds of CPU for CoreV1Api) on first use. Here,
     # before kopf starts, it costs less than in a worker thread under the first reconcile:
     # a Broadcast applied as the operator starts had its control record 3.5 s sooner.
@@ -94,24 +108,15 @@ async def connect(settings: Settings) -> Connections:
     await streams.ensure_work_stream(js, replicas=replicas)
     await streams.ensure_events_stream(js, replicas=replicas)
     kv = await streams.ensure_control_bucket(js, replicas=replicas)
+    timeouts = Timeouts.of(s.operator)
     return Connections(
         api=api,
+        broadcasts=Broadcasts(api, field_manager=FIELD_MANAGER, timeout=timeouts.kubernetes),
+        secrets=Secrets(api, timeout=timeouts.kubernetes),
         pool=pool,
         preparing_pool=preparing_pool,
         nc=nc,
         js=js,
         kv=kv,
-        timeouts=Timeouts.of(s.operator),
+        timeouts=timeouts,
     )
-
-
-def _kubernetes_configuration() -> client.Configuration:
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    # One kept-alive connection per thread: fewer, and threads would open (and TLS-handshake)
-    # a new connection for each call past the pool's size.
-    configuration.connection_pool_maxsize = _KUBERNETES_THREADS
-    return configuration

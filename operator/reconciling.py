@@ -9,7 +9,7 @@ events; schedules must start on time; status must refresh). A per-broadcast lock
 timer run and an update from interleaving. The rooms around it: materialising and queueing
 in the background (:mod:`~herald.operator.preparing`), the connections
 (:mod:`~herald.operator.connections`), the API server calls
-(:mod:`~herald.operator.apiserver`), the teardown shared by the finaliser and the sweep
+(:mod:`herald.kube`), the teardown shared by the finaliser and the sweep
 (:mod:`~herald.operator.sweeping`) and the scaling loop (:mod:`~herald.operator.scaling`).
 
 Every wait on Postgres, NATS or the API server is bounded (:mod:`herald.operator.waiting`):
@@ -36,7 +36,6 @@ from herald.core import subjects
 from herald.core.broadcasts import BroadcastSpec, BroadcastStatus
 from herald.core.envelopes import BroadcastState, CompletionRecord
 from herald.operator import (
-    apiserver,
     audiences,
     connections,
     controls,
@@ -372,10 +371,8 @@ class Reconciler:
         ref = spec.bot_ref
         fresh, data = self._secrets.get(namespace, ref.name, now=time.monotonic())
         if not fresh:
-            timeout = self.c.timeouts.kubernetes
             data = await self.c.kubernetes(
-                "reading the bot token Secret",
-                lambda: apiserver.read_secret(self.c.api, namespace, ref.name, timeout=timeout),
+                "reading the bot token Secret", lambda: self.c.secrets.data(namespace, ref.name)
             )
             self._secrets.put(namespace, ref.name, data, now=time.monotonic())
         return tokens.token_of(data, ref.key)
@@ -457,12 +454,9 @@ class Reconciler:
         self, body: kopf.Body, memory: _Memory, status: BroadcastStatus, *, now: datetime
     ) -> None:
         meta = body["metadata"]
-        timeout = self.c.timeouts.kubernetes
         await self.c.kubernetes(
             "writing the status",
-            lambda: apiserver.patch_status(
-                self.c.api, meta["namespace"], meta["name"], status, timeout=timeout
-            ),
+            lambda: self.c.broadcasts.patch_status(meta["namespace"], meta["name"], status),
         )
         memory.status = status
         memory.written_at = time.monotonic()

@@ -16,8 +16,7 @@ from collections.abc import Iterable, Mapping
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from herald.operator.apiserver import FIELD_MANAGER
-from herald.operator.connections import Connections
+from herald.operator.connections import FIELD_MANAGER, Connections
 from herald.operator.metrics import Metrics
 from herald.operator.settings import Settings
 from herald.operator.waiting import Service, Unavailable, waiting_for

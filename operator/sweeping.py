@@ -18,7 +18,7 @@ import nats.js.errors
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import BroadcastState, ControlRecord
-from herald.operator import apiserver, controls, orphans, publishing
+from herald.operator import controls, orphans, publishing
 from herald.operator.connections import Connections
 from herald.operator.settings import OperatorSettings
 from herald.operator.waiting import Unavailable
@@ -68,7 +68,7 @@ async def _sweep(c: Connections, settings: OperatorSettings, forget: Callable[[s
         return
     live = await c.kubernetes(
         "listing Broadcasts",
-        lambda: apiserver.live_uids(c.api, settings.namespaces, timeout=c.timeouts.kubernetes),
+        lambda: c.broadcasts.live_uids(settings.namespaces or None),  # none: the cluster
     )
     refs = [orphans.ControlRef(r.uid, r.namespace, r.name) for r in records]
     for ref in orphans.orphaned(refs, live, settings.namespaces):

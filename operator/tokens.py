@@ -1,4 +1,5 @@
-"""Bot tokens from their Secrets: what a Secret's data says, and a short-lived cache of it.
+"""Bot tokens from their Secrets: what a Secret's data says (read by :mod:`herald.kube.tokens`,
+named as the planner names it), and a short-lived cache of it.
 
 Many Broadcasts share one bot Secret, and each runs a resync every few seconds: reading the
 Secret on every run made token reads the API server's busiest request (two hundred running
@@ -9,14 +10,12 @@ Pure: time is an argument.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from herald.core import subjects
+from herald.kube import tokens
 from herald.operator.planning import TokenState
 
 __all__ = ["SecretCache", "token_of"]
@@ -24,17 +23,15 @@ __all__ = ["SecretCache", "token_of"]
 
 def token_of(data: Mapping[str, str] | None, key: str) -> tuple[TokenState, SecretStr | None]:
     """The token under ``key`` of a Secret's (base64) data; None data: no such Secret."""
-    if data is None:
-        return TokenState.SECRET_NOT_FOUND, None
-    raw = data.get(key)
-    if raw is None:
-        return TokenState.KEY_NOT_FOUND, None
-    try:
-        token = base64.b64decode(raw).decode().strip()
-        subjects.bot_id_of(token)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return TokenState.MALFORMED, None
-    return TokenState.FOUND, SecretStr(token)
+    match tokens.token_in(data, key):
+        case tokens.Found(token=token):
+            return TokenState.FOUND, token
+        case tokens.SecretNotFound():
+            return TokenState.SECRET_NOT_FOUND, None
+        case tokens.KeyNotFound():
+            return TokenState.KEY_NOT_FOUND, None
+        case tokens.Malformed():
+            return TokenState.MALFORMED, None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import nats.errors
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
+from herald.kube.errors import KubeError
 from herald.operator.planning import Reason, Wait
 from herald.operator.settings import OperatorSettings
 
@@ -45,7 +46,7 @@ _REASONS = {
 _ERRORS: dict[Service, tuple[type[BaseException], ...]] = {
     Service.DATABASE: (asyncpg.PostgresError, asyncpg.InterfaceError, OSError),
     Service.NATS: (nats.errors.Error, OSError),
-    Service.KUBERNETES: (ApiException, urllib3.exceptions.HTTPError, OSError),
+    Service.KUBERNETES: (KubeError, ApiException, urllib3.exceptions.HTTPError, OSError),
 }
 
 
@@ -92,11 +93,13 @@ async def waiting_for(service: Service, seconds: float, what: str) -> AsyncItera
         message = f"Waiting for {service} ({what}): no answer within {seconds:g} s; retrying."
         raise Unavailable(Wait(reason=reason, message=message)) from exc
     except _ERRORS[service] as exc:
-        error = type(exc).__name__
-        if isinstance(exc, ApiException):
-            # Not str(exc): it carries the response's headers and body.
-            error = f"{error} {exc.status} {exc.reason}"
-        elif str(exc):
-            error = f"{error}: {str(exc)[:_DETAIL_MAX_LENGTH]}"
+        # herald.kube's error names the client's own, which says more here (MaxRetryError).
+        cause = exc.__cause__ if isinstance(exc, KubeError) and exc.__cause__ else exc
+        error = type(cause).__name__
+        if isinstance(cause, ApiException):
+            # Not str(cause): it carries the response's headers and body.
+            error = f"{error} {cause.status} {cause.reason}"
+        elif str(cause) and not isinstance(cause, KubeError | urllib3.exceptions.HTTPError):
+            error = f"{error}: {str(cause)[:_DETAIL_MAX_LENGTH]}"
         message = f"Waiting for {service} ({what}): {error}; retrying."
         raise Unavailable(Wait(reason=reason, message=message)) from exc
