@@ -12,14 +12,9 @@ from datetime import datetime
 
 from herald.bot.callbacks import BroadcastAction, BroadcastButton, BroadcastRef
 from herald.bot.translations import Texts
-from herald.core.broadcasts import (
-    Broadcast,
-    BroadcastStatus,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import Broadcast
 from herald.core.envelopes import CompletionRecord
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 
 __all__ = [
     "BAR_WIDTH",

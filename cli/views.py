@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from herald.core.broadcasts import Broadcast, BroadcastStatus, ConditionStatus, ConditionType
+from herald.core.broadcasts import Broadcast
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
 
 __all__ = [
     "BAR_WIDTH",

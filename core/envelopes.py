@@ -14,7 +14,8 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import ormsgpack
 from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
 
-from herald.core.broadcasts import Content, Delivery
+from herald.core.broadcasts import Delivery
+from herald.core.contents import Content
 
 __all__ = [
     "BotHalt",

@@ -10,7 +10,8 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastStatus
+from herald.core.broadcasts import GROUP, PLURAL, VERSION
+from herald.core.statuses import BroadcastStatus
 
 __all__ = ["FIELD_MANAGER", "live_uids", "patch_status", "read_secret"]
 

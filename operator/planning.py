@@ -27,16 +27,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from herald.core.broadcasts import (
-    BroadcastSpec,
-    BroadcastStatus,
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
 
 __all__ = [
     "EventType",

@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec, BroadcastStatus
+from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultRecord
+from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
 from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
 

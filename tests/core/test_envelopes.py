@@ -8,7 +8,7 @@ import ormsgpack
 import pytest
 
 from herald.core import envelopes, subjects
-from herald.core.broadcasts import Content
+from herald.core.contents import Content
 
 
 def control() -> envelopes.ControlRecord:

@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from herald.core.broadcasts import (
-    BroadcastSpec,
-    BroadcastStatus,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 from herald.operator.planning import (
     EventType,
     Facts,
