@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
-from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
 from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
 
 __all__ = [
@@ -50,7 +50,11 @@ __all__ = [
 
 
 class Reason(enum.StrEnum):
-    """CamelCase condition reasons; the same word across all conditions of one situation."""
+    """CamelCase condition reasons; the same word across all conditions of one situation.
+
+    A sender's fault is reported under its own word (:class:`~herald.core.envelopes.FaultReason`),
+    so the reasons a condition can carry are these and those.
+    """
 
     SCHEDULED = "Scheduled"
     MATERIALISING = "Materialising"  # writing the audience into the ledger
@@ -62,8 +66,6 @@ class Reason(enum.StrEnum):
     BOT_SECRET_NOT_FOUND = "BotSecretNotFound"  # noqa: S105 - a reason, not a secret
     SEGMENT_NOT_FOUND = "SegmentNotFound"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
-    CONTENT_REJECTED = "ContentRejected"
-    BUDGET_EXHAUSTED = "BudgetExhausted"
     # A service did not answer in time; the reconcile is retried (herald.operator.waiting).
     WAITING_FOR_DATABASE = "WaitingForDatabase"
     WAITING_FOR_NATS = "WaitingForNats"
@@ -72,12 +74,14 @@ class Reason(enum.StrEnum):
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
 # Others (a missing Secret or segment view, a spent budget) wait for a fix and then go on.
-_FINAL_STALLS = frozenset({Reason.DEADLINE_EXCEEDED.value, Reason.CONTENT_REJECTED.value})
+_FINAL_STALLS: frozenset[str] = frozenset({Reason.DEADLINE_EXCEEDED, FaultReason.CONTENT_REJECTED})
 _WAITS = frozenset(
     {Reason.WAITING_FOR_DATABASE, Reason.WAITING_FOR_NATS, Reason.WAITING_FOR_KUBERNETES}
 )
 # How a final stall is reported on herald.events.completed.
-_OUTCOMES = {Reason.DEADLINE_EXCEEDED.value: "DeadlineExceeded"}
+_OUTCOMES: Mapping[str, CompletionOutcome] = {
+    Reason.DEADLINE_EXCEEDED: CompletionOutcome.DEADLINE_EXCEEDED
+}
 
 
 class TokenState(enum.StrEnum):
@@ -152,7 +156,7 @@ class Plan:
     purge_work: bool = False  # drop queued batches and the consumer
     close_pending: str | None = None  # reason for failing every non-terminal recipient
     clear_fault: bool = False  # the fault was answered by a new spec
-    completion: str | None = None  # publish a CompletionRecord with this outcome
+    completion: CompletionOutcome | None = None  # publish a CompletionRecord with this outcome
     status: BroadcastStatus
     transition: bool = False  # conditions, phase or observedGeneration changed
     events: tuple[PlannedEvent, ...] = ()
@@ -231,7 +235,7 @@ def _situation(
         return final
 
     fault = facts.fault
-    if fault is not None and fault.reason != Reason.BUDGET_EXHAUSTED:
+    if fault is not None and fault.reason is not FaultReason.BUDGET_EXHAUSTED:
         return _stopped(fault.reason, fault.message)
 
     ledger = facts.ledger
@@ -299,13 +303,13 @@ def _situation(
         previous = prev.condition(ConditionType.PAUSED)
         answered = (
             previous is not None
-            and previous.reason == Reason.BUDGET_EXHAUSTED
+            and previous.reason == FaultReason.BUDGET_EXHAUSTED
             and previous.observed_generation is not None
             and previous.observed_generation < facts.generation
         )
         if not answered:
             return _Situation(
-                reason=Reason.BUDGET_EXHAUSTED,
+                reason=FaultReason.BUDGET_EXHAUSTED,
                 message=f"{fault.message} Raise spec.rate.starsBudget to go on.",
                 stalled=True,
                 paused=True,
@@ -499,7 +503,7 @@ def plan(
     events: tuple[PlannedEvent, ...] = ()
     before_ready = prev.condition(ConditionType.READY)
     if new_status.phase != prev.phase or before_ready is None or before_ready.reason != s.reason:
-        warning = (s.stalled and s.reason != Reason.BUDGET_EXHAUSTED) or s.reason in _WAITS
+        warning = (s.stalled and s.reason != FaultReason.BUDGET_EXHAUSTED) or s.reason in _WAITS
         events = (
             PlannedEvent(
                 type=EventType.WARNING if warning else EventType.NORMAL,
@@ -511,9 +515,9 @@ def plan(
     completion = None
     if all_terminal and ledger is not None and not ledger.completion_recorded:
         if s.complete:
-            completion = "Complete"
+            completion = CompletionOutcome.COMPLETE
         elif s.close_pending is not None:
-            completion = _OUTCOMES.get(s.close_pending, "Failed")
+            completion = _OUTCOMES.get(s.close_pending, CompletionOutcome.FAILED)
 
     return Plan(
         materialise=s.materialise,

@@ -32,6 +32,7 @@ from herald.core.envelopes import (
     BroadcastState,
     CompletionRecord,
     ControlRecord,
+    FaultReason,
     FaultRecord,
     WorkBatch,
 )
@@ -463,7 +464,7 @@ async def test_content_rejected_fault_fails_the_broadcast(
     kv = await js.key_value(subjects.CONTROL_BUCKET)
     fault = FaultRecord(
         uid=uid,
-        reason="ContentRejected",
+        reason=FaultReason.CONTENT_REJECTED,
         message="Bad Request: can't parse entities",
         at=datetime.now(UTC),
     )

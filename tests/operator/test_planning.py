@@ -10,7 +10,7 @@ import pytest
 
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import DeliveryState
-from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
 from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 from herald.operator.planning import (
     EventType,
@@ -53,7 +53,7 @@ def ledger(
     )
 
 
-def fault(reason: str) -> FaultRecord:
+def fault(reason: FaultReason) -> FaultRecord:
     return FaultRecord(uid=UID, reason=reason, message=f"Telegram said no ({reason}).", at=NOW)
 
 
@@ -77,7 +77,7 @@ class Case:
     publish: bool = False
     purge: bool = False
     close: str | None = None
-    completion: str | None = None
+    completion: CompletionOutcome | None = None
 
 
 def previous(
@@ -89,11 +89,11 @@ def previous(
 
 COMPLETE = previous(spec(), facts(ledger=ledger(delivered=10)))
 CONTENT_REJECTED = previous(
-    spec(), facts(fault=fault("ContentRejected"), ledger=ledger(pending=10))
+    spec(), facts(fault=fault(FaultReason.CONTENT_REJECTED), ledger=ledger(pending=10))
 )
 BUDGET = previous(
     spec(rate={"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 5}),
-    facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+    facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
 )
 PAID = {"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 50}
 
@@ -225,7 +225,7 @@ CASES = [
         true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Complete",
+        completion=CompletionOutcome.COMPLETE,
     ),
     Case(
         "empty-audience-completes",
@@ -235,7 +235,7 @@ CASES = [
         true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Complete",
+        completion=CompletionOutcome.COMPLETE,
     ),
     Case(
         "completion-announced-once",
@@ -282,7 +282,7 @@ CASES = [
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="DeadlineExceeded",
+        completion=CompletionOutcome.DEADLINE_EXCEEDED,
     ),
     Case(
         "deadline-passed-before-start",
@@ -297,7 +297,7 @@ CASES = [
     ),
     Case(
         "content-rejected-fails",
-        facts(fault=fault("ContentRejected"), ledger=ledger(pending=9, failed=1)),
+        facts(fault=fault(FaultReason.CONTENT_REJECTED), ledger=ledger(pending=9, failed=1)),
         phase=Phase.FAILED,
         reason="ContentRejected",
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
@@ -314,11 +314,11 @@ CASES = [
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Failed",
+        completion=CompletionOutcome.FAILED,
     ),
     Case(
         "budget-exhausted-pauses",
-        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+        facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
         spec=spec(rate=PAID),
         phase=Phase.PAUSED,
         reason="BudgetExhausted",
@@ -327,7 +327,7 @@ CASES = [
     ),
     Case(
         "budget-raised-resumes",
-        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10), generation=2),
         spec=spec(rate=PAID),
         status=BUDGET,
         true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
@@ -373,7 +373,9 @@ def test_budget_raised_asks_to_clear_the_fault() -> None:
     result = plan(
         spec=spec(rate=PAID),
         status=BUDGET,
-        facts=facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        facts=facts(
+            fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10), generation=2
+        ),
         now=NOW,
     )
     assert result.clear_fault
