@@ -14,7 +14,7 @@ from herald.bot.callbacks import BroadcastAction, BroadcastButton, BroadcastRef
 from herald.bot.translations import Texts
 from herald.core.broadcasts import Broadcast
 from herald.core.envelopes import CompletionRecord
-from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
 
 __all__ = [
     "BAR_WIDTH",
@@ -36,7 +36,6 @@ __all__ = [
 BAR_WIDTH = 10
 _FULL = "▓"
 _EMPTY = "░"
-TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,9 +90,20 @@ def ref_of(broadcast: Broadcast) -> BroadcastRef:
 
 
 def is_terminal(broadcast: Broadcast) -> bool:
-    """Whether nothing about the Broadcast will change any more (live updates stop)."""
+    """Whether nothing about the Broadcast will change any more (live updates stop).
+
+    Read from the conditions, which are the contract, not from the phase: Complete, or Failed
+    (stopped for good) once the operator has closed every recipient left open, so the last
+    counts are shown. A Stalled Broadcast waits for a fix and then goes on: still live.
+    """
     status = broadcast.status
-    return status is not None and status.phase in TERMINAL_PHASES
+    if status is None:
+        return False
+    complete = status.condition(ConditionType.COMPLETE)
+    failed = status.condition(ConditionType.FAILED)
+    if complete is not None and complete.status is ConditionStatus.TRUE:
+        return True
+    return failed is not None and failed.status is ConditionStatus.TRUE and status.pending == 0
 
 
 def _phase(broadcast: Broadcast, texts: Texts) -> str:

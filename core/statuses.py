@@ -34,7 +34,11 @@ class Phase(enum.StrEnum):
     SCHEDULED = "Scheduled"
     SENDING = "Sending"
     PAUSED = "Paused"
+    # Cannot go on until someone fixes something (bot Secret, segment view, Stars budget);
+    # it goes on by itself once that is done.
+    STALLED = "Stalled"
     COMPLETED = "Completed"
+    # Stopped for good (content rejected, deadline passed, token revoked): nothing undoes it.
     FAILED = "Failed"
 
 
@@ -110,7 +114,9 @@ class BroadcastStatus(Contract):
         default=None,
         description=(
             "One-word summary for display, derived from the conditions (which are the "
-            "contract): Pending, Scheduled, Sending, Paused, Completed or Failed."
+            "contract): Pending, Scheduled, Sending, Paused, Stalled (waits for a fix, such "
+            "as a missing Secret or a spent budget, then goes on), Completed or Failed "
+            "(stopped for good)."
         ),
     )
     total: Counter = Field(default=0, description="Recipients in the materialised audience.")

@@ -17,6 +17,11 @@ is True exactly when neither holds. So a Broadcast that waits because its spec s
 (``startAt`` in the future, ``spec.paused``) is Ready: it is where Git asked it to be, and a
 GitOps health check must not hang on it until the start time or a resume. A sending
 broadcast is in progress, as a running Job is; a completed one is Ready for good.
+
+The phase, a display, follows the same line: ``Stalled`` while the broadcast waits for a fix
+(a missing Secret or segment view, a spent budget) and goes on once it comes; ``Failed`` only
+when it stopped for good (``Failed`` condition: content rejected, deadline passed, token
+revoked).
 """
 
 from __future__ import annotations
@@ -383,10 +388,14 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 
     if holds(ConditionType.COMPLETE):
         return Phase.COMPLETED
+    if holds(ConditionType.FAILED):
+        return Phase.FAILED
+    # Before Paused: a paused Broadcast that also cannot go on (budget spent, Secret missing)
+    # needs someone to act, which Paused would hide (health.lua reads it the same way).
+    if holds(ConditionType.STALLED):
+        return Phase.STALLED
     if holds(ConditionType.PAUSED):
         return Phase.PAUSED
-    if holds(ConditionType.STALLED):
-        return Phase.FAILED
     ready = by_type.get(ConditionType.READY)
     if ready is not None and ready.reason == Reason.SCHEDULED:
         return Phase.SCHEDULED

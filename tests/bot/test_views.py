@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from herald.bot.settings import BotSettings
 from herald.bot.translations import LOCALES_DIR, Translations
 from herald.bot.views import (
     format_duration,
+    is_terminal,
     list_text,
     percent,
     progress_bar,
@@ -235,8 +237,55 @@ def test_status_keyboard_follows_the_state() -> None:
         update={"spec": _broadcast().spec.model_copy(update={"paused": True})}
     )
     assert data(paused) == ["b:r:sale", "b:f:sale", "b:c:sale"]
-    assert data(_broadcast(phase="Completed")) == ["b:f:sale", "b:c:sale"]
+    complete = _broadcast(phase="Completed", conditions=[_holds("Complete")])
+    assert data(complete) == ["b:f:sale", "b:c:sale"]
     assert data(_broadcast(name="x" * 70)) == []
+
+
+def _holds(type_: str, reason: str = "Complete") -> dict[str, str]:
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": "",
+        "lastTransitionTime": NOW.isoformat(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "over"),
+    [
+        pytest.param({}, False, id="no-status"),
+        pytest.param({"phase": "Sending"}, False, id="sending"),
+        pytest.param({"conditions": [_holds("Complete")]}, True, id="complete"),
+        pytest.param(
+            # A missing Secret: the Broadcast goes on once it is created.
+            {"phase": "Stalled", "conditions": [_holds("Stalled", "BotSecretNotFound")]},
+            False,
+            id="stalled-will-resume",
+        ),
+        pytest.param(
+            {
+                "phase": "Failed",
+                "pending": 3,
+                "conditions": [_holds("Stalled", "DeadlineExceeded"), _holds("Failed")],
+            },
+            False,
+            id="failed-while-its-rows-are-closed",
+        ),
+        pytest.param(
+            {
+                "phase": "Failed",
+                "conditions": [_holds("Stalled", "ContentRejected"), _holds("Failed")],
+            },
+            True,
+            id="failed-for-good",
+        ),
+        pytest.param({"phase": "Completed"}, False, id="a-phase-alone-says-nothing"),
+    ],
+)
+def test_a_broadcast_is_over_by_its_conditions(status: dict[str, Any], over: bool) -> None:
+    assert is_terminal(_broadcast(**status)) is over
 
 
 def test_list_text() -> None:

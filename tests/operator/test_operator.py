@@ -387,7 +387,7 @@ async def test_missing_secret_stalls_until_it_exists(
     cond = await eventually(stalled, what="Stalled")
     assert cond["reason"] == "BotSecretNotFound"
     assert "Secret 'shop-bot' was not found" in cond["message"]
-    assert get(kubectl, "no-secret")["status"]["phase"] == "Failed"
+    assert get(kubectl, "no-secret")["status"]["phase"] == "Stalled"
     assert await states(db, uid) == {}
     assert await control(js, uid) is None
 

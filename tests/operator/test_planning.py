@@ -171,7 +171,7 @@ CASES = [
     Case(
         "secret-missing-stalls-without-sending",
         facts(token=TokenState.SECRET_NOT_FOUND),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -179,14 +179,14 @@ CASES = [
         "secret-missing-while-paused-still-stalls",
         facts(token=TokenState.SECRET_NOT_FOUND),
         spec=spec(paused=True),
-        phase=Phase.PAUSED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED, ConditionType.PAUSED}),
     ),
     Case(
         "secret-without-key-stalls",
         facts(token=TokenState.KEY_NOT_FOUND),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -194,7 +194,7 @@ CASES = [
         "segment-view-missing-stalls",
         facts(segment_exists=False),
         spec=spec(audience={"segment": "unfinished-poll"}),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="SegmentNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -317,10 +317,10 @@ CASES = [
         completion=CompletionOutcome.FAILED,
     ),
     Case(
-        "budget-exhausted-pauses",
+        "budget-exhausted-pauses-and-stalls",
         facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
         spec=spec(rate=PAID),
-        phase=Phase.PAUSED,
+        phase=Phase.STALLED,
         reason="BudgetExhausted",
         true=frozenset({ConditionType.PAUSED, ConditionType.STALLED}),
         control=BroadcastState.PAUSED,
@@ -367,6 +367,26 @@ def test_ready_is_neither_reconciling_nor_stalled(case: Case) -> None:
         not holds(ConditionType.RECONCILING) and not holds(ConditionType.STALLED)
     )
     assert not (holds(ConditionType.RECONCILING) and holds(ConditionType.STALLED))
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_failed_is_the_phase_of_final_stalls_only(case: Case) -> None:
+    """Phase Failed means stopped for good (the Failed condition); a stall that a fix undoes
+    shows as Stalled, so nobody gives up on a Broadcast that will go on."""
+    st = plan(spec=case.spec, status=case.status, facts=case.facts, now=NOW).status
+    held = {c.type for c in st.conditions if c.status is T}
+    assert (st.phase is Phase.FAILED) == (ConditionType.FAILED in held)
+    recoverable = ConditionType.STALLED in held and ConditionType.FAILED not in held
+    assert (st.phase is Phase.STALLED) == recoverable
+
+
+def test_a_stall_goes_on_once_fixed() -> None:
+    stalled = previous(spec(), facts(token=TokenState.SECRET_NOT_FOUND))
+    assert stalled.phase is Phase.STALLED
+    fixed = plan(spec=spec(), status=stalled, facts=facts(), now=NOW)
+    assert fixed.status.phase is Phase.PENDING
+    assert fixed.control is BroadcastState.ACTIVE
+    assert fixed.status.condition(ConditionType.STALLED).status is F  # type: ignore[union-attr]
 
 
 def test_budget_raised_asks_to_clear_the_fault() -> None:
