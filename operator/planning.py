@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
+from herald.core.progress import Progress
 from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
 
 __all__ = [
@@ -414,14 +415,6 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 _UNDER_WAY = frozenset({Reason.PUBLISHING, Reason.SENDING})
 
 
-def _progress(total: int, terminal: int) -> str:
-    if total == 0:
-        return "100%" if terminal == total else "0%"
-    percent = math.floor(terminal * 100 / total)
-    # 100% means done; a rounding never claims it early.
-    return f"{min(percent, 99) if terminal < total else 100}%"
-
-
 def _seconds(at: datetime) -> datetime:
     return at.replace(microsecond=0)
 
@@ -492,7 +485,7 @@ def plan(
         blocked=counts.get(DeliveryState.BLOCKED, 0),
         pending=pending,
         uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
-        progress=_progress(total, terminal) if ledger is not None else None,
+        progress=str(Progress(done=terminal, total=total)) if ledger is not None else None,
         observed_rate=rate,
         started_at=started_at,
         completed_at=completed_at,
@@ -552,9 +545,8 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     final = _final(status)
     # A final situation is reported only after its completion was announced (the handler
     # announces before it writes), so a written one with nothing pending needs nothing more.
-    return final is not None and status.total == (
-        status.delivered + status.failed + status.blocked + status.uncertain
-    )
+    progress = Progress.of(status)
+    return final is not None and progress.done == progress.total
 
 
 def waiting(

@@ -24,7 +24,6 @@ from herald.bot.views import (
     format_duration,
     is_terminal,
     list_text,
-    percent,
     progress_bar,
     report_text,
     status_keyboard,
@@ -32,6 +31,7 @@ from herald.bot.views import (
 )
 from herald.core.broadcasts import Broadcast, BroadcastSpec
 from herald.core.envelopes import CompletionRecord
+from herald.core.progress import Progress
 
 TRANSLATIONS = Translations()
 EN = TRANSLATIONS.for_language("en")
@@ -55,24 +55,22 @@ def _broadcast(name: str = "sale", namespace: str = "ns", **status: object) -> B
 
 
 @pytest.mark.parametrize(
-    ("done", "total", "bar", "pct"),
+    ("progress", "bar", "pct"),
     [
-        pytest.param(0, 0, "░░░░░░░░░░", "0%", id="empty-audience-is-not-full"),
-        pytest.param(0, 10, "░░░░░░░░░░", "0%", id="nothing-done"),
-        pytest.param(5, 10, "▓▓▓▓▓░░░░░", "50%", id="half"),
-        pytest.param(999, 1000, "▓▓▓▓▓▓▓▓▓░", "99%", id="almost-is-not-done"),
-        pytest.param(1000, 1000, "▓▓▓▓▓▓▓▓▓▓", "100%", id="done"),
-        pytest.param(12, 10, "▓▓▓▓▓▓▓▓▓▓", "100%", id="overcount-is-capped"),
+        pytest.param(Progress(counted=False), "░░░░░░░░░░", "0%", id="not-counted-yet"),
+        pytest.param(Progress(done=0, total=0), "▓▓▓▓▓▓▓▓▓▓", "100%", id="empty-audience-is-done"),
+        pytest.param(Progress(done=0, total=10), "░░░░░░░░░░", "0%", id="nothing-done"),
+        pytest.param(Progress(done=5, total=10), "▓▓▓▓▓░░░░░", "50%", id="half"),
+        pytest.param(Progress(done=999, total=1000), "▓▓▓▓▓▓▓▓▓░", "99%", id="almost-is-not-done"),
     ],
 )
-def test_progress_bar_and_percent(done: int, total: int, bar: str, pct: str) -> None:
-    assert progress_bar(done=done, total=total) == bar
-    assert percent(done=done, total=total) == pct
+def test_progress_bar_and_percent(progress: Progress, bar: str, pct: str) -> None:
+    assert (progress_bar(progress), str(progress)) == (bar, pct)
 
 
 def test_progress_bar_needs_a_width() -> None:
     with pytest.raises(ValueError, match="at least one cell"):
-        progress_bar(done=1, total=1, width=0)
+        progress_bar(Progress(done=1, total=1), width=0)
 
 
 @pytest.mark.parametrize(
