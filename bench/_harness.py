@@ -19,7 +19,7 @@ import nats
 from pydantic import SecretStr
 
 from herald.core import streams, subjects
-from herald.core.broadcasts import Content
+from herald.core.contents import Content
 from herald.core.envelopes import BroadcastState, ControlRecord, Recipient, WorkBatch, encode
 from herald.core.migrating import apply_migrations
 from herald.dev.nats import NatsServer

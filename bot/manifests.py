@@ -10,18 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from herald.bot.callbacks import AUDIENCE_ALL
+from herald.core.audiences import Audience, SubscriberSelector
 from herald.core.broadcasts import (
     FREE_MESSAGES_PER_SECOND,
-    Audience,
     BotRef,
     Broadcast,
     BroadcastSpec,
-    Content,
-    CopyFrom,
     ObjectMeta,
     Rate,
-    SubscriberSelector,
 )
+from herald.core.contents import Content, CopyFrom
 
 __all__ = [
     "CREATED_BY_LABEL",

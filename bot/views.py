@@ -12,25 +12,19 @@ from datetime import datetime
 
 from herald.bot.callbacks import BroadcastAction, BroadcastButton, BroadcastRef
 from herald.bot.translations import Texts
-from herald.core.broadcasts import (
-    Broadcast,
-    BroadcastStatus,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import Broadcast
 from herald.core.envelopes import CompletionRecord
+from herald.core.progress import Progress
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
 
 __all__ = [
     "BAR_WIDTH",
     "ButtonView",
     "Keyboard",
     "cancel_keyboard",
-    "done_count",
     "format_duration",
     "is_terminal",
     "list_text",
-    "percent",
     "progress_bar",
     "ref_of",
     "report_text",
@@ -41,7 +35,6 @@ __all__ = [
 BAR_WIDTH = 10
 _FULL = "▓"
 _EMPTY = "░"
-TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,26 +46,10 @@ class ButtonView:
 Keyboard = tuple[tuple[ButtonView, ...], ...]
 
 
-def progress_bar(*, done: int, total: int, width: int = BAR_WIDTH) -> str:
-    """``▓▓▓░░░░░░░`` for 30%. Rounds down, so a full bar means everything is done, and an
-    empty audience shows an empty bar rather than a misleading full one."""
-    if width < 1:
-        raise ValueError("a progress bar is at least one cell wide")
-    filled = 0 if total <= 0 else min(width, max(0, done) * width // total)
+def progress_bar(progress: Progress, *, width: int = BAR_WIDTH) -> str:
+    """``▓▓▓░░░░░░░`` for 30%: full only when every recipient is terminal."""
+    filled = progress.cells(width)
     return _FULL * filled + _EMPTY * (width - filled)
-
-
-def percent(*, done: int, total: int) -> str:
-    """Whole percent, rounded down like the operator's ``status.progress``: 100% only when
-    every recipient is terminal."""
-    if total <= 0:
-        return "0%"
-    return f"{min(100, max(0, done) * 100 // total)}%"
-
-
-def done_count(status: BroadcastStatus) -> int:
-    """Recipients in a terminal state."""
-    return status.delivered + status.blocked + status.failed + status.uncertain
 
 
 def format_duration(seconds: float) -> str:
@@ -96,9 +73,20 @@ def ref_of(broadcast: Broadcast) -> BroadcastRef:
 
 
 def is_terminal(broadcast: Broadcast) -> bool:
-    """Whether nothing about the Broadcast will change any more (live updates stop)."""
+    """Whether nothing about the Broadcast will change any more (live updates stop).
+
+    Read from the conditions, which are the contract, not from the phase: Complete, or Failed
+    (stopped for good) once the operator has closed every recipient left open, so the last
+    counts are shown. A Stalled Broadcast waits for a fix and then goes on: still live.
+    """
     status = broadcast.status
-    return status is not None and status.phase in TERMINAL_PHASES
+    if status is None:
+        return False
+    complete = status.condition(ConditionType.COMPLETE)
+    failed = status.condition(ConditionType.FAILED)
+    if complete is not None and complete.status is ConditionStatus.TRUE:
+        return True
+    return failed is not None and failed.status is ConditionStatus.TRUE and status.pending == 0
 
 
 def _phase(broadcast: Broadcast, texts: Texts) -> str:
@@ -118,15 +106,14 @@ def list_text(broadcasts: Iterable[Broadcast], *, texts: Texts, default_namespac
         return texts("list-empty")
     lines = [texts("list-header")]
     for broadcast in ordered:
-        status = broadcast.status or BroadcastStatus()
-        done = done_count(status)
+        progress = Progress.of(broadcast.status)
         lines.append(
             texts(
                 "list-line",
                 name=ref_of(broadcast).label(default_namespace=default_namespace),
                 phase=_phase(broadcast, texts),
-                bar=progress_bar(done=done, total=status.total),
-                percent=percent(done=done, total=status.total),
+                bar=progress_bar(progress),
+                percent=str(progress),
             )
         )
     return "\n".join(lines)
@@ -137,16 +124,16 @@ def status_text(
 ) -> str:
     """Details of one Broadcast: progress, counts, rate, eta and conditions."""
     status = broadcast.status or BroadcastStatus()
-    done = done_count(status)
+    progress = Progress.of(broadcast.status)
     name = ref_of(broadcast).label(default_namespace=default_namespace)
     lines = [
         texts("status-title", name=name, phase=_phase(broadcast, texts)),
         texts(
             "status-progress",
-            bar=progress_bar(done=done, total=status.total),
-            percent=percent(done=done, total=status.total),
-            done=str(done),
-            total=str(status.total),
+            bar=progress_bar(progress),
+            percent=str(progress),
+            done=str(progress.done),
+            total=str(progress.total),
         ),
         texts(
             "status-counts",

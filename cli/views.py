@@ -6,7 +6,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from herald.core.broadcasts import Broadcast, BroadcastStatus, ConditionStatus, ConditionType
+from herald.core.broadcasts import Broadcast
+from herald.core.progress import Progress
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
 
 __all__ = [
     "BAR_WIDTH",
@@ -44,16 +46,9 @@ def age(since: datetime | None, *, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def _done(status: BroadcastStatus) -> int:
-    return status.delivered + status.blocked + status.failed + status.uncertain
-
-
-def progress_bar(*, done: int, total: int, width: int = BAR_WIDTH) -> str:
-    """``[#########---------------------]``. Rounds down, so a full bar means everything is
-    done, and an empty audience shows an empty bar rather than a misleading full one."""
-    if width < 1:
-        raise ValueError("a progress bar is at least one cell wide")
-    filled = 0 if total <= 0 else min(width, max(0, done) * width // total)
+def progress_bar(progress: Progress, *, width: int = BAR_WIDTH) -> str:
+    """``[#########---------------------]``: full only when every recipient is terminal."""
+    filled = progress.cells(width)
     return "[" + _FULL * filled + _EMPTY * (width - filled) + "]"
 
 
@@ -76,10 +71,11 @@ def list_table(broadcasts: Iterable[Broadcast], *, all_namespaces: bool, now: da
     rows = [header]
     for b in broadcasts:
         status = b.status or BroadcastStatus()
+        progress = Progress.of(b.status)
         row = [
             b.metadata.name or "",
             _phase(b),
-            status.progress or "-",
+            str(progress) if progress.counted else "-",
             str(status.delivered),
             str(status.failed),
             str(status.pending),
@@ -98,13 +94,12 @@ def status_text(broadcast: Broadcast, *, now: datetime) -> str:
     """Everything `status` shows: phase, progress bar, counts, rate, conditions."""
     meta = broadcast.metadata
     status = broadcast.status or BroadcastStatus()
-    done = _done(status)
+    progress = Progress.of(broadcast.status)
     lines = [
         f"Broadcast:   {meta.namespace}/{meta.name}",
         f"Phase:       {_phase(broadcast)}"
         + ("  (spec.paused: true)" if broadcast.spec.paused else ""),
-        f"Progress:    {progress_bar(done=done, total=status.total)} "
-        f"{status.progress or '0%'}  {done}/{status.total}",
+        f"Progress:    {progress_bar(progress)} {progress}  {progress.done}/{progress.total}",
         f"Recipients:  delivered {status.delivered}, blocked {status.blocked}, "
         f"failed {status.failed}, uncertain {status.uncertain}, pending {status.pending}",
         f"Rate:        {status.observed_rate or 0:.1f} msg/s "

@@ -1,9 +1,10 @@
-"""The Broadcast CustomResourceDefinition, generated from :mod:`herald.core.broadcasts`.
+"""The Broadcast CustomResourceDefinition, generated from :mod:`herald.core.broadcasts`
+(and the modules that hold its parts: audiences, contents, statuses).
 
 The pydantic models are the one definition of the contract; this module turns their JSON
 Schema into the structural OpenAPI v3 schema the API server wants: ``$ref`` inlined,
 ``X | None`` turned into an optional property, titles and ``null`` defaults dropped, and the
-models' :class:`~herald.core.broadcasts.CelRule` objects emitted as
+models' :class:`~herald.core.contracts.CelRule` objects emitted as
 ``x-kubernetes-validations``. ``crds/broadcasts.herald.dev.yaml`` is this module's output,
 kept in the repository for ``kubectl apply`` and the chart; a test fails when it drifts::
 
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from herald.core import broadcasts
+from herald.core import broadcasts, statuses
 
 __all__ = ["CRD_FILENAME", "CrdError", "broadcast_crd", "render", "structural_schema"]
 
@@ -202,7 +203,7 @@ def _printer_columns() -> list[dict[str, Any]]:
 
 def _object_schema() -> dict[str, Any]:
     spec = structural_schema(broadcasts.BroadcastSpec)
-    status = structural_schema(broadcasts.BroadcastStatus)
+    status = structural_schema(statuses.BroadcastStatus)
     return {
         "description": (
             "A Broadcast sends one Telegram message to many recipients of a bot, at a "

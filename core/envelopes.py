@@ -14,14 +14,17 @@ from typing import Any, ClassVar, NamedTuple, TypeVar
 import ormsgpack
 from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
 
-from herald.core.broadcasts import Content, Delivery
+from herald.core.broadcasts import Delivery
+from herald.core.contents import Content
 
 __all__ = [
     "BotHalt",
     "BroadcastState",
+    "CompletionOutcome",
     "CompletionRecord",
     "ControlRecord",
     "DecodeError",
+    "FaultReason",
     "FaultRecord",
     "Lease",
     "Recipient",
@@ -91,11 +94,20 @@ class ControlRecord(_Record):
     deadline: AwareDatetime | None = None
 
 
+class FaultReason(enum.StrEnum):
+    """Why a sender says a broadcast cannot go on; the operator reports the same word as the
+    reason of the Broadcast's Stalled condition."""
+
+    CONTENT_REJECTED = "ContentRejected"  # Telegram refused the content on the first sends
+    BOT_UNAUTHORIZED = "BotUnauthorized"  # Telegram refused the token (revoked)
+    BUDGET_EXHAUSTED = "BudgetExhausted"  # spec.rate.starsBudget is spent; a raise resumes
+
+
 class FaultRecord(_Record):
     """A sender's report that the broadcast cannot go on (KV, key ``fault.<uid>``)."""
 
     uid: str
-    reason: str  # CamelCase, e.g. ContentRejected, BudgetExhausted
+    reason: FaultReason
     message: str
     at: AwareDatetime
 
@@ -115,13 +127,21 @@ class Lease(_Record):
     expires: AwareDatetime
 
 
+class CompletionOutcome(enum.StrEnum):
+    """How a broadcast ended, as the admin bot reports it."""
+
+    COMPLETE = "Complete"  # every recipient reached a terminal state in time
+    DEADLINE_EXCEEDED = "DeadlineExceeded"  # recipients left at the deadline were failed
+    FAILED = "Failed"  # stopped for good by a fault (content rejected, token revoked)
+
+
 class CompletionRecord(_Record):
     """Published on ``herald.events.completed`` when a broadcast ends, for the admin bot."""
 
     uid: str
     namespace: str
     name: str
-    outcome: str  # Complete | Failed | DeadlineExceeded | Deleted
+    outcome: CompletionOutcome
     total: int
     delivered: int
     blocked: int

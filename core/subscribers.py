@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from herald.core.broadcasts import LANGUAGE_CODE_PATTERN
+from herald.core.contracts import LANGUAGE_CODE_PATTERN
 
 __all__ = ["CSV_COLUMNS", "CsvError", "Subscriber", "parse_csv"]
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from kubernetes import client
 
-from herald.core.broadcasts import GROUP, PLURAL, VERSION, BroadcastStatus
+from herald.core.broadcasts import GROUP, PLURAL, VERSION
+from herald.core.statuses import BroadcastStatus
 from herald.kube.errors import translated
 
 __all__ = ["AsyncBroadcasts", "Broadcasts"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from herald.core.broadcasts import Audience
+from herald.core.audiences import Audience
 
 __all__ = ["Connection", "audience_query", "materialise", "segment_exists"]
 

@@ -32,13 +32,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from herald.core.broadcasts import (
-    BroadcastSpec,
-    BroadcastStatus,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import BroadcastSpec
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 
 __all__ = ["CONTROLLER", "BroadcastView", "Metrics", "Result", "result_of", "view_of"]
 

@@ -17,6 +17,11 @@ is True exactly when neither holds. So a Broadcast that waits because its spec s
 (``startAt`` in the future, ``spec.paused``) is Ready: it is where Git asked it to be, and a
 GitOps health check must not hang on it until the start time or a resume. A sending
 broadcast is in progress, as a running Job is; a completed one is Ready for good.
+
+The phase, a display, follows the same line: ``Stalled`` while the broadcast waits for a fix
+(a missing Secret or segment view, a spent budget) and goes on once it comes; ``Failed`` only
+when it stopped for good (``Failed`` condition: content rejected, deadline passed, token
+revoked).
 """
 
 from __future__ import annotations
@@ -27,16 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from herald.core.broadcasts import (
-    BroadcastSpec,
-    BroadcastStatus,
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
-from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
+from herald.core.progress import Progress
+from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
 
 __all__ = [
     "EventType",
@@ -57,7 +57,11 @@ __all__ = [
 
 
 class Reason(enum.StrEnum):
-    """CamelCase condition reasons; the same word across all conditions of one situation."""
+    """CamelCase condition reasons; the same word across all conditions of one situation.
+
+    A sender's fault is reported under its own word (:class:`~herald.core.envelopes.FaultReason`),
+    so the reasons a condition can carry are these and those.
+    """
 
     SCHEDULED = "Scheduled"
     MATERIALISING = "Materialising"  # writing the audience into the ledger
@@ -69,8 +73,6 @@ class Reason(enum.StrEnum):
     BOT_SECRET_NOT_FOUND = "BotSecretNotFound"  # noqa: S105 - a reason, not a secret
     SEGMENT_NOT_FOUND = "SegmentNotFound"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
-    CONTENT_REJECTED = "ContentRejected"
-    BUDGET_EXHAUSTED = "BudgetExhausted"
     # A service did not answer in time; the reconcile is retried (herald.operator.waiting).
     WAITING_FOR_DATABASE = "WaitingForDatabase"
     WAITING_FOR_NATS = "WaitingForNats"
@@ -83,12 +85,14 @@ class Reason(enum.StrEnum):
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
 # Others (a missing Secret or segment view, a spent budget) wait for a fix and then go on.
-_FINAL_STALLS = frozenset({Reason.DEADLINE_EXCEEDED.value, Reason.CONTENT_REJECTED.value})
+_FINAL_STALLS: frozenset[str] = frozenset({Reason.DEADLINE_EXCEEDED, FaultReason.CONTENT_REJECTED})
 _WAITS = frozenset(
     {Reason.WAITING_FOR_DATABASE, Reason.WAITING_FOR_NATS, Reason.WAITING_FOR_KUBERNETES}
 )
 # How a final stall is reported on herald.events.completed.
-_OUTCOMES = {Reason.DEADLINE_EXCEEDED.value: "DeadlineExceeded"}
+_OUTCOMES: Mapping[str, CompletionOutcome] = {
+    Reason.DEADLINE_EXCEEDED: CompletionOutcome.DEADLINE_EXCEEDED
+}
 
 
 class TokenState(enum.StrEnum):
@@ -163,7 +167,7 @@ class Plan:
     purge_work: bool = False  # drop queued batches and the consumer
     close_pending: str | None = None  # reason for failing every non-terminal recipient
     clear_fault: bool = False  # the fault was answered by a new spec
-    completion: str | None = None  # publish a CompletionRecord with this outcome
+    completion: CompletionOutcome | None = None  # publish a CompletionRecord with this outcome
     status: BroadcastStatus
     transition: bool = False  # conditions, phase or observedGeneration changed
     events: tuple[PlannedEvent, ...] = ()
@@ -242,7 +246,7 @@ def _situation(
         return final
 
     fault = facts.fault
-    if fault is not None and fault.reason != Reason.BUDGET_EXHAUSTED:
+    if fault is not None and fault.reason is not FaultReason.BUDGET_EXHAUSTED:
         return _stopped(fault.reason, fault.message)
 
     ledger = facts.ledger
@@ -310,13 +314,13 @@ def _situation(
         previous = prev.condition(ConditionType.PAUSED)
         answered = (
             previous is not None
-            and previous.reason == Reason.BUDGET_EXHAUSTED
+            and previous.reason == FaultReason.BUDGET_EXHAUSTED
             and previous.observed_generation is not None
             and previous.observed_generation < facts.generation
         )
         if not answered:
             return _Situation(
-                reason=Reason.BUDGET_EXHAUSTED,
+                reason=FaultReason.BUDGET_EXHAUSTED,
                 message=f"{fault.message} Raise spec.rate.starsBudget to go on.",
                 stalled=True,
                 paused=True,
@@ -390,10 +394,14 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 
     if holds(ConditionType.COMPLETE):
         return Phase.COMPLETED
+    if holds(ConditionType.FAILED):
+        return Phase.FAILED
+    # Before Paused: a paused Broadcast that also cannot go on (budget spent, Secret missing)
+    # needs someone to act, which Paused would hide (health.lua reads it the same way).
+    if holds(ConditionType.STALLED):
+        return Phase.STALLED
     if holds(ConditionType.PAUSED):
         return Phase.PAUSED
-    if holds(ConditionType.STALLED):
-        return Phase.FAILED
     ready = by_type.get(ConditionType.READY)
     if ready is not None and ready.reason == Reason.SCHEDULED:
         return Phase.SCHEDULED
@@ -410,14 +418,6 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 # Reconciling reasons that mean work is queued or going out; materialising, and waiting on
 # a service before anything was queued, read as Pending.
 _UNDER_WAY = frozenset({Reason.PUBLISHING, Reason.SENDING})
-
-
-def _progress(total: int, terminal: int) -> str:
-    if total == 0:
-        return "100%" if terminal == total else "0%"
-    percent = math.floor(terminal * 100 / total)
-    # 100% means done; a rounding never claims it early.
-    return f"{min(percent, 99) if terminal < total else 100}%"
 
 
 def _seconds(at: datetime) -> datetime:
@@ -490,7 +490,7 @@ def plan(
         blocked=counts.get(DeliveryState.BLOCKED, 0),
         pending=pending,
         uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
-        progress=_progress(total, terminal) if ledger is not None else None,
+        progress=str(Progress(done=terminal, total=total)) if ledger is not None else None,
         observed_rate=rate,
         started_at=started_at,
         completed_at=completed_at,
@@ -510,7 +510,7 @@ def plan(
     events: tuple[PlannedEvent, ...] = ()
     before_ready = prev.condition(ConditionType.READY)
     if new_status.phase != prev.phase or before_ready is None or before_ready.reason != s.reason:
-        warning = (s.stalled and s.reason != Reason.BUDGET_EXHAUSTED) or s.reason in _WAITS
+        warning = (s.stalled and s.reason != FaultReason.BUDGET_EXHAUSTED) or s.reason in _WAITS
         events = (
             PlannedEvent(
                 type=EventType.WARNING if warning else EventType.NORMAL,
@@ -522,9 +522,9 @@ def plan(
     completion = None
     if all_terminal and ledger is not None and not ledger.completion_recorded:
         if s.complete:
-            completion = "Complete"
+            completion = CompletionOutcome.COMPLETE
         elif s.close_pending is not None:
-            completion = _OUTCOMES.get(s.close_pending, "Failed")
+            completion = _OUTCOMES.get(s.close_pending, CompletionOutcome.FAILED)
 
     return Plan(
         materialise=s.materialise,
@@ -554,9 +554,8 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     final = _final(status)
     # A final situation is reported only after its completion was announced (the handler
     # announces before it writes), so a written one with nothing pending needs nothing more.
-    return final is not None and status.total == (
-        status.delivered + status.failed + status.blocked + status.uncertain
-    )
+    progress = Progress.of(status)
+    return final is not None and progress.done == progress.total
 
 
 def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason) -> bool:

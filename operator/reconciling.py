@@ -33,8 +33,9 @@ import kopf
 from pydantic import SecretStr, ValidationError
 
 from herald.core import subjects
-from herald.core.broadcasts import BroadcastSpec, BroadcastStatus
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.envelopes import BroadcastState, CompletionRecord
+from herald.core.statuses import BroadcastStatus
 from herald.operator import (
     audiences,
     connections,

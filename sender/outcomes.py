@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
+from herald.core.envelopes import FaultReason
 from herald.telegram.outcomes import Outcome, OutcomeKind, is_content_error
 
 __all__ = [
@@ -33,7 +34,8 @@ _BACKOFF_CAP = 4.0
 
 
 class Reason(enum.StrEnum):
-    """Why a row ended as it did, or why a broadcast cannot go on (CamelCase, for status)."""
+    """Why a row ended as it did (CamelCase, the ledger's reason column). Why a broadcast
+    cannot go on is a :class:`~herald.core.envelopes.FaultReason`, shared with the operator."""
 
     BLOCKED = "Blocked"
     DEACTIVATED = "Deactivated"
@@ -43,9 +45,6 @@ class Reason(enum.StrEnum):
     NETWORK_ERROR = "NetworkError"
     TIMEOUT = "Timeout"
     SENDER_LOST = "SenderLost"
-    CONTENT_REJECTED = "ContentRejected"
-    BOT_UNAUTHORIZED = "BotUnauthorized"
-    BUDGET_EXHAUSTED = "BudgetExhausted"
 
 
 class Action(enum.StrEnum):
@@ -53,7 +52,7 @@ class Action(enum.StrEnum):
     DEACTIVATE = "deactivate"  # write it and mark the subscriber inactive
     RETRY = "retry"  # keep the claim, send again after `delay`
     HALT_BOT = "halt_bot"  # release the row; nobody sends for the bot for `delay`
-    TRIP = "trip"  # release the row; the broadcast cannot go on (FaultRecord)
+    TRIP = "trip"  # release the row; the broadcast cannot go on (FaultRecord of `fault`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +60,7 @@ class Verdict:
     state: DeliveryState
     action: Action
     reason: str | None = None
+    fault: FaultReason | None = None  # set for TRIP only
     delay: float = 0.0
 
 
@@ -101,7 +101,7 @@ def judge(
         )
     if kind is OutcomeKind.UNAUTHORIZED:
         return Verdict(
-            state=DeliveryState.PENDING, action=Action.TRIP, reason=Reason.BOT_UNAUTHORIZED
+            state=DeliveryState.PENDING, action=Action.TRIP, fault=FaultReason.BOT_UNAUTHORIZED
         )
     if kind is OutcomeKind.BAD_REQUEST:
         if "chat not found" in outcome.description.lower():
@@ -110,7 +110,9 @@ def judge(
             )
         if not proven and is_content_error(outcome.description):
             return Verdict(
-                state=DeliveryState.PENDING, action=Action.TRIP, reason=Reason.CONTENT_REJECTED
+                state=DeliveryState.PENDING,
+                action=Action.TRIP,
+                fault=FaultReason.CONTENT_REJECTED,
             )
         return Verdict(
             state=DeliveryState.FAILED,

@@ -29,12 +29,18 @@ from nats.js import JetStreamContext
 from herald.core import logs, streams, subjects
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
-from herald.core.envelopes import BroadcastState, ControlRecord, FaultRecord, Recipient
+from herald.core.envelopes import (
+    BroadcastState,
+    ControlRecord,
+    FaultReason,
+    FaultRecord,
+    Recipient,
+)
 from herald.sender import batches, controls, ledgers, pacing
 from herald.sender.controls import Controls
 from herald.sender.ledgers import Ledger, Row
 from herald.sender.metrics import Metrics
-from herald.sender.outcomes import Action, Reason, Verdict, judge
+from herald.sender.outcomes import Action, Verdict, judge
 from herald.sender.settings import Config, SenderSettings
 from herald.telegram.client import TelegramClient
 from herald.telegram.rendering import render
@@ -445,7 +451,9 @@ class BotWorker:
             return False
         budget = record.stars_budget if record.allow_paid_broadcast else None
         if budget is not None and broadcast.paid_sent + 1 > budget * _MESSAGES_PER_STAR:
-            self._trip(broadcast, Reason.BUDGET_EXHAUSTED, f"the Stars budget of {budget} is spent")
+            self._trip(
+                broadcast, FaultReason.BUDGET_EXHAUSTED, f"the Stars budget of {budget} is spent"
+            )
             return False
         return True
 
@@ -552,9 +560,9 @@ class BotWorker:
             self._give_back(broadcast, recipient, requeue=True)
         else:  # TRIP
             self._give_back(broadcast, recipient, requeue=False)
-            self._trip(broadcast, verdict.reason or Reason.CONTENT_REJECTED, description)
+            self._trip(broadcast, verdict.fault or FaultReason.CONTENT_REJECTED, description)
 
-    def _trip(self, broadcast: _Broadcast, reason: str, message: str) -> None:
+    def _trip(self, broadcast: _Broadcast, reason: FaultReason, message: str) -> None:
         """The broadcast cannot go on: report it and stop sending it here."""
         if broadcast.tripped:
             return

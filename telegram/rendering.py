@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from herald.core.broadcasts import Button, Content, ContentKind, MediaType, ParseMode
+from herald.core.contents import Button, Content, ContentKind, MediaType, ParseMode
 from herald.core.envelopes import Recipient
 
 __all__ = ["DEFAULT_VARIANT", "Rendered", "escape", "render", "substitute"]

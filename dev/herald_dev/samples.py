@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec, BroadcastStatus
+from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec
 from herald.core.deliveries import DeliveryState
-from herald.core.envelopes import FaultRecord
+from herald.core.envelopes import FaultReason, FaultRecord
+from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
 from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
 
@@ -55,7 +56,7 @@ def _ledger(**counts: int) -> LedgerFacts:
     )
 
 
-def _fault(reason: str, message: str) -> FaultRecord:
+def _fault(reason: FaultReason, message: str) -> FaultRecord:
     return FaultRecord(uid=_UID, reason=reason, message=message, at=NOW)
 
 
@@ -184,7 +185,9 @@ SAMPLES: tuple[Sample, ...] = (
         spec=_spec(),
         steps=_once(
             ledger=_ledger(pending=998, failed=2),
-            fault=_fault("ContentRejected", "Bad Request: can't parse entities: unclosed tag <b>."),
+            fault=_fault(
+                FaultReason.CONTENT_REJECTED, "Bad Request: can't parse entities: unclosed tag <b>."
+            ),
         ),
     ),
     Sample(
@@ -205,7 +208,9 @@ SAMPLES: tuple[Sample, ...] = (
         spec=_spec(rate={"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 50}),
         steps=_once(
             ledger=_SENDING,
-            fault=_fault("BudgetExhausted", "The broadcast spent its budget of 50 Stars."),
+            fault=_fault(
+                FaultReason.BUDGET_EXHAUSTED, "The broadcast spent its budget of 50 Stars."
+            ),
         ),
     ),
     Sample(

@@ -21,6 +21,16 @@ STATUS = {
 }
 
 
+def _holds(type_: str, reason: str) -> dict[str, str]:
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": "",
+        "lastTransitionTime": "2026-12-01T09:00:00Z",
+    }
+
+
 async def _spec_paused(h: Harness, name: str, expected: bool) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
@@ -133,7 +143,8 @@ async def test_live_progress_edits_the_status_message(herald_bot: Harness) -> No
     status = await h.reply(h.ADMIN["id"], "Broadcast sale")
 
     # The operator advances; nobody presses anything.
-    await h.set_status("sale", STATUS | {"phase": "Completed", "delivered": 190, "pending": 0})
+    done = {"phase": "Completed", "delivered": 190, "pending": 0}
+    await h.set_status("sale", STATUS | done | {"conditions": [_holds("Complete", "Complete")]})
 
     edit = await h.wait_for(
         h.ADMIN["id"],
@@ -146,6 +157,26 @@ async def test_live_progress_edits_the_status_message(herald_bot: Harness) -> No
     edits = await h.calls(h.ADMIN["id"], "editMessageText")
     assert len(edits) == 1
     assert h.app.live.tracked == 0
+
+
+async def test_live_progress_follows_a_stalled_broadcast_that_resumes(herald_bot: Harness) -> None:
+    h = herald_bot
+    await h.create_broadcast("sale")
+    stalled = {"phase": "Stalled", "conditions": [_holds("Stalled", "BotSecretNotFound")]}
+    await h.set_status("sale", STATUS | stalled)
+    await h.send(h.ADMIN, "/status sale")
+    status = await h.reply(h.ADMIN["id"], "Broadcast sale: stalled")
+    await asyncio.sleep(1.5)
+    assert h.app.live.tracked == 1  # waits for a fix, then goes on: still followed
+
+    # The Secret appears and sending resumes.
+    await h.set_status("sale", STATUS | {"delivered": 150, "pending": 40, "conditions": []})
+    edit = await h.wait_for(
+        h.ADMIN["id"],
+        lambda c: c.message_id == status.message_id and "Delivered 150" in c.payload["text"],
+        method="editMessageText",
+    )
+    assert "Broadcast sale: sending" in edit.payload["text"]
 
 
 async def test_cancel_asks_then_deletes(herald_bot: Harness) -> None:

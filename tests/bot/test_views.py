@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,8 +22,8 @@ from herald.bot.settings import BotSettings
 from herald.bot.translations import LOCALES_DIR, Translations
 from herald.bot.views import (
     format_duration,
+    is_terminal,
     list_text,
-    percent,
     progress_bar,
     report_text,
     status_keyboard,
@@ -30,6 +31,7 @@ from herald.bot.views import (
 )
 from herald.core.broadcasts import Broadcast, BroadcastSpec
 from herald.core.envelopes import CompletionRecord
+from herald.core.progress import Progress
 
 TRANSLATIONS = Translations()
 EN = TRANSLATIONS.for_language("en")
@@ -53,24 +55,22 @@ def _broadcast(name: str = "sale", namespace: str = "ns", **status: object) -> B
 
 
 @pytest.mark.parametrize(
-    ("done", "total", "bar", "pct"),
+    ("progress", "bar", "pct"),
     [
-        pytest.param(0, 0, "░░░░░░░░░░", "0%", id="empty-audience-is-not-full"),
-        pytest.param(0, 10, "░░░░░░░░░░", "0%", id="nothing-done"),
-        pytest.param(5, 10, "▓▓▓▓▓░░░░░", "50%", id="half"),
-        pytest.param(999, 1000, "▓▓▓▓▓▓▓▓▓░", "99%", id="almost-is-not-done"),
-        pytest.param(1000, 1000, "▓▓▓▓▓▓▓▓▓▓", "100%", id="done"),
-        pytest.param(12, 10, "▓▓▓▓▓▓▓▓▓▓", "100%", id="overcount-is-capped"),
+        pytest.param(Progress(counted=False), "░░░░░░░░░░", "0%", id="not-counted-yet"),
+        pytest.param(Progress(done=0, total=0), "▓▓▓▓▓▓▓▓▓▓", "100%", id="empty-audience-is-done"),
+        pytest.param(Progress(done=0, total=10), "░░░░░░░░░░", "0%", id="nothing-done"),
+        pytest.param(Progress(done=5, total=10), "▓▓▓▓▓░░░░░", "50%", id="half"),
+        pytest.param(Progress(done=999, total=1000), "▓▓▓▓▓▓▓▓▓░", "99%", id="almost-is-not-done"),
     ],
 )
-def test_progress_bar_and_percent(done: int, total: int, bar: str, pct: str) -> None:
-    assert progress_bar(done=done, total=total) == bar
-    assert percent(done=done, total=total) == pct
+def test_progress_bar_and_percent(progress: Progress, bar: str, pct: str) -> None:
+    assert (progress_bar(progress), str(progress)) == (bar, pct)
 
 
 def test_progress_bar_needs_a_width() -> None:
     with pytest.raises(ValueError, match="at least one cell"):
-        progress_bar(done=1, total=1, width=0)
+        progress_bar(Progress(done=1, total=1), width=0)
 
 
 @pytest.mark.parametrize(
@@ -237,8 +237,55 @@ def test_status_keyboard_follows_the_state() -> None:
         update={"spec": _broadcast().spec.model_copy(update={"paused": True})}
     )
     assert data(paused) == ["b:r:sale", "b:f:sale", "b:c:sale"]
-    assert data(_broadcast(phase="Completed")) == ["b:f:sale", "b:c:sale"]
+    complete = _broadcast(phase="Completed", conditions=[_holds("Complete")])
+    assert data(complete) == ["b:f:sale", "b:c:sale"]
     assert data(_broadcast(name="x" * 70)) == []
+
+
+def _holds(type_: str, reason: str = "Complete") -> dict[str, str]:
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": "",
+        "lastTransitionTime": NOW.isoformat(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "over"),
+    [
+        pytest.param({}, False, id="no-status"),
+        pytest.param({"phase": "Sending"}, False, id="sending"),
+        pytest.param({"conditions": [_holds("Complete")]}, True, id="complete"),
+        pytest.param(
+            # A missing Secret: the Broadcast goes on once it is created.
+            {"phase": "Stalled", "conditions": [_holds("Stalled", "BotSecretNotFound")]},
+            False,
+            id="stalled-will-resume",
+        ),
+        pytest.param(
+            {
+                "phase": "Failed",
+                "pending": 3,
+                "conditions": [_holds("Stalled", "DeadlineExceeded"), _holds("Failed")],
+            },
+            False,
+            id="failed-while-its-rows-are-closed",
+        ),
+        pytest.param(
+            {
+                "phase": "Failed",
+                "conditions": [_holds("Stalled", "ContentRejected"), _holds("Failed")],
+            },
+            True,
+            id="failed-for-good",
+        ),
+        pytest.param({"phase": "Completed"}, False, id="a-phase-alone-says-nothing"),
+    ],
+)
+def test_a_broadcast_is_over_by_its_conditions(status: dict[str, Any], over: bool) -> None:
+    assert is_terminal(_broadcast(**status)) is over
 
 
 def test_list_text() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from herald.cli import views
 from herald.core.broadcasts import Broadcast
+from herald.core.progress import Progress
 from herald.dev import samples
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -26,22 +27,22 @@ def test_age_of_nothing_is_unknown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("done", "total", "bar"),
+    ("progress", "bar"),
     [
-        (0, 0, "[----]"),
-        (0, 10, "[----]"),
-        (9, 10, "[###-]"),
-        (10, 10, "[####]"),
-        (12, 10, "[####]"),
+        (Progress(counted=False), "[----]"),
+        (Progress(done=0, total=0), "[####]"),
+        (Progress(done=0, total=10), "[----]"),
+        (Progress(done=9, total=10), "[###-]"),
+        (Progress(done=10, total=10), "[####]"),
     ],
 )
-def test_progress_bar_never_claims_done_early(done: int, total: int, bar: str) -> None:
-    assert views.progress_bar(done=done, total=total, width=4) == bar
+def test_progress_bar_never_claims_done_early(progress: Progress, bar: str) -> None:
+    assert views.progress_bar(progress, width=4) == bar
 
 
 def test_a_bar_needs_a_cell() -> None:
     with pytest.raises(ValueError, match="at least one cell"):
-        views.progress_bar(done=1, total=1, width=0)
+        views.progress_bar(Progress(done=1, total=1), width=0)
 
 
 def test_an_empty_list_prints_nothing() -> None:

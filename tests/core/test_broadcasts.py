@@ -10,20 +10,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from herald.core import broadcasts
-from herald.core.broadcasts import (
-    Broadcast,
-    BroadcastSpec,
-    BroadcastStatus,
-    CelRule,
-    Condition,
-    ConditionStatus,
-    ConditionType,
-    Content,
-    ContentKind,
-    Delivery,
-    ParseMode,
-)
+from herald.core import audiences, broadcasts, contents, statuses
+from herald.core.broadcasts import Broadcast, BroadcastSpec, Delivery
+from herald.core.contents import Content, ContentKind, ParseMode
+from herald.core.contracts import CelRule, Contract
+from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -115,12 +106,15 @@ def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
         assert any(message and message in rule.message for message in messages), rule.message
 
 
-def _contract_models() -> list[type[Any]]:
-    return [
-        value
-        for value in vars(broadcasts).values()
-        if isinstance(value, type) and issubclass(value, broadcasts._Contract)
-    ]
+def _contract_models() -> list[type[Contract]]:
+    """Every model of the contract, whichever module of herald.core it lives in."""
+    found: list[type[Contract]] = []
+    pending = [Contract]
+    while pending:
+        model = pending.pop()
+        found.append(model)
+        pending.extend(model.__subclasses__())
+    return found
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -140,8 +134,8 @@ def test_defaults_are_the_documented_ones() -> None:
 def test_wire_form_is_camel_case_and_python_names_are_accepted() -> None:
     spec = BroadcastSpec(
         bot_ref=broadcasts.BotRef(name="demo-bot"),
-        content=Content(copy_from=broadcasts.CopyFrom(chat_id=-100123, message_id=7)),
-        audience=broadcasts.Audience(chat_ids=(1, 2)),
+        content=Content(copy_from=contents.CopyFrom(chat_id=-100123, message_id=7)),
+        audience=audiences.Audience(chat_ids=(1, 2)),
         rate=broadcasts.Rate(messages_per_second=500, allow_paid_broadcast=True),
     )
     wire = spec.model_dump(mode="json", exclude_none=True)
@@ -205,9 +199,9 @@ def test_variant_for_language(language: str | None, expected: str | None) -> Non
 
 
 def test_segment_view_is_an_unquoted_identifier() -> None:
-    audience = broadcasts.Audience.model_validate({"segment": "unfinished-poll"})
+    audience = audiences.Audience.model_validate({"segment": "unfinished-poll"})
     assert audience.segment_view == "herald_segment_unfinished_poll"
-    assert broadcasts.Audience.model_validate({"chatIds": [1]}).segment_view is None
+    assert audiences.Audience.model_validate({"chatIds": [1]}).segment_view is None
 
 
 def test_schedule_times_are_time_zone_aware() -> None:
@@ -258,7 +252,7 @@ def test_status_round_trips_and_finds_conditions() -> None:
         ],
     }
     status = BroadcastStatus.model_validate(wire)
-    assert status.phase is broadcasts.Phase.SENDING
+    assert status.phase is statuses.Phase.SENDING
     condition = status.condition(ConditionType.RECONCILING)
     assert condition is not None
     assert condition.status is ConditionStatus.TRUE

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from herald.core import broadcasts, crds
+from herald.core import broadcasts, crds, statuses
+from herald.core.contracts import CelRule, Contract
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / crds.CRD_FILENAME
@@ -124,7 +125,7 @@ def _model_tree(model: type[BaseModel]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("part", "model"),
-    [("spec", broadcasts.BroadcastSpec), ("status", broadcasts.BroadcastStatus)],
+    [("spec", broadcasts.BroadcastSpec), ("status", statuses.BroadcastStatus)],
 )
 def test_model_and_crd_schema_agree(
     schema: dict[str, Any], part: str, model: type[BaseModel]
@@ -146,11 +147,14 @@ def test_model_and_crd_schema_agree(
             assert crd_node["description"] == model_node["description"], path
 
 
-def _rules_by_model() -> Iterator[tuple[type[broadcasts._Contract], broadcasts.CelRule]]:
-    for value in vars(broadcasts).values():
-        if isinstance(value, type) and issubclass(value, broadcasts._Contract):
-            for rule in value.cel_rules:
-                yield value, rule
+def _rules_by_model() -> Iterator[tuple[type[Contract], CelRule]]:
+    """Every rule of every model of the contract, whichever module it lives in."""
+    pending = [Contract]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        for rule in model.cel_rules:
+            yield model, rule
 
 
 def test_every_cel_rule_reaches_the_crd(schema: dict[str, Any]) -> None:
@@ -224,7 +228,7 @@ def test_status_conditions_are_a_map_keyed_by_type(schema: dict[str, Any]) -> No
     conditions = schema["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
-    assert conditions["items"]["properties"]["type"]["enum"] == list(broadcasts.ConditionType)
+    assert conditions["items"]["properties"]["type"]["enum"] == list(statuses.ConditionType)
 
 
 class _Union(BaseModel):

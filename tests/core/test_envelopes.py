@@ -8,7 +8,7 @@ import ormsgpack
 import pytest
 
 from herald.core import envelopes, subjects
-from herald.core.broadcasts import Content
+from herald.core.contents import Content
 
 
 def control() -> envelopes.ControlRecord:
@@ -67,3 +67,45 @@ def test_bot_id_is_the_public_part_of_the_token() -> None:
     assert subjects.bot_id_of("123456:ABC-def") == "123456"
     with pytest.raises(ValueError, match="digits"):
         subjects.bot_id_of("not-a-token")
+
+
+def test_the_words_that_cross_processes_keep_their_wire_values() -> None:
+    # Senders and operators of neighbouring versions read each other's records.
+    assert [str(r) for r in envelopes.FaultReason] == [
+        "ContentRejected",
+        "BotUnauthorized",
+        "BudgetExhausted",
+    ]
+    assert [str(o) for o in envelopes.CompletionOutcome] == [
+        "Complete",
+        "DeadlineExceeded",
+        "Failed",
+    ]
+
+
+def test_fault_and_completion_records_round_trip_typed() -> None:
+    at = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    fault = envelopes.FaultRecord(
+        uid="0b7c", reason=envelopes.FaultReason.BUDGET_EXHAUSTED, message="spent", at=at
+    )
+    decoded = envelopes.decode(envelopes.FaultRecord, envelopes.encode(fault))
+    assert decoded.reason is envelopes.FaultReason.BUDGET_EXHAUSTED
+    done = envelopes.CompletionRecord(
+        uid="0b7c",
+        namespace="marketing",
+        name="black-friday",
+        outcome=envelopes.CompletionOutcome.DEADLINE_EXCEEDED,
+        total=3,
+        delivered=2,
+        blocked=0,
+        failed=1,
+        uncertain=0,
+    )
+    decoded_done = envelopes.decode(envelopes.CompletionRecord, envelopes.encode(done))
+    assert decoded_done.outcome is envelopes.CompletionOutcome.DEADLINE_EXCEEDED
+
+
+def test_a_word_outside_the_vocabulary_is_a_decode_error() -> None:
+    data = ormsgpack.packb({"v": 1, "uid": "x", "reason": "Deleted", "message": "", "at": 0})
+    with pytest.raises(envelopes.DecodeError):
+        envelopes.decode(envelopes.FaultRecord, data)

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from herald.core import broadcasts
-from herald.core.broadcasts import Broadcast, BroadcastSpec, BroadcastStatus
+from herald.core.broadcasts import Broadcast, BroadcastSpec
+from herald.core.contents import Content
+from herald.core.statuses import BroadcastStatus
 
 pytestmark = pytest.mark.controlplane
 
@@ -334,7 +336,7 @@ def test_kubectl_explain_teaches_the_rate(kubectl: Any) -> None:
 
 def test_kubectl_explain_describes_the_caption_rule(kubectl: Any) -> None:
     text = _words(_explain(kubectl, "bc.spec.content"))
-    assert _words(broadcasts.Content.model_fields["text"].description or "") in text
+    assert _words(Content.model_fields["text"].description or "") in text
     assert "When media is set this is the media's caption" in text
 
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from herald.core import envelopes
-from herald.core.broadcasts import Content
+from herald.core.contents import Content
 from herald.core.subscribers import CSV_COLUMNS, CsvError, Subscriber, parse_csv
 
 # Every record kind that travels through NATS, with one valid instance to mutate.

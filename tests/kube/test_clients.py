@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from herald.core.broadcasts import BroadcastStatus
+from herald.core.statuses import BroadcastStatus
 from herald.dev import processes, samples
 from herald.dev.kubectl import Kubectl
 from herald.kube.broadcasts import AsyncBroadcasts, Broadcasts

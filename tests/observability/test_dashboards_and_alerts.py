@@ -21,7 +21,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from herald.bot.metrics import Metrics as BotMetrics
-from herald.core.broadcasts import ConditionStatus, ConditionType, Phase
+from herald.core.statuses import ConditionStatus, ConditionType, Phase
 from herald.operator.metrics import BroadcastView
 from herald.operator.metrics import Metrics as OperatorMetrics
 from herald.sender.metrics import Metrics as SenderMetrics

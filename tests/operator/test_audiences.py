@@ -6,7 +6,7 @@ import uuid
 
 import asyncpg
 
-from herald.core.broadcasts import Audience
+from herald.core.audiences import Audience
 from herald.operator import audiences
 
 

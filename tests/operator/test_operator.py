@@ -32,6 +32,7 @@ from herald.core.envelopes import (
     BroadcastState,
     CompletionRecord,
     ControlRecord,
+    FaultReason,
     FaultRecord,
     WorkBatch,
 )
@@ -386,7 +387,7 @@ async def test_missing_secret_stalls_until_it_exists(
     cond = await eventually(stalled, what="Stalled")
     assert cond["reason"] == "BotSecretNotFound"
     assert "Secret 'shop-bot' was not found" in cond["message"]
-    assert get(kubectl, "no-secret")["status"]["phase"] == "Failed"
+    assert get(kubectl, "no-secret")["status"]["phase"] == "Stalled"
     assert await states(db, uid) == {}
     assert await control(js, uid) is None
 
@@ -463,7 +464,7 @@ async def test_content_rejected_fault_fails_the_broadcast(
     kv = await js.key_value(subjects.CONTROL_BUCKET)
     fault = FaultRecord(
         uid=uid,
-        reason="ContentRejected",
+        reason=FaultReason.CONTENT_REJECTED,
         message="Bad Request: can't parse entities",
         at=datetime.now(UTC),
     )

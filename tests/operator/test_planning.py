@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from herald.core.broadcasts import (
-    BroadcastSpec,
-    BroadcastStatus,
-    ConditionStatus,
-    ConditionType,
-    Phase,
-)
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import DeliveryState
-from herald.core.envelopes import BroadcastState, FaultRecord
+from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 from herald.operator.planning import (
     EventType,
     Facts,
@@ -59,7 +54,7 @@ def ledger(
     )
 
 
-def fault(reason: str) -> FaultRecord:
+def fault(reason: FaultReason) -> FaultRecord:
     return FaultRecord(uid=UID, reason=reason, message=f"Telegram said no ({reason}).", at=NOW)
 
 
@@ -83,7 +78,7 @@ class Case:
     publish: bool = False
     purge: bool = False
     close: str | None = None
-    completion: str | None = None
+    completion: CompletionOutcome | None = None
 
 
 def previous(
@@ -95,11 +90,11 @@ def previous(
 
 COMPLETE = previous(spec(), facts(ledger=ledger(delivered=10)))
 CONTENT_REJECTED = previous(
-    spec(), facts(fault=fault("ContentRejected"), ledger=ledger(pending=10))
+    spec(), facts(fault=fault(FaultReason.CONTENT_REJECTED), ledger=ledger(pending=10))
 )
 BUDGET = previous(
     spec(rate={"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 5}),
-    facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+    facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
 )
 PAID = {"messagesPerSecond": 100, "allowPaidBroadcast": True, "starsBudget": 50}
 
@@ -177,7 +172,7 @@ CASES = [
     Case(
         "secret-missing-stalls-without-sending",
         facts(token=TokenState.SECRET_NOT_FOUND),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -185,14 +180,14 @@ CASES = [
         "secret-missing-while-paused-still-stalls",
         facts(token=TokenState.SECRET_NOT_FOUND),
         spec=spec(paused=True),
-        phase=Phase.PAUSED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED, ConditionType.PAUSED}),
     ),
     Case(
         "secret-without-key-stalls",
         facts(token=TokenState.KEY_NOT_FOUND),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="BotSecretNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -200,7 +195,7 @@ CASES = [
         "segment-view-missing-stalls",
         facts(segment_exists=False),
         spec=spec(audience={"segment": "unfinished-poll"}),
-        phase=Phase.FAILED,
+        phase=Phase.STALLED,
         reason="SegmentNotFound",
         true=frozenset({ConditionType.STALLED}),
     ),
@@ -231,7 +226,7 @@ CASES = [
         true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Complete",
+        completion=CompletionOutcome.COMPLETE,
     ),
     Case(
         "empty-audience-completes",
@@ -241,7 +236,7 @@ CASES = [
         true=frozenset({ConditionType.READY, ConditionType.COMPLETE}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Complete",
+        completion=CompletionOutcome.COMPLETE,
     ),
     Case(
         "completion-announced-once",
@@ -288,7 +283,7 @@ CASES = [
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="DeadlineExceeded",
+        completion=CompletionOutcome.DEADLINE_EXCEEDED,
     ),
     Case(
         "deadline-passed-before-start",
@@ -303,7 +298,7 @@ CASES = [
     ),
     Case(
         "content-rejected-fails",
-        facts(fault=fault("ContentRejected"), ledger=ledger(pending=9, failed=1)),
+        facts(fault=fault(FaultReason.CONTENT_REJECTED), ledger=ledger(pending=9, failed=1)),
         phase=Phase.FAILED,
         reason="ContentRejected",
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
@@ -320,20 +315,20 @@ CASES = [
         true=frozenset({ConditionType.STALLED, ConditionType.FAILED}),
         control=BroadcastState.STOPPED,
         purge=True,
-        completion="Failed",
+        completion=CompletionOutcome.FAILED,
     ),
     Case(
-        "budget-exhausted-pauses",
-        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10)),
+        "budget-exhausted-pauses-and-stalls",
+        facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
         spec=spec(rate=PAID),
-        phase=Phase.PAUSED,
+        phase=Phase.STALLED,
         reason="BudgetExhausted",
         true=frozenset({ConditionType.PAUSED, ConditionType.STALLED}),
         control=BroadcastState.PAUSED,
     ),
     Case(
         "budget-raised-resumes",
-        facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10), generation=2),
         spec=spec(rate=PAID),
         status=BUDGET,
         true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
@@ -375,11 +370,33 @@ def test_ready_is_neither_reconciling_nor_stalled(case: Case) -> None:
     assert not (holds(ConditionType.RECONCILING) and holds(ConditionType.STALLED))
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_failed_is_the_phase_of_final_stalls_only(case: Case) -> None:
+    """Phase Failed means stopped for good (the Failed condition); a stall that a fix undoes
+    shows as Stalled, so nobody gives up on a Broadcast that will go on."""
+    st = plan(spec=case.spec, status=case.status, facts=case.facts, now=NOW).status
+    held = {c.type for c in st.conditions if c.status is T}
+    assert (st.phase is Phase.FAILED) == (ConditionType.FAILED in held)
+    recoverable = ConditionType.STALLED in held and ConditionType.FAILED not in held
+    assert (st.phase is Phase.STALLED) == recoverable
+
+
+def test_a_stall_goes_on_once_fixed() -> None:
+    stalled = previous(spec(), facts(token=TokenState.SECRET_NOT_FOUND))
+    assert stalled.phase is Phase.STALLED
+    fixed = plan(spec=spec(), status=stalled, facts=facts(), now=NOW)
+    assert fixed.status.phase is Phase.PENDING
+    assert fixed.control is BroadcastState.ACTIVE
+    assert fixed.status.condition(ConditionType.STALLED).status is F  # type: ignore[union-attr]
+
+
 def test_budget_raised_asks_to_clear_the_fault() -> None:
     result = plan(
         spec=spec(rate=PAID),
         status=BUDGET,
-        facts=facts(fault=fault("BudgetExhausted"), ledger=ledger(pending=10), generation=2),
+        facts=facts(
+            fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10), generation=2
+        ),
         now=NOW,
     )
     assert result.clear_fault

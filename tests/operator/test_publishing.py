@@ -17,7 +17,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from herald.core import envelopes, streams, subjects
-from herald.core.broadcasts import Audience
+from herald.core.audiences import Audience
 from herald.core.envelopes import WorkBatch
 from herald.operator import audiences, publishing
 from herald.operator.planning import Reason

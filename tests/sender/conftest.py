@@ -23,7 +23,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import SecretStr
 
 from herald.core import streams, subjects
-from herald.core.broadcasts import Content, Delivery
+from herald.core.broadcasts import Delivery
+from herald.core.contents import Content
 from herald.core.envelopes import (
     BroadcastState,
     ControlRecord,

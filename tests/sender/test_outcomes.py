@@ -6,6 +6,7 @@ import pytest
 
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
+from herald.core.envelopes import FaultReason
 from herald.sender.outcomes import Action, Reason, judge
 from herald.telegram.outcomes import Outcome, OutcomeKind
 
@@ -13,7 +14,7 @@ MOST = Delivery.AT_MOST_ONCE
 LEAST = Delivery.AT_LEAST_ONCE
 
 CASES = [
-    # id, outcome, delivery, attempt, proven, expected (state, action, reason)
+    # id, outcome, delivery, attempt, proven, expected (state, action, reason or fault)
     (
         "ok",
         Outcome(kind=OutcomeKind.OK, message_id=7),
@@ -63,7 +64,7 @@ CASES = [
         MOST,
         1,
         False,
-        (DeliveryState.PENDING, Action.TRIP, Reason.CONTENT_REJECTED),
+        (DeliveryState.PENDING, Action.TRIP, FaultReason.CONTENT_REJECTED),
     ),
     (
         "400-markup-after-success-fails-row",
@@ -87,7 +88,7 @@ CASES = [
         MOST,
         1,
         False,
-        (DeliveryState.PENDING, Action.TRIP, Reason.BOT_UNAUTHORIZED),
+        (DeliveryState.PENDING, Action.TRIP, FaultReason.BOT_UNAUTHORIZED),
     ),
     (
         "5xx-first-retries",
@@ -161,7 +162,10 @@ def test_judge(
     expected: tuple[DeliveryState, Action, str | None],
 ) -> None:
     verdict = judge(outcome, delivery=delivery, attempt=attempt, proven=proven)
-    assert (verdict.state, verdict.action, verdict.reason) == expected
+    assert (verdict.state, verdict.action, verdict.fault or verdict.reason) == expected
+    # A broadcast-wide fault is reported in the shared vocabulary, never as a row's reason.
+    assert (verdict.fault is not None) == (verdict.action is Action.TRIP)
+    assert verdict.fault is None or verdict.reason is None
 
 
 def test_429_waits_the_whole_retry_after() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from herald.core.broadcasts import Content, ParseMode
+from herald.core.contents import Content, ParseMode
 from herald.core.envelopes import Recipient
 from herald.telegram.rendering import escape, render, substitute
 

@@ -25,6 +25,7 @@ phase =
         [Scheduled] scheduled
         [Sending] sending
         [Paused] paused
+        [Stalled] stalled
         [Completed] completed
         [Failed] failed
        *[other] new

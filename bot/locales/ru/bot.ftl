@@ -25,6 +25,7 @@ phase =
         [Scheduled] запланирована
         [Sending] отправляется
         [Paused] на паузе
+        [Stalled] ждёт исправления
         [Completed] завершена
         [Failed] сбой
        *[other] новая

@@ -1,0 +1,129 @@
+"""Who receives a Broadcast: ``spec.audience`` and its subscriber selector.
+
+Part of the Broadcast contract (:mod:`herald.core.broadcasts`). The operator materialises the
+audience into the delivery ledger once (:mod:`herald.operator.audiences`), which is why it is
+immutable.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar
+
+from pydantic import Field
+
+from herald.core.contracts import (
+    LANGUAGE_CODE_PATTERN,
+    LANGUAGE_CODES,
+    MAX_LANGUAGES,
+    CelRule,
+    Contract,
+    LanguageCode,
+    cel_string,
+    immutable,
+    language_codes_valid,
+)
+
+__all__ = ["Audience", "SubscriberSelector"]
+
+# Bounded for the API server's cost estimate of the CEL rules (see herald.core.contracts).
+_MAX_TAGS = 32
+_MAX_CHAT_IDS = 10_000
+_SEGMENT_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
+_TAG_PATTERN = r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$"
+
+
+class SubscriberSelector(Contract):
+    """Selects active subscribers of the bot; {} selects all of them."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=(
+                "!has(self.languages) || self.languages.all(lang, "
+                f"lang.matches({cel_string(LANGUAGE_CODE_PATTERN)}))"
+            ),
+            message=f"languages must be {LANGUAGE_CODES}",
+            field_path=".languages",
+            holds=lambda s: language_codes_valid(s.languages),
+        ),
+    )
+
+    languages: tuple[LanguageCode, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LANGUAGES,
+        description=(
+            "Only subscribers whose Telegram language is one of these lowercase codes; "
+            "en also matches en-us. Absent: any language."
+        ),
+    )
+    tags: (
+        tuple[Annotated[str, Field(min_length=1, max_length=63, pattern=_TAG_PATTERN)], ...] | None
+    ) = Field(
+        default=None,
+        min_length=1,
+        max_length=_MAX_TAGS,
+        description=(
+            "Only subscribers that carry at least one of these tags (set by the "
+            "application in the subscriber table). Absent: any tags."
+        ),
+    )
+
+
+class Audience(Contract):
+    """Who receives the message: the union of all selectors set, deduplicated.
+
+    Subscribers who blocked the bot are always excluded.
+    """
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.subscribers) || has(self.segment) || has(self.chatIds)",
+            message=(
+                "audience needs at least one selector: subscribers ({} for all active "
+                "subscribers), segment or chatIds"
+            ),
+            holds=lambda a: (
+                a.subscribers is not None or a.segment is not None or a.chat_ids is not None
+            ),
+        ),
+        # The ledger is materialised from the audience once; changing it afterwards would
+        # silently not apply to recipients already counted.
+        immutable("audience"),
+    )
+
+    subscribers: SubscriberSelector | None = Field(
+        default=None,
+        description=(
+            "Active subscribers of the bot (those who sent /start and have not blocked it), "
+            "optionally filtered by language and tags. {} selects all of them."
+        ),
+    )
+    segment: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=48,
+        pattern=_SEGMENT_PATTERN,
+        description=(
+            "Name of an application-maintained Postgres view herald_segment_<name> with a "
+            "chat_id column, dashes in the name becoming underscores (unfinished-poll reads "
+            "herald_segment_unfinished_poll). Read once, when the Broadcast starts."
+        ),
+    )
+    chat_ids: tuple[Annotated[int, Field(json_schema_extra={"format": "int64"})], ...] | None = (
+        Field(
+            default=None,
+            min_length=1,
+            max_length=_MAX_CHAT_IDS,
+            description=(
+                f"Explicit Telegram chat ids (users, groups or channels), up to {_MAX_CHAT_IDS}. "
+                "For larger audiences use a segment."
+            ),
+        )
+    )
+
+    @property
+    def segment_view(self) -> str | None:
+        """The Postgres view that backs ``segment``, a valid unquoted identifier."""
+        if self.segment is None:
+            return None
+        return "herald_segment_" + self.segment.replace("-", "_")

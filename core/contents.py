@@ -1,0 +1,348 @@
+"""What a Broadcast sends: ``spec.content`` and its parts (media, buttons, a message to copy,
+per-language variants), with Telegram's own limits.
+
+Part of the Broadcast contract (:mod:`herald.core.broadcasts`); the senders' renderer
+(:mod:`herald.telegram.rendering`) turns a :class:`Content` into Bot API calls, and the control
+record carries it to the senders as it is.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, ClassVar
+
+from pydantic import Field
+
+from herald.core.contracts import (
+    LANGUAGE_CODE_PATTERN,
+    LANGUAGE_CODES,
+    MAX_LANGUAGES,
+    CelRule,
+    Contract,
+    cel_string,
+    immutable,
+    language_codes_valid,
+    matches,
+)
+
+__all__ = [
+    "CAPTION_MAX_LENGTH",
+    "TEXT_MAX_LENGTH",
+    "Button",
+    "Content",
+    "ContentKind",
+    "CopyFrom",
+    "LocalizedVariant",
+    "Media",
+    "MediaType",
+    "ParseMode",
+]
+
+# Telegram's own limits: sendMessage text, and the caption of sendPhoto/sendVideo/...
+TEXT_MAX_LENGTH = 4096
+CAPTION_MAX_LENGTH = 1024
+# Bounded for the API server's cost estimate of the CEL rules (see herald.core.contracts).
+_MAX_BUTTON_ROWS = 10
+_MAX_BUTTONS_PER_ROW = 8  # Telegram's own limit per inline keyboard row
+_BUTTON_TEXT_MAX_LENGTH = 64
+_URL_MAX_LENGTH = 2048
+# Shorter for buttons: up to 32 languages x 80 buttons each carry a URL rule, and the API
+# server's cost estimate of those rules grows with the longest URL allowed.
+_BUTTON_URL_MAX_LENGTH = 1024
+_FILE_ID_MAX_LENGTH = 256
+_BUTTON_URL_PATTERN = r"^(https?|tg)://\S+$"
+_MEDIA_URL_PATTERN = r"^https?://\S+$"
+
+
+class ParseMode(enum.StrEnum):
+    """How Telegram interprets markup in the text."""
+
+    HTML = "HTML"
+    MARKDOWN_V2 = "MarkdownV2"
+    NONE = "None"
+
+
+class MediaType(enum.StrEnum):
+    """Which Bot API method sends the media."""
+
+    PHOTO = "photo"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    ANIMATION = "animation"
+
+
+class ContentKind(enum.StrEnum):
+    """Which kind of message a Broadcast sends (derived from ``spec.content``)."""
+
+    TEXT = "text"
+    MEDIA = "media"
+    COPY = "copy"
+
+
+class Button(Contract):
+    """An inline keyboard button that opens a URL."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=f"self.url.matches({cel_string(_BUTTON_URL_PATTERN)})",
+            message="button url must start with https://, http:// or tg://",
+            field_path=".url",
+            holds=lambda button: matches(_BUTTON_URL_PATTERN, button.url),
+        ),
+    )
+
+    text: str = Field(
+        min_length=1,
+        max_length=_BUTTON_TEXT_MAX_LENGTH,
+        description="Label of the button, shown as plain text (no markup).",
+    )
+    url: str = Field(
+        min_length=1,
+        max_length=_BUTTON_URL_MAX_LENGTH,
+        description=(
+            "What the button opens: an https:// or http:// link, or a tg:// link "
+            "(for example tg://resolve?domain=channel)."
+        ),
+    )
+
+
+ButtonRow = Annotated[
+    tuple[Button, ...],
+    Field(
+        min_length=1,
+        max_length=_MAX_BUTTONS_PER_ROW,
+        description=f"One row of the keyboard: 1 to {_MAX_BUTTONS_PER_ROW} buttons side by side.",
+    ),
+]
+ButtonRows = Annotated[
+    tuple[ButtonRow, ...],
+    Field(min_length=1, max_length=_MAX_BUTTON_ROWS),
+]
+
+
+class Media(Contract):
+    """A photo, video, document or animation; spec.content.text becomes its caption."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.url) != has(self.fileId)",
+            message="media needs exactly one of url or fileId",
+            holds=lambda media: (media.url is None) != (media.file_id is None),
+        ),
+        CelRule(
+            rule=f"!has(self.url) || self.url.matches({cel_string(_MEDIA_URL_PATTERN)})",
+            message="media url must start with https:// or http://",
+            field_path=".url",
+            holds=lambda media: media.url is None or matches(_MEDIA_URL_PATTERN, media.url),
+        ),
+    )
+
+    type: MediaType = Field(
+        description=(
+            "Kind of media, which picks the Bot API method: photo (sendPhoto), video "
+            "(sendVideo), document (sendDocument) or animation (sendAnimation, GIF or "
+            "soundless MP4)."
+        ),
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_URL_MAX_LENGTH,
+        description=(
+            "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
+            "fetches it once and reuses the file for the remaining recipients. Exactly one "
+            "of url and fileId."
+        ),
+    )
+    file_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_FILE_ID_MAX_LENGTH,
+        description=(
+            "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
+            "are per bot). Exactly one of url and fileId."
+        ),
+    )
+
+
+class CopyFrom(Contract):
+    """An existing message to copy to every recipient (Bot API copyMessage)."""
+
+    chat_id: int = Field(
+        json_schema_extra={"format": "int64"},
+        description=(
+            "Chat the original message is in, for example a channel (-100...) the bot is a "
+            "member of. The bot must be able to read the message."
+        ),
+    )
+    message_id: int = Field(
+        ge=1,
+        json_schema_extra={"format": "int64"},
+        description="Identifier of the message in that chat.",
+    )
+
+
+class LocalizedVariant(Contract):
+    """What recipients with one language get instead of the default text and buttons."""
+
+    text: str = Field(
+        min_length=1,
+        max_length=TEXT_MAX_LENGTH,
+        description=(
+            "Replaces content.text for this language, in the same parseMode: the message "
+            f"text (at most {TEXT_MAX_LENGTH} characters), or the caption when content.media "
+            f"is set (at most {CAPTION_MAX_LENGTH})."
+        ),
+    )
+    buttons: ButtonRows | None = Field(
+        default=None,
+        description=(
+            "Replaces content.buttons for this language, for example to translate the "
+            "labels. When absent, content.buttons is used."
+        ),
+    )
+
+
+def _caption_fits(content: Content) -> bool:
+    if content.media is None:
+        return True
+    texts = [content.text] if content.text is not None else []
+    texts += [variant.text for variant in (content.localized or {}).values()]
+    return all(len(text) <= CAPTION_MAX_LENGTH for text in texts)
+
+
+class Content(Contract):
+    """The message: text, media (with text as its caption), or a copy of an existing post."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.text) || has(self.media) || has(self.copyFrom)",
+            message=(
+                "content needs a message: set text, media (text is then its caption) or copyFrom"
+            ),
+            holds=lambda c: c.text is not None or c.media is not None or c.copy_from is not None,
+        ),
+        CelRule(
+            rule="!has(self.copyFrom) || (!has(self.text) && !has(self.media))",
+            message=(
+                "copyFrom sends an existing message as it is: set either copyFrom or "
+                "text/media, not both"
+            ),
+            holds=lambda c: c.copy_from is None or (c.text is None and c.media is None),
+        ),
+        CelRule(
+            rule="!has(self.copyFrom) || !has(self.localized)",
+            message="localized variants need text or media; copyFrom sends one message to all",
+            field_path=".localized",
+            holds=lambda c: c.copy_from is None or c.localized is None,
+        ),
+        CelRule(
+            rule=(
+                f"!has(self.media) || !has(self.text) || size(self.text) <= {CAPTION_MAX_LENGTH}"
+            ),
+            message=(
+                f"text is the caption when media is set and may have at most "
+                f"{CAPTION_MAX_LENGTH} characters"
+            ),
+            field_path=".text",
+            holds=lambda c: c.media is None or c.text is None or len(c.text) <= CAPTION_MAX_LENGTH,
+        ),
+        CelRule(
+            rule=(
+                "!has(self.media) || !has(self.localized) || self.localized.all(lang, "
+                f"size(self.localized[lang].text) <= {CAPTION_MAX_LENGTH})"
+            ),
+            message=(
+                f"localized texts are captions when media is set and may have at most "
+                f"{CAPTION_MAX_LENGTH} characters"
+            ),
+            field_path=".localized",
+            holds=_caption_fits,
+        ),
+        CelRule(
+            rule=(
+                "!has(self.localized) || self.localized.all(lang, "
+                f"lang.matches({cel_string(LANGUAGE_CODE_PATTERN)}))"
+            ),
+            message=f"localized keys must be {LANGUAGE_CODES}",
+            field_path=".localized",
+            holds=lambda c: language_codes_valid(c.localized),
+        ),
+        immutable("content"),
+    )
+
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TEXT_MAX_LENGTH,
+        description=(
+            f"Text of the message, at most {TEXT_MAX_LENGTH} characters, formatted per "
+            f"parseMode. When media is set this is the media's caption, at most "
+            f"{CAPTION_MAX_LENGTH} characters. Lengths count the source including markup, "
+            "which is stricter than Telegram (it counts after parsing)."
+        ),
+    )
+    parse_mode: ParseMode = Field(
+        default=ParseMode.HTML,
+        description=(
+            "How Telegram parses text and captions: HTML (default; <b>, <i>, <a href>...), "
+            "MarkdownV2, or None for plain text. Markup Telegram rejects stops the Broadcast "
+            "(Stalled) after the first sends instead of failing every recipient. Ignored "
+            "with copyFrom."
+        ),
+    )
+    media: Media | None = Field(
+        default=None,
+        description="Media to send, with text as its caption. Excludes copyFrom.",
+    )
+    copy_from: CopyFrom | None = Field(
+        default=None,
+        description=(
+            "Copy an existing message (Bot API copyMessage) instead of composing one: its "
+            "text, media and caption are sent as they are, without a 'forwarded from' header. "
+            "Excludes text, media and localized."
+        ),
+    )
+    buttons: ButtonRows | None = Field(
+        default=None,
+        description=(
+            f"Inline keyboard under the message: up to {_MAX_BUTTON_ROWS} rows of up to "
+            f"{_MAX_BUTTONS_PER_ROW} URL buttons each."
+        ),
+    )
+    disable_notification: bool = Field(
+        default=False,
+        description="Deliver silently: recipients get the message without a sound.",
+    )
+    protect_content: bool = Field(
+        default=False,
+        description="Protect the message from forwarding and saving.",
+    )
+    localized: dict[str, LocalizedVariant] | None = Field(
+        default=None,
+        max_length=MAX_LANGUAGES,
+        description=(
+            "Per-language variants, keyed by lowercase language code (en, ru, pt-br). A "
+            "recipient whose Telegram language is pt-br gets the pt-br variant, else the pt "
+            "variant, else the default text and buttons. Needs text or media."
+        ),
+    )
+
+    @property
+    def kind(self) -> ContentKind:
+        """Which Bot API call sends this content."""
+        if self.copy_from is not None:
+            return ContentKind.COPY
+        if self.media is not None:
+            return ContentKind.MEDIA
+        return ContentKind.TEXT
+
+    def variant_for(self, language_code: str | None) -> LocalizedVariant | None:
+        """The variant for a recipient's language: exact tag, then its primary language.
+
+        ``None`` means the default ``text`` and ``buttons``.
+        """
+        if not self.localized or not language_code:
+            return None
+        code = language_code.lower()
+        return self.localized.get(code) or self.localized.get(code.split("-", 1)[0])

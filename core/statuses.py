@@ -1,0 +1,188 @@
+"""What the operator reports about a Broadcast: ``status``, its conditions and the phase.
+
+Part of the Broadcast contract (:mod:`herald.core.broadcasts`). The conditions are the
+contract and follow kstatus (sigs.k8s.io/cli-utils), which Flux, Argo CD and ``kubectl wait``
+read; the phase is a one-word summary of them for display. The operator's planner
+(:mod:`herald.operator.planning`) decides both.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import Field
+
+from herald.core.contracts import Contract, Timestamp
+
+__all__ = [
+    "BroadcastStatus",
+    "Condition",
+    "ConditionStatus",
+    "ConditionType",
+    "Phase",
+]
+
+# metav1.Condition's own constraints, so conditions look like every other controller's.
+_REASON_PATTERN = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Phase(enum.StrEnum):
+    """Display summary of a Broadcast; the conditions are the contract."""
+
+    PENDING = "Pending"
+    SCHEDULED = "Scheduled"
+    SENDING = "Sending"
+    PAUSED = "Paused"
+    # Cannot go on until someone fixes something (bot Secret, segment view, Stars budget);
+    # it goes on by itself once that is done.
+    STALLED = "Stalled"
+    COMPLETED = "Completed"
+    # Stopped for good (content rejected, deadline passed, token revoked): nothing undoes it.
+    FAILED = "Failed"
+
+
+class ConditionType(enum.StrEnum):
+    """The conditions a Broadcast reports; one set serves kubectl, kstatus, Argo CD and Flux."""
+
+    # Summary for humans and tools: True when neither Reconciling nor Stalled holds, that is
+    # complete, or waiting because the spec says so (startAt ahead, spec.paused), so that
+    # kstatus (Flux) reads a scheduled or paused Broadcast as Current, not as in progress.
+    READY = "Ready"
+    # True while work is in progress (kstatus' "Reconciling"; the pipeline's "Progressing").
+    RECONCILING = "Reconciling"
+    # True when the broadcast cannot go on; the reason says why (kstatus' "Stalled").
+    STALLED = "Stalled"
+    # True while spec.paused is in effect (Argo CD shows the resource as Suspended).
+    PAUSED = "Paused"
+    # True when every recipient is terminal: `kubectl wait --for=condition=Complete`.
+    COMPLETE = "Complete"
+    # Same state and reason as Reconciling, under the name Deployments and most operators
+    # use, so `kubectl wait --for=condition=Progressing` and existing dashboards work.
+    PROGRESSING = "Progressing"
+    # True when the broadcast stopped for good (content rejected, deadline passed, token
+    # revoked): the subset of Stalled that no fix to the cluster undoes.
+    FAILED = "Failed"
+
+
+class ConditionStatus(enum.StrEnum):
+    """Whether a condition holds, as in metav1.Condition."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+Counter = Annotated[int, Field(ge=0, json_schema_extra={"format": "int64"})]
+
+
+class Condition(Contract):
+    """One observation of the Broadcast's state, shaped like metav1.Condition."""
+
+    type: ConditionType = Field(
+        description=(
+            "Ready: True when neither Reconciling nor Stalled holds: complete, or waiting "
+            "as the spec asks (Scheduled, Paused). Reconciling: sending or preparing. "
+            "Stalled: cannot go on, the reason says why. Paused: spec.paused is in effect. "
+            "Complete: every recipient reached a terminal state."
+        ),
+    )
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=_REASON_PATTERN,
+        description="Why the condition is as it is, a CamelCase word such as BotSecretNotFound.",
+    )
+    message: str = Field(
+        max_length=32768,
+        description="Human-readable details; may be empty.",
+    )
+    last_transition_time: Timestamp = Field(
+        description="When status last changed (not when the condition was last written).",
+    )
+    observed_generation: Counter | None = Field(
+        default=None,
+        description="metadata.generation of the spec this condition was computed from.",
+    )
+
+
+class BroadcastStatus(Contract):
+    """What the operator observed, refreshed every few seconds while the Broadcast runs."""
+
+    phase: Phase | None = Field(
+        default=None,
+        description=(
+            "One-word summary for display, derived from the conditions (which are the "
+            "contract): Pending, Scheduled, Sending, Paused, Stalled (waits for a fix, such "
+            "as a missing Secret or a spent budget, then goes on), Completed or Failed "
+            "(stopped for good)."
+        ),
+    )
+    total: Counter = Field(default=0, description="Recipients in the materialised audience.")
+    delivered: Counter = Field(
+        default=0, description="Recipients Telegram accepted the message for."
+    )
+    failed: Counter = Field(
+        default=0,
+        description=(
+            "Recipients that could not be reached (chat not found, retries exhausted, "
+            "deadline passed)."
+        ),
+    )
+    blocked: Counter = Field(
+        default=0,
+        description=(
+            "Recipients who blocked the bot or deleted their account; they are now inactive "
+            "subscribers."
+        ),
+    )
+    pending: Counter = Field(default=0, description="Recipients not yet in a terminal state.")
+    uncertain: Counter = Field(
+        default=0,
+        description=(
+            "Recipients whose send was interrupted by a crash before its outcome was "
+            "recorded (atMostOnce): they may or may not have the message and are not retried."
+        ),
+    )
+    progress: str | None = Field(
+        default=None,
+        pattern=r"^(100|[1-9]?[0-9])%$",
+        description="Share of recipients in a terminal state, as a whole percentage like 42%.",
+    )
+    observed_rate: float | None = Field(
+        default=None,
+        ge=0,
+        description="Messages per second over the last refresh interval, all senders together.",
+    )
+    started_at: Timestamp | None = Field(
+        default=None, description="When the first message was sent."
+    )
+    completed_at: Timestamp | None = Field(
+        default=None,
+        description="When every recipient reached a terminal state.",
+    )
+    eta: Timestamp | None = Field(
+        default=None,
+        description="Estimated completion time at the current rate; absent when paused or done.",
+    )
+    observed_generation: Counter | None = Field(
+        default=None,
+        description=(
+            "metadata.generation of the spec this status reflects; written on every "
+            "reconcile, paused or not, so GitOps health checks know the status is current."
+        ),
+    )
+    conditions: tuple[Condition, ...] = Field(
+        default=(),
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description=(
+            "Ready, Reconciling, Stalled, Paused and Complete, at most one of each type. "
+            "Wait for the end with: kubectl wait --for=condition=Complete broadcast/NAME."
+        ),
+    )
+
+    def condition(self, type_: ConditionType) -> Condition | None:
+        """The condition of this type, if reported."""
+        return next((c for c in self.conditions if c.type == type_), None)
