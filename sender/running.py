@@ -229,9 +229,7 @@ class BotWorker:
             if current is not None:
                 self.drop(record.uid)
             return
-        self._pacer.configure(
-            record.uid, rate=record.messages_per_second, paid=record.allow_paid_broadcast
-        )
+        self._pacer.configure(record.uid, record.rate)
         self._shares_of = ()  # the rate may have changed
         if current is None:
             current = _Broadcast(record)
@@ -291,7 +289,8 @@ class BotWorker:
         info = await sub.consumer_info()
         if info.config.ack_wait:
             broadcast.ack_wait = float(info.config.ack_wait)
-        if broadcast.record.allow_paid_broadcast and broadcast.record.stars_budget is not None:
+        rate = broadcast.record.rate
+        if rate.allow_paid_broadcast and rate.stars_budget is not None:
             broadcast.paid_sent = await self._ledger.delivered(broadcast.uid)
         return sub
 
@@ -305,7 +304,7 @@ class BotWorker:
 
     def _want(self, broadcast: _Broadcast) -> int:
         shares = self._shares()
-        rate = shares.get(broadcast.uid, broadcast.record.messages_per_second)
+        rate = shares.get(broadcast.uid, self._pacer.rate_of(broadcast.uid))
         return max(_PREFETCH_MIN, math.ceil(rate * _PREFETCH_SECONDS))
 
     async def _feed(self, broadcast: _Broadcast) -> None:
@@ -373,7 +372,7 @@ class BotWorker:
 
     def _claim_size(self, broadcast: _Broadcast) -> int:
         shares = self._shares()
-        rate = shares.get(broadcast.uid, broadcast.record.messages_per_second)
+        rate = shares.get(broadcast.uid, self._pacer.rate_of(broadcast.uid))
         return max(1, min(_CLAIM_MAX, math.ceil(rate * _CLAIM_SECONDS)))
 
     def _claim_budget(self) -> int:
@@ -443,7 +442,7 @@ class BotWorker:
             self._release(broadcast, requeue=False)
             broadcast.tripped = True
             return False
-        budget = record.stars_budget if record.allow_paid_broadcast else None
+        budget = record.rate.stars_budget if record.rate.allow_paid_broadcast else None
         if budget is not None and broadcast.paid_sent + 1 > budget * _MESSAGES_PER_STAR:
             self._trip(broadcast, Reason.BUDGET_EXHAUSTED, f"the Stars budget of {budget} is spent")
             return False
@@ -482,7 +481,7 @@ class BotWorker:
                 continue
             broadcast = self._broadcasts[decision.uid]
             recipient = broadcast.ready.popleft()
-            if broadcast.record.allow_paid_broadcast:
+            if broadcast.record.rate.allow_paid_broadcast:
                 broadcast.paid_sent += 1
             self._in_flight += 1
             self._metrics.in_flight.inc()
@@ -495,7 +494,7 @@ class BotWorker:
         chat_id = recipient.chat_id
         attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
         rendered = render(
-            record.content, recipient, allow_paid_broadcast=record.allow_paid_broadcast
+            record.content, recipient, allow_paid_broadcast=record.rate.allow_paid_broadcast
         )
         started = self._loop.time()
         try:
