@@ -122,8 +122,9 @@ class ControlRecord(_Record):
 
     @classmethod
     def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
-        # Read during a rolling upgrade (an operator of the previous release still writing)
-        # and by the operator's sweep, which must stop records a deleted Broadcast left behind.
+        # Records the previous release wrote outlive the upgrade (until their Broadcast is
+        # reconciled again, or deleted): the teardown and the sweep must read them, and so
+        # must a new sender while an older operator is still writing.
         if raw.get("v") != 1:
             return None
         lifted = {key: value for key, value in raw.items() if key not in _FLAT_RATE}
