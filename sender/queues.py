@@ -163,7 +163,7 @@ class WorkQueue:
 
     async def keep_alive(self) -> None:
         # Held messages must not be redelivered to another replica while they wait here.
-        while True:
+        while not self.stopped:
             await asyncio.sleep(max(0.5, self.ack_wait / 3))
             for held in list(self._held.values()):
                 with contextlib.suppress(nats.errors.Error):

@@ -172,7 +172,16 @@ class BotWorker:
         self._release(broadcast, requeue=False)
         for task in broadcast.tasks:
             task.cancel()
-        tasks.spawn(self._tasks, broadcast.work.unsubscribe())
+        # A loop whose cancellation a NATS call lost (asyncio.wait_for on Python 3.11) wakes,
+        # sees the broadcast stopped and ends, instead of waiting for an event nobody sets
+        # until it is destroyed pending.
+        broadcast.want_work.set()
+        broadcast.want_claim.set()
+        tasks.spawn(self._tasks, self._forget(broadcast))
+
+    async def _forget(self, broadcast: _Broadcast) -> None:
+        await asyncio.gather(*broadcast.tasks, return_exceptions=True)
+        await broadcast.work.unsubscribe()
 
     def halt(self, until: datetime) -> None:
         """No send of this bot before `until` (a 429 here or at a previous lease holder)."""
@@ -213,9 +222,9 @@ class BotWorker:
 
     async def _feed(self, broadcast: _Broadcast) -> None:
         work = broadcast.work
-        while True:
+        while not (self._stopping or broadcast.stopped):
             broadcast.want_work.clear()
-            if self._stopping or not broadcast.active or work.queued >= self._want(broadcast):
+            if not broadcast.active or work.queued >= self._want(broadcast):
                 await broadcast.want_work.wait()
                 continue
             try:
@@ -250,7 +259,7 @@ class BotWorker:
         reclaim = broadcast.record.delivery is Delivery.AT_LEAST_ONCE
         work = broadcast.work
         while True:
-            if self._stopping:
+            if self._stopping or broadcast.stopped:
                 return  # see close(): never cancelled while a claim is on its way
             broadcast.want_claim.clear()
             size = min(self._claim_size(broadcast), self._claim_budget())
