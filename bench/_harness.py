@@ -20,7 +20,14 @@ from pydantic import SecretStr
 
 from herald.core import streams, subjects
 from herald.core.contents import Content
-from herald.core.envelopes import BroadcastState, ControlRecord, Recipient, WorkBatch, encode
+from herald.core.envelopes import (
+    BroadcastState,
+    ControlRecord,
+    Recipient,
+    SendRate,
+    WorkBatch,
+    encode,
+)
 from herald.core.migrating import apply_migrations
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
@@ -143,8 +150,7 @@ async def prepare_broadcast(
             bot_id=TOKEN.partition(":")[0],
             token=SecretStr(TOKEN),
             content=Content(text="Hello <b>{first_name}</b>"),
-            messages_per_second=rate,
-            allow_paid_broadcast=paid,
+            rate=SendRate(messages_per_second=rate, allow_paid_broadcast=paid),
             state=BroadcastState.ACTIVE,
         )
         await kv.put(subjects.control_key(uid), encode(record))

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import ormsgpack
-from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from herald.core.broadcasts import Delivery
+from herald.core.broadcasts import Delivery, Rate
 from herald.core.contents import Content
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "FaultRecord",
     "Lease",
     "Recipient",
+    "SendRate",
     "WorkBatch",
     "decode",
     "encode",
@@ -42,6 +43,12 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     VERSION: ClassVar[int] = 1
     v: int = 1
+
+    @classmethod
+    def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
+        """`raw`, written in an older version of this record, in the current one; None when
+        this version cannot read it."""
+        return None
 
 
 class Recipient(NamedTuple):
@@ -72,12 +79,37 @@ class BroadcastState(enum.StrEnum):
     STOPPED = "stopped"  # finished, failed, past its deadline or deleted: drop the work
 
 
+class SendRate(BaseModel):
+    """A Broadcast's ``spec.rate`` as senders apply it, from :meth:`of` to the pacer.
+
+    None of the CRD's caps are repeated: the API server enforced them on the way in, and a
+    benchmark against a server without limits asks one sender for more than Telegram allows.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages_per_second: float = Field(gt=0)
+    allow_paid_broadcast: bool = False
+    stars_budget: int | None = None
+
+    @classmethod
+    def of(cls, rate: Rate) -> SendRate:
+        return cls.model_validate(rate, from_attributes=True)
+
+
+# Version 1 of the control record carried these flat, where version 2 nests them in `rate`.
+_FLAT_RATE = ("messages_per_second", "allow_paid_broadcast", "stars_budget")
+
+
 class ControlRecord(_Record):
     """The operator's word to senders about one broadcast (KV, key ``broadcast.<uid>``).
 
     It carries the bot token because senders take on any bot; whoever can read the control
     bucket can read tokens, so NATS must be authenticated in production.
     """
+
+    VERSION: ClassVar[int] = 2
+    v: int = 2
 
     uid: str
     namespace: str
@@ -86,12 +118,22 @@ class ControlRecord(_Record):
     bot_id: str
     token: SecretStr
     content: Content
-    messages_per_second: float
-    allow_paid_broadcast: bool = False
-    stars_budget: int | None = None
+    rate: SendRate
     delivery: Delivery = Delivery.AT_MOST_ONCE
     state: BroadcastState
     deadline: AwareDatetime | None = None
+
+    @classmethod
+    def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
+        # Records the previous release wrote outlive the upgrade (until their Broadcast is
+        # reconciled again, or deleted): the teardown and the sweep must read them, and so
+        # must a new sender while an older operator is still writing.
+        if raw.get("v") != 1:
+            return None
+        lifted = {key: value for key, value in raw.items() if key not in _FLAT_RATE}
+        lifted["rate"] = {key: raw[key] for key in _FLAT_RATE if key in raw}
+        lifted["v"] = cls.VERSION
+        return lifted
 
 
 class FaultReason(enum.StrEnum):
@@ -171,7 +213,10 @@ def decode(kind: type[_R], data: bytes) -> _R:
         raise DecodeError(f"a {kind.__name__} is a map, got {type(raw).__name__}")
     version = raw.get("v")
     if version != kind.VERSION:
-        raise DecodeError(f"{kind.__name__} version {version!r} is not {kind.VERSION}")
+        current = kind._from_older(raw)
+        if current is None:
+            raise DecodeError(f"{kind.__name__} version {version!r} is not {kind.VERSION}")
+        raw = current
     try:
         return kind.model_validate(raw)
     except ValidationError as exc:

@@ -11,7 +11,13 @@ from pydantic import SecretStr
 
 from herald.core import envelopes, subjects
 from herald.core.broadcasts import BroadcastSpec
-from herald.core.envelopes import BroadcastState, ControlRecord, DecodeError, FaultRecord
+from herald.core.envelopes import (
+    BroadcastState,
+    ControlRecord,
+    DecodeError,
+    FaultRecord,
+    SendRate,
+)
 
 __all__ = [
     "control_record",
@@ -45,9 +51,7 @@ def control_record(
         bot_id=subjects.bot_id_of(token.get_secret_value()),
         token=token,
         content=spec.content,
-        messages_per_second=float(spec.rate.messages_per_second),
-        allow_paid_broadcast=spec.rate.allow_paid_broadcast,
-        stars_budget=spec.rate.stars_budget,
+        rate=SendRate.of(spec.rate),
         delivery=spec.delivery,
         state=state,
         deadline=spec.schedule.deadline if spec.schedule else None,

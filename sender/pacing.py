@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND
+from herald.core.envelopes import SendRate
 
 __all__ = ["CHAT_COOLDOWN", "GUARD", "Grant", "Pacer", "Wait", "fair_shares"]
 
@@ -127,19 +128,24 @@ class Pacer:
         self._halted_until = -math.inf
         self._turn = 0
 
-    def configure(self, uid: str, *, rate: float, paid: bool) -> None:
+    def configure(self, uid: str, rate: SendRate) -> None:
         """Add a broadcast or change its rate; its schedule carries over."""
-        if rate <= 0:
+        per_second, paid = rate.messages_per_second, rate.allow_paid_broadcast
+        if per_second <= 0:
             raise ValueError("a broadcast's rate must be positive")
         current = self._broadcasts.get(uid)
         if current is None:
-            self._broadcasts[uid] = _Broadcast(_Schedule(rate=rate), paid)
+            self._broadcasts[uid] = _Broadcast(_Schedule(rate=per_second), paid)
         else:
-            current.schedule.rate = rate
+            current.schedule.rate = per_second
             current.paid = paid
 
     def remove(self, uid: str) -> None:
         self._broadcasts.pop(uid, None)
+
+    def rate_of(self, uid: str) -> float:
+        """The broadcast's own rate, as configured."""
+        return self._broadcasts[uid].schedule.rate
 
     def halt(self, until: float) -> None:
         """Nothing starts before `until` (a 429's retry_after)."""

@@ -9,6 +9,7 @@ import socket
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND
 from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
 
 __all__ = ["Config", "SenderSettings", "default_sender_id"]
@@ -34,9 +35,10 @@ class SenderSettings(BaseSettings):
         default=160,
         ge=1,
         description="Most Bot API requests open at once per process. Pacing keeps far fewer "
-        "open at the free rate (30 msg/s at Telegram's ~80 ms round trip is ~3); paid "
-        "broadcasts at 1000 msg/s need ~80 plus headroom for slow answers, hence 160. It "
-        "also bounds what a crash can leave uncertain.",
+        f"open at the free rate ({FREE_MESSAGES_PER_SECOND} msg/s at Telegram's ~80 ms round "
+        f"trip is ~3); paid broadcasts at {PAID_MESSAGES_PER_SECOND} msg/s need ~80 plus "
+        "headroom for slow answers, hence 160. It also bounds what a crash can leave "
+        "uncertain.",
     )
     claim_ttl_seconds: float = Field(
         default=30.0,
@@ -79,13 +81,13 @@ class SenderSettings(BaseSettings):
     )
 
     free_limit: float = Field(
-        default=30.0,
+        default=float(FREE_MESSAGES_PER_SECOND),
         gt=0,
         description="A bot's messages per second without paid broadcasts: Telegram's limit. "
         "Raise it only against a server without limits (a benchmark on the emulator).",
     )
     paid_limit: float = Field(
-        default=1000.0,
+        default=float(PAID_MESSAGES_PER_SECOND),
         gt=0,
         description="A bot's messages per second when every broadcast with work is paid "
         "(allow_paid_broadcast): Telegram's limit for paid broadcasts.",

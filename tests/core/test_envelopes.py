@@ -8,6 +8,7 @@ import ormsgpack
 import pytest
 
 from herald.core import envelopes, subjects
+from herald.core.broadcasts import Rate
 from herald.core.contents import Content
 
 
@@ -20,7 +21,7 @@ def control() -> envelopes.ControlRecord:
         bot_id="123456",
         token="123456:secret",
         content=Content(text="<b>Sale</b>"),
-        messages_per_second=25,
+        rate=envelopes.SendRate(messages_per_second=25),
         state=envelopes.BroadcastState.ACTIVE,
         deadline=dt.datetime(2026, 12, 2, 9, tzinfo=dt.UTC),
     )
@@ -32,6 +33,36 @@ def test_control_record_round_trips_and_masks_its_token() -> None:
     assert decoded == record
     assert decoded.token.get_secret_value() == "123456:secret"
     assert "secret" not in repr(decoded)
+
+
+def test_the_rate_travels_typed_from_the_spec() -> None:
+    rate = envelopes.SendRate.of(
+        Rate(messages_per_second=100, allow_paid_broadcast=True, stars_budget=5)
+    )
+    assert rate == envelopes.SendRate(
+        messages_per_second=100.0, allow_paid_broadcast=True, stars_budget=5
+    )
+    record = control().model_copy(update={"rate": rate})
+    assert envelopes.decode(envelopes.ControlRecord, envelopes.encode(record)).rate == rate
+
+
+def test_a_version_1_control_record_is_read_with_its_flat_rate_nested() -> None:
+    # What an operator of the previous release wrote: the rate's fields at the top level.
+    record = control().model_copy(
+        update={"rate": envelopes.SendRate(messages_per_second=100, allow_paid_broadcast=True)}
+    )
+    current = ormsgpack.unpackb(envelopes.encode(record))
+    assert current["v"] == envelopes.ControlRecord.VERSION == 2
+    rate = current.pop("rate")
+    older = ormsgpack.packb({**current, **rate, "v": 1})
+    assert envelopes.decode(envelopes.ControlRecord, older) == record
+
+
+@pytest.mark.parametrize("version", [0, 3, None], ids=["older", "newer", "none"])
+def test_a_control_record_of_another_version_is_a_decode_error(version: int | None) -> None:
+    data = ormsgpack.unpackb(envelopes.encode(control()))
+    with pytest.raises(envelopes.DecodeError, match="version"):
+        envelopes.decode(envelopes.ControlRecord, ormsgpack.packb({**data, "v": version}))
 
 
 def test_work_batch_round_trips_with_a_stable_message_id() -> None:

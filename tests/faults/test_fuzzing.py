@@ -34,7 +34,7 @@ VALID: dict[type[Any], Any] = {
         bot_id="123456",
         token="123456:secret",
         content=Content(text="<b>Sale</b> {first_name}", localized={"ru": {"text": "Скидки"}}),
-        messages_per_second=25,
+        rate=envelopes.SendRate(messages_per_second=25),
         state=envelopes.BroadcastState.ACTIVE,
         deadline=_WHEN,
     ),

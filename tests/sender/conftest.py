@@ -30,6 +30,7 @@ from herald.core.envelopes import (
     ControlRecord,
     FaultRecord,
     Recipient,
+    SendRate,
     WorkBatch,
     decode,
     encode,
@@ -137,9 +138,9 @@ class Pipeline:
             bot_id=token.partition(":")[0],
             token=SecretStr(token),
             content=Content.model_validate(content or {"text": "Hello <b>{first_name}</b>"}),
-            messages_per_second=rate,
-            allow_paid_broadcast=paid,
-            stars_budget=stars_budget,
+            rate=SendRate(
+                messages_per_second=rate, allow_paid_broadcast=paid, stars_budget=stars_budget
+            ),
             delivery=delivery,
             state=BroadcastState.ACTIVE,
         )

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from herald.core.envelopes import SendRate
 from herald.sender.pacing import GUARD, Grant, Pacer, Wait, fair_shares
 
 HeadsOf = Callable[[str, int], int | None]
@@ -40,6 +41,10 @@ def run(
     return starts
 
 
+def rate(messages_per_second: float, *, paid: bool = False) -> SendRate:
+    return SendRate(messages_per_second=messages_per_second, allow_paid_broadcast=paid)
+
+
 def pacer_uids(pacer: Pacer) -> list[str]:
     return list(pacer._broadcasts)
 
@@ -60,7 +65,7 @@ def max_in_window(times: list[float], period: float = 1.0) -> int:
 
 def test_one_broadcast_reaches_its_rate_and_never_exceeds_it() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=20, paid=False)
+    pacer.configure("a", rate(20))
     starts = run(pacer, unique_chats(), until=10.0)
     assert max_in_window([t for t, _ in starts]) <= 20
     assert len(starts) / 10.0 >= 0.98 * 20
@@ -68,7 +73,7 @@ def test_one_broadcast_reaches_its_rate_and_never_exceeds_it() -> None:
 
 def test_no_burst_after_idle() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=10, paid=False)
+    pacer.configure("a", rate(10))
     first = run(pacer, unique_chats(), until=2.0)
     # Nothing to send for 5 s, then work again: still 10 per second, not a catch-up.
     later = run(pacer, unique_chats(1000), until=8.0, start=7.0)
@@ -80,8 +85,8 @@ def test_no_burst_after_idle() -> None:
 
 def test_two_broadcasts_share_the_bot_limit_fairly() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=50, paid=False)
-    pacer.configure("b", rate=50, paid=False)
+    pacer.configure("a", rate(50))
+    pacer.configure("b", rate(50))
     starts = run(pacer, unique_chats(), until=10.0)
     per = Counter(uid for _, uid in starts)
     assert max_in_window([t for t, _ in starts]) <= 30
@@ -91,8 +96,8 @@ def test_two_broadcasts_share_the_bot_limit_fairly() -> None:
 
 def test_a_slow_broadcast_keeps_its_rate_and_the_rest_goes_to_the_other() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=5, paid=False)
-    pacer.configure("b", rate=100, paid=False)
+    pacer.configure("a", rate(5))
+    pacer.configure("b", rate(100))
     starts = run(pacer, unique_chats(), until=10.0)
     per = Counter(uid for _, uid in starts)
     assert per["a"] == pytest.approx(50, abs=2)
@@ -101,7 +106,7 @@ def test_a_slow_broadcast_keeps_its_rate_and_the_rest_goes_to_the_other() -> Non
 
 def test_paid_broadcasts_go_up_to_the_paid_limit() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=2000, paid=True)
+    pacer.configure("a", rate(2000, paid=True))
     starts = run(pacer, unique_chats(), until=3.0)
     assert max_in_window([t for t, _ in starts]) <= 1000
     assert len(starts) >= 0.98 * 3000 * (1 - GUARD) - 1000 * GUARD
@@ -109,16 +114,16 @@ def test_paid_broadcasts_go_up_to_the_paid_limit() -> None:
 
 def test_a_free_broadcast_holds_a_paid_neighbour_to_the_free_limit() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=500, paid=True)
-    pacer.configure("b", rate=500, paid=False)
+    pacer.configure("a", rate(500, paid=True))
+    pacer.configure("b", rate(500))
     starts = run(pacer, unique_chats(), until=5.0)
     assert max_in_window([t for t, _ in starts]) <= 30
 
 
 def test_chat_cooldown_spans_broadcasts() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=30, paid=False)
-    pacer.configure("b", rate=30, paid=False)
+    pacer.configure("a", rate(30))
+    pacer.configure("b", rate(30))
     # Both broadcasts go to the same chats, in the same order.
     starts = run(pacer, lambda uid, n: n if n < 20 else None, until=30.0)
     assert len(starts) == 40
@@ -134,7 +139,7 @@ def test_chat_cooldown_spans_broadcasts() -> None:
 
 def test_halt_stops_every_start_until_it_ends() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=30, paid=False)
+    pacer.configure("a", rate(30))
     pacer.halt(5.0)
     decision = pacer.next(1.0, {"a": 1})
     assert decision == Wait(5.0)
@@ -143,7 +148,7 @@ def test_halt_stops_every_start_until_it_ends() -> None:
 
 def test_nothing_to_send_waits_forever() -> None:
     pacer = Pacer()
-    pacer.configure("a", rate=30, paid=False)
+    pacer.configure("a", rate(30))
     assert pacer.next(0.0, {}) == Wait(math.inf)
 
 

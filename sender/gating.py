@@ -1,0 +1,41 @@
+"""Whether an active broadcast may send its next row now: its deadline and its Stars budget.
+Pure: the clock and the count of paid sends are arguments; :mod:`herald.sender.sending`
+acts on the answer (gives rows back, reports a fault).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from herald.core.envelopes import SendRate
+
+__all__ = ["MESSAGES_PER_STAR", "Gate", "gate", "paid_allowance"]
+
+# Telegram charges 0.1 Star per paid message: a budget of B Stars pays 10 * B messages.
+MESSAGES_PER_STAR = 10
+
+
+class Gate(enum.StrEnum):
+    OPEN = "open"  # send
+    DEADLINE_PASSED = "deadline_passed"  # never send again; the operator reports it
+    BUDGET_SPENT = "budget_spent"  # the Stars budget pays for no more: a BudgetExhausted fault
+
+
+def paid_allowance(rate: SendRate) -> int | None:
+    """How many paid messages the Stars budget pays for; None when nothing limits them."""
+    if not rate.allow_paid_broadcast or rate.stars_budget is None:
+        return None
+    return rate.stars_budget * MESSAGES_PER_STAR
+
+
+def gate(*, deadline: datetime | None, rate: SendRate, paid_sent: int, now: datetime) -> Gate:
+    """What stands before the next send of a broadcast that has sent `paid_sent` paid
+    messages so far (in the ledger and in flight). The deadline is checked first: past it,
+    a spent budget no longer matters."""
+    if deadline is not None and now >= deadline:
+        return Gate.DEADLINE_PASSED
+    allowance = paid_allowance(rate)
+    if allowance is not None and paid_sent + 1 > allowance:
+        return Gate.BUDGET_SPENT
+    return Gate.OPEN

@@ -1,0 +1,497 @@
+"""What the holder of one bot's lease does for the bot's broadcasts: a :class:`BotWorker`
+pulls work ahead, claims rows shortly before their slot, schedules each send through the
+pacer, sends, and acts on the verdict.
+
+Over 400 lines because the worker is one class: its loops (pull, claim, schedule, send)
+share one bot's in-flight budget, pacer, broadcasts and wake-up, and wake each other; apart,
+they would pass all of that between them. What is not that sharing lives elsewhere: the
+decisions in the pure modules (:mod:`~herald.sender.pacing`, :mod:`~herald.sender.gating`,
+:mod:`~herald.sender.outcomes`, :mod:`~herald.telegram.rendering`), each broadcast's work
+messages and rows in its :class:`~herald.sender.queues.WorkQueue`, the way to the ledger in
+the :class:`~herald.sender.recording.Recorder`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats.errors
+from nats.js import JetStreamContext
+
+from herald.core import logs
+from herald.core.broadcasts import Delivery
+from herald.core.deliveries import DeliveryState
+from herald.core.envelopes import BroadcastState, ControlRecord, FaultReason, FaultRecord, Recipient
+from herald.sender import gating, ledgers, pacing, tasks
+from herald.sender.controls import Controls
+from herald.sender.gating import Gate
+from herald.sender.ledgers import Ledger, Row
+from herald.sender.metrics import Metrics
+from herald.sender.outcomes import Action, Verdict, judge
+from herald.sender.queues import WorkQueue
+from herald.sender.recording import Recorder
+from herald.sender.settings import Config, SenderSettings
+from herald.telegram.client import TelegramClient
+from herald.telegram.rendering import render
+
+__all__ = ["BotWorker"]
+
+log = logging.getLogger(__name__)
+
+# Claim about this many seconds of sending at a time: large enough that claims cost few round
+# trips, small enough that a crash leaves few claimed rows unsent.
+_CLAIM_SECONDS = 0.2
+_CLAIM_MAX = 100
+# Keep about this many seconds of work pulled ahead, so a fetch never stalls the pacing.
+_PREFETCH_SECONDS = 2.0
+_PREFETCH_MIN = 100
+# Work messages per pull request: a few, so a fast broadcast is not one round trip per batch.
+_FETCH_BATCH = 4
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    """A broadcast this sender serves."""
+
+    record: ControlRecord
+    work: WorkQueue
+    attempts: dict[int, int] = field(default_factory=dict)
+    proven: set[str] = field(default_factory=set)  # variants Telegram accepted once
+    tripped: bool = False
+    paid_sent: int = 0
+    want_work: asyncio.Event = field(default_factory=asyncio.Event)
+    want_claim: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    claimer: asyncio.Task[Any] | None = None
+
+    @property
+    def uid(self) -> str:
+        return self.record.uid
+
+    @property
+    def stopped(self) -> bool:
+        return self.work.stopped
+
+    @property
+    def active(self) -> bool:
+        return self.record.state is BroadcastState.ACTIVE and not self.tripped and not self.stopped
+
+
+class BotWorker:
+    """Everything one bot's lease holder does for the bot's broadcasts."""
+
+    def __init__(
+        self,
+        *,
+        bot_id: str,
+        token: str,
+        config: Config,
+        js: JetStreamContext,
+        ledger: Ledger,
+        recorder: Recorder,
+        controls: Controls,
+        metrics: Metrics,
+    ) -> None:
+        self.bot_id = bot_id
+        self._settings: SenderSettings = config.sender
+        self._js = js
+        self._ledger = ledger
+        self._recorder = recorder
+        self._controls = controls
+        self._metrics = metrics
+        self._client = TelegramClient(
+            token,
+            api_url=config.telegram.api_url,
+            timeout=self._settings.request_timeout_seconds,
+            connections=self._settings.max_in_flight,
+        )
+        self._pacer = pacing.Pacer(
+            free_limit=self._settings.free_limit, paid_limit=self._settings.paid_limit
+        )
+        self._broadcasts: dict[str, _Broadcast] = {}
+        self._shares_of: tuple[str, ...] = ()
+        self._shares_cache: dict[str, float] = {}
+        self._wake = asyncio.Event()
+        self._in_flight = 0
+        self._sends: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._acks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.lease_until = 0.0
+        self._loop = asyncio.get_running_loop()
+        self._scheduler = tasks.spawn(self._tasks, self._schedule())
+
+    # --- control -----------------------------------------------------------------------
+
+    def update(self, record: ControlRecord) -> None:
+        """A new or changed control record of one of this bot's broadcasts."""
+        current = self._broadcasts.get(record.uid)
+        if record.state is BroadcastState.STOPPED:
+            if current is not None:
+                self.drop(record.uid)
+            return
+        self._pacer.configure(record.uid, record.rate)
+        self._shares_of = ()  # the rate may have changed
+        if current is None:
+            work = WorkQueue(
+                self._js,
+                record.uid,
+                acks=self._acks,
+                nak_delay=max(1.0, self._settings.claim_ttl_seconds / 4),
+                metrics=self._metrics,
+            )
+            current = _Broadcast(record, work)
+            self._broadcasts[record.uid] = current
+            # The broadcast's own tasks log with its namespace and name.
+            with logs.broadcast(record.namespace, record.name):
+                tasks.spawn(current.tasks, self._feed(current))
+                current.claimer = tasks.spawn(current.tasks, self._claim(current))
+                tasks.spawn(current.tasks, work.keep_alive())
+        was_active = current.active
+        current.record = record
+        if was_active and not current.active:
+            # Paused: nothing new leaves; rows claimed but not sent go back to pending.
+            self._release(current, requeue=True)
+        current.want_work.set()
+        current.want_claim.set()
+        self._wake.set()
+
+    def drop(self, uid: str) -> None:
+        """Stopped or deleted: forget the broadcast's work (the operator purges it)."""
+        broadcast = self._broadcasts.pop(uid, None)
+        if broadcast is None:
+            return
+        broadcast.work.stop()
+        self._pacer.remove(uid)
+        self._release(broadcast, requeue=False)
+        for task in broadcast.tasks:
+            task.cancel()
+        # A loop whose cancellation a NATS call lost (asyncio.wait_for on Python 3.11) wakes,
+        # sees the broadcast stopped and ends, instead of waiting for an event nobody sets
+        # until it is destroyed pending.
+        broadcast.want_work.set()
+        broadcast.want_claim.set()
+        tasks.spawn(self._tasks, self._forget(broadcast))
+
+    async def _forget(self, broadcast: _Broadcast) -> None:
+        await asyncio.gather(*broadcast.tasks, return_exceptions=True)
+        await broadcast.work.unsubscribe()
+
+    def halt(self, until: datetime) -> None:
+        """No send of this bot before `until` (a 429 here or at a previous lease holder)."""
+        seconds = (until - datetime.now(UTC)).total_seconds()
+        if seconds > 0:
+            now = self._loop.time()
+            before = max(now, self._pacer.halted_until)
+            self._pacer.halt(now + seconds)
+            # Counted when the halt starts, and only the time it adds to a running halt.
+            self._metrics.rate_limited.inc(max(0.0, self._pacer.halted_until - before))
+            # Rows claimed but not sent go back to pending until the halt ends, as on a
+            # pause: held through a long retry_after, a crash would leave them uncertain.
+            for broadcast in self._broadcasts.values():
+                self._release(broadcast, requeue=True)
+            self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self._broadcasts
+
+    # --- pulling -----------------------------------------------------------------------
+
+    def _shares(self) -> dict[str, float]:
+        # Asked for on every send; recomputed only when the set of active broadcasts changes.
+        active = tuple(uid for uid, other in self._broadcasts.items() if other.active)
+        if active != self._shares_of:
+            self._shares_of = active
+            self._shares_cache = self._pacer.shares(active)
+        return self._shares_cache
+
+    def _rate(self, broadcast: _Broadcast) -> float:
+        """The broadcast's share of the bot while it is active, else its own rate."""
+        share = self._shares().get(broadcast.uid)
+        return share if share is not None else self._pacer.rate_of(broadcast.uid)
+
+    def _want(self, broadcast: _Broadcast) -> int:
+        return max(_PREFETCH_MIN, math.ceil(self._rate(broadcast) * _PREFETCH_SECONDS))
+
+    async def _feed(self, broadcast: _Broadcast) -> None:
+        work = broadcast.work
+        while not (self._stopping or broadcast.stopped):
+            broadcast.want_work.clear()
+            if not broadcast.active or work.queued >= self._want(broadcast):
+                await broadcast.want_work.wait()
+                continue
+            try:
+                if not work.bound:
+                    await work.bind()
+                    if gating.paid_allowance(broadcast.record.rate) is not None:
+                        broadcast.paid_sent = await self._ledger.delivered(broadcast.uid)
+                await work.pull(_FETCH_BATCH)
+            except TimeoutError:
+                # Not only nats.errors.TimeoutError: fetch also raises the builtin when its
+                # deadline runs out between its two pull requests, and must not end the loop.
+                continue
+            except nats.errors.Error as error:
+                log.warning("pulling work of broadcast %s failed: %s", broadcast.uid, error)
+                await asyncio.sleep(1.0)
+                continue
+            broadcast.want_claim.set()
+
+    # --- claiming ----------------------------------------------------------------------
+
+    def _claim_size(self, broadcast: _Broadcast) -> int:
+        return max(1, min(_CLAIM_MAX, math.ceil(self._rate(broadcast) * _CLAIM_SECONDS)))
+
+    def _claim_budget(self) -> int:
+        # Claimed rows not yet sent, and sent rows not yet recorded, count against
+        # max_in_flight: a crash leaves at most max_in_flight rows uncertain.
+        waiting = sum(b.work.claimed for b in self._broadcasts.values())
+        unrecorded = self._recorder.backlog
+        return self._settings.max_in_flight - self._in_flight - waiting - unrecorded
+
+    async def _claim(self, broadcast: _Broadcast) -> None:
+        reclaim = broadcast.record.delivery is Delivery.AT_LEAST_ONCE
+        work = broadcast.work
+        while True:
+            if self._stopping or broadcast.stopped:
+                return  # see close(): never cancelled while a claim is on its way
+            broadcast.want_claim.clear()
+            size = min(self._claim_size(broadcast), self._claim_budget())
+            halted = self._pacer.halted_until - self._loop.time()
+            if (
+                not broadcast.active
+                or halted > 0
+                or not work.unclaimed
+                or len(work.ready) >= self._claim_size(broadcast)
+                or size <= 0
+            ):
+                if len(work.unclaimed) < self._want(broadcast) / 2:
+                    broadcast.want_work.set()
+                # Woken by whatever frees budget or brings rows, or when a halt ends; the
+                # timeout is a safety net.
+                await tasks.wait(broadcast.want_claim, min(1.0, halted) if halted > 0 else 1.0)
+                continue
+            taking = work.take(size)
+            by_chat = {recipient.chat_id: recipient for recipient in taking}
+            try:
+                claims = await self._ledger.claim(broadcast.uid, list(by_chat), reclaim=reclaim)
+            except ledgers.ERRORS as error:
+                self._metrics.ledger_errors.labels("claim").inc()
+                log.warning("claiming rows of broadcast %s failed: %s", broadcast.uid, error)
+                work.untake(taking)
+                await asyncio.sleep(0.5)
+                continue
+            self._metrics.claimed.inc(len(claims.claimed))
+            if broadcast.active and not self._stopping:
+                work.ready.extend(by_chat[chat_id] for chat_id in claims.claimed)
+            else:
+                # Paused or stopping while the claim was on its way: give the rows back.
+                for chat_id in claims.claimed:
+                    self._give_back(broadcast, by_chat[chat_id], requeue=not broadcast.stopped)
+            self._settle(broadcast, claims.settled)
+            work.busy(claims.busy)
+            self._wake.set()
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        await tasks.wait(self._wake, min(seconds, 1.0))
+
+    def _sendable(self, broadcast: _Broadcast, now: datetime) -> bool:
+        if not broadcast.active:
+            return False
+        record = broadcast.record
+        verdict = gating.gate(
+            deadline=record.deadline, rate=record.rate, paid_sent=broadcast.paid_sent, now=now
+        )
+        if verdict is Gate.DEADLINE_PASSED:
+            # Never send after the deadline; the operator reports DeadlineExceeded.
+            self._release(broadcast, requeue=False)
+            broadcast.tripped = True
+        elif verdict is Gate.BUDGET_SPENT:
+            budget = record.rate.stars_budget
+            self._trip(
+                broadcast, FaultReason.BUDGET_EXHAUSTED, f"the Stars budget of {budget} is spent"
+            )
+        return verdict is Gate.OPEN
+
+    async def _schedule(self) -> None:
+        while True:
+            self._wake.clear()
+            now = self._loop.time()
+            wall = datetime.now(UTC)
+            next_retry = math.inf
+            for broadcast in self._broadcasts.values():
+                next_retry = min(next_retry, broadcast.work.due(now))
+            if self._stopping:
+                return
+            heads = {
+                uid: broadcast.work.ready[0].chat_id
+                for uid, broadcast in list(self._broadcasts.items())
+                if broadcast.work.ready and self._sendable(broadcast, wall)
+            }
+            if (
+                not heads
+                or self._in_flight >= self._settings.max_in_flight
+                or now > self.lease_until
+            ):
+                await self._sleep(min(next_retry - now, 1.0))
+                continue
+            decision = self._pacer.next(now, heads)
+            if isinstance(decision, pacing.Wait):
+                await self._sleep(min(decision.until, next_retry) - now)
+                continue
+            broadcast = self._broadcasts[decision.uid]
+            recipient = broadcast.work.ready.popleft()
+            if broadcast.record.rate.allow_paid_broadcast:
+                broadcast.paid_sent += 1
+            self._in_flight += 1
+            self._metrics.in_flight.inc()
+            tasks.spawn(self._sends, self._send(broadcast, recipient))
+            if len(broadcast.work.ready) < self._claim_size(broadcast):
+                broadcast.want_claim.set()
+
+    async def _send(self, broadcast: _Broadcast, recipient: Recipient) -> None:
+        record = broadcast.record
+        chat_id = recipient.chat_id
+        attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
+        rendered = render(
+            record.content, recipient, allow_paid_broadcast=record.rate.allow_paid_broadcast
+        )
+        started = self._loop.time()
+        try:
+            outcome = await self._client.send(rendered)
+        finally:
+            self._metrics.send_duration.observe(self._loop.time() - started)
+            self._in_flight -= 1
+            self._metrics.in_flight.dec()
+            self._wake.set()
+            # A finished request frees claim budget (claims count against max_in_flight).
+            for other in self._broadcasts.values():
+                other.want_claim.set()
+        self._metrics.messages.labels(outcome.kind.value).inc()
+        verdict = judge(
+            outcome,
+            delivery=record.delivery,
+            attempt=attempt,
+            proven=rendered.variant in broadcast.proven,
+        )
+        if verdict.state is DeliveryState.DELIVERED:
+            broadcast.proven.add(rendered.variant)
+        self._act(broadcast, recipient, verdict, outcome.message_id, outcome.description)
+
+    def _act(
+        self,
+        broadcast: _Broadcast,
+        recipient: Recipient,
+        verdict: Verdict,
+        message_id: int | None,
+        description: str,
+    ) -> None:
+        chat_id = recipient.chat_id
+        if verdict.action in (Action.RECORD, Action.DEACTIVATE):
+            self._metrics.recipients.labels(verdict.state.value).inc()
+            broadcast.attempts.pop(chat_id, None)
+            row = Row(
+                chat_id,
+                verdict.state,
+                verdict.reason,
+                message_id,
+                deactivate=verdict.action is Action.DEACTIVATE,
+            )
+            self._recorder.add(broadcast.uid, row, lambda: self._settle(broadcast, [chat_id]))
+        elif verdict.action is Action.RETRY:
+            broadcast.work.retry(self._loop.time() + verdict.delay, recipient)
+            self._wake.set()
+        elif verdict.action is Action.HALT_BOT:
+            self._metrics.retry_after.observe(verdict.delay)
+            broadcast.attempts.pop(chat_id, None)
+            until = datetime.now(UTC) + timedelta(seconds=verdict.delay)
+            self.halt(until)
+            tasks.spawn(self._tasks, self._controls.halt(self.bot_id, until))
+            # Back to pending, and retried after the halt through a fresh claim.
+            self._give_back(broadcast, recipient, requeue=True)
+        else:  # TRIP
+            self._give_back(broadcast, recipient, requeue=False)
+            self._trip(broadcast, verdict.fault or FaultReason.CONTENT_REJECTED, description)
+
+    def _trip(self, broadcast: _Broadcast, reason: FaultReason, message: str) -> None:
+        """The broadcast cannot go on: report it and stop sending it here."""
+        if broadcast.tripped:
+            return
+        broadcast.tripped = True
+        self._metrics.faults.labels(reason).inc()
+        record = broadcast.record
+        log.warning(
+            "broadcast %s stopped: %s",
+            broadcast.uid,
+            reason,
+            extra={"namespace": record.namespace, "broadcast": record.name},
+        )
+        self._release(broadcast, requeue=False)
+        fault = FaultRecord(
+            uid=broadcast.uid, reason=reason, message=message[:500], at=datetime.now(UTC)
+        )
+        tasks.spawn(self._tasks, self._controls.fault(fault))
+
+    # --- bookkeeping -------------------------------------------------------------------
+
+    def _give_back(self, broadcast: _Broadcast, recipient: Recipient, *, requeue: bool) -> None:
+        def then() -> None:
+            if requeue and not broadcast.stopped:
+                broadcast.work.unclaimed.appendleft(recipient)
+            broadcast.want_claim.set()
+
+        self._recorder.add(broadcast.uid, Row(recipient.chat_id, DeliveryState.PENDING), then)
+
+    def _release(self, broadcast: _Broadcast, *, requeue: bool) -> None:
+        """Rows claimed but not sent go back to pending."""
+        for recipient in reversed(broadcast.work.release()):
+            self._give_back(broadcast, recipient, requeue=requeue)
+
+    def _settle(self, broadcast: _Broadcast, chat_ids: list[int]) -> None:
+        broadcast.work.settle(chat_ids)
+        broadcast.want_work.set()
+        # Recorded rows free claim budget.
+        broadcast.want_claim.set()
+
+    # --- stopping ----------------------------------------------------------------------
+
+    async def close(self, deadline: float) -> None:
+        """Stop claiming, finish and record in-flight sends, give back the rest."""
+        self._stopping = True
+        self._wake.set()
+        for broadcast in self._broadcasts.values():
+            broadcast.want_claim.set()
+            broadcast.want_work.set()
+        await asyncio.gather(self._scheduler, return_exceptions=True)
+        # A claim on its way must come back and give its rows back: cancelled mid-way, it
+        # would leave them claimed by a process about to exit, to end uncertain.
+        claimers = [b.claimer for b in self._broadcasts.values() if b.claimer is not None]
+        if claimers:
+            await asyncio.wait(claimers, timeout=max(0.1, deadline - self._loop.time()))
+        if self._sends:
+            await asyncio.wait(set(self._sends), timeout=max(0.1, deadline - self._loop.time()))
+        for broadcast in self._broadcasts.values():
+            for task in broadcast.tasks:
+                task.cancel()
+            self._release(broadcast, requeue=False)
+        for broadcast in self._broadcasts.values():
+            await asyncio.gather(*broadcast.tasks, return_exceptions=True)
+        with contextlib.suppress(*ledgers.ERRORS):
+            await self._recorder.flush()
+        for broadcast in self._broadcasts.values():
+            await broadcast.work.let_go()
+        if self._acks:
+            await asyncio.wait(set(self._acks), timeout=2.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await self._client.close()
