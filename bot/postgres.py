@@ -29,11 +29,7 @@ class PostgresSubscribers:
                 is_active = true,
                 updated_at = now()
             """,
-            profile.chat_id,
-            profile.username,
-            profile.first_name,
-            profile.last_name,
-            profile.language_code,
+            *_columns(profile),
         )
 
     async def refresh(self, profile: SubscriberProfile) -> None:
@@ -47,11 +43,7 @@ class PostgresSubscribers:
               AND (username, first_name, last_name, language_code)
                   IS DISTINCT FROM ($2, $3, $4, $5)
             """,
-            profile.chat_id,
-            profile.username,
-            profile.first_name,
-            profile.last_name,
-            profile.language_code,
+            *_columns(profile),
         )
 
     async def set_active(self, profile: SubscriberProfile, *, active: bool) -> None:
@@ -66,11 +58,7 @@ class PostgresSubscribers:
                 is_active = EXCLUDED.is_active,
                 updated_at = now()
             """,
-            profile.chat_id,
-            profile.username,
-            profile.first_name,
-            profile.last_name,
-            profile.language_code,
+            *_columns(profile),
             active,
         )
 
@@ -100,3 +88,16 @@ class PostgresSubscribers:
             LanguageCount(language_code=row["language_code"], subscribers=row["subscribers"])
             for row in rows
         ]
+
+
+def _columns(
+    profile: SubscriberProfile,
+) -> tuple[int, str | None, str | None, str | None, str | None]:
+    """The profile as $1..$5 of every statement above."""
+    return (
+        profile.chat_id,
+        profile.username,
+        profile.first_name,
+        profile.last_name,
+        profile.language_code,
+    )

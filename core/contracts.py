@@ -35,6 +35,7 @@ __all__ = [
     "immutable",
     "language_codes_valid",
     "matches",
+    "wire_names",
 ]
 
 # Lowercase IETF tags as Telegram reports them in `language_code` ("en", "pt-br").
@@ -104,18 +105,23 @@ def immutable(what: str) -> CelRule:
     )
 
 
-class Contract(BaseModel):
-    """Base of the spec and status models: immutable, wire names, unknown fields refused."""
-
-    model_config = ConfigDict(
+def wire_names(**config: Any) -> ConfigDict:
+    """Immutable models whose fields are camelCase on the wire and snake_case in Python,
+    read by either name: the Kubernetes convention, kept in one place."""
+    return ConfigDict(
         frozen=True,
-        extra="forbid",
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
-        json_schema_extra=_add_cel_rules,
+        **config,
     )
+
+
+class Contract(BaseModel):
+    """Base of the spec and status models: immutable, wire names, unknown fields refused."""
+
+    model_config = wire_names(extra="forbid", json_schema_extra=_add_cel_rules)
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = ()
 

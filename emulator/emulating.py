@@ -21,12 +21,19 @@ from herald.emulator.limits import RateLimiter
 from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Recorder, Refusal
 from herald.emulator.settings import EmulatorConfig
 
-__all__ = ["ApiError", "EmulatorState", "Reply", "is_token"]
+__all__ = ["BAD_GATEWAY_PAGE", "ApiError", "EmulatorState", "Reply", "is_token"]
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 _TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]+")
 _SERVER_ERRORS = {500: "Internal Server Error", 502: "Bad Gateway"}
+# What nginx answers when the upstream is down: not JSON, as a proxy in front of the Bot API
+# (or Telegram's own front end) answers.
+BAD_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 _MEDIA_KINDS = ("photo", "video", "document", "animation")
 _GROUP_KINDS = frozenset({"photo", "video", "document", "audio"})
 _OTHER_METHODS = (
@@ -48,13 +55,21 @@ def is_token(token: str) -> bool:
 
 
 class ApiError(Exception):
-    """A Bot API error answer."""
+    """A Bot API error answer; ``page`` set, an HTML page in its place (a proxy's)."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        retry_after: int | None = None,
+        *,
+        page: str | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.page = page
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,7 @@ class Reply:
     status: int
     body: dict[str, Any]
     dropped: bool = False
+    page: str | None = None  # answered as text/html instead of the JSON body
 
     @classmethod
     def ok(cls, result: Any, *, dropped: bool = False) -> Reply:
@@ -78,7 +94,7 @@ class Reply:
         }
         if error.retry_after is not None:
             body["parameters"] = {"retry_after": error.retry_after}
-        return cls(error.status, body)
+        return cls(error.status, body, page=error.page)
 
 
 def _utcnow() -> datetime:
@@ -210,6 +226,8 @@ class EmulatorState:
         if faults.error_ratio and self._random.random() < faults.error_ratio:
             status = self._random.choice(tuple(_SERVER_ERRORS))
             raise ApiError(status, _SERVER_ERRORS[status])
+        if faults.bad_gateway_ratio and self._random.random() < faults.bad_gateway_ratio:
+            raise ApiError(502, "Bad Gateway", page=BAD_GATEWAY_PAGE)
         chat = self._chat(params)
         contents = self._compose(method, params)
         paid = _flag(params, "allow_paid_broadcast")

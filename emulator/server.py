@@ -79,6 +79,8 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
         # Delivered, but the client never learns it: the "sent, outcome unknown" case.
         # aiohttp quietly discards a response written to an aborted connection.
         request.transport.abort()
+    if reply.page is not None:
+        return web.Response(text=reply.page, status=reply.status, content_type="text/html")
     return _json(reply.body, reply.status)
 
 

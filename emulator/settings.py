@@ -46,6 +46,13 @@ class Faults(_Model):
         le=1.0,
         description="Share of sends answered 500/502 before acceptance (nothing delivered).",
     )
+    bad_gateway_ratio: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of sends answered by a proxy's HTML 502 page, not JSON, before "
+        "acceptance (nothing delivered).",
+    )
     drop_ratio: float = Field(
         default=0.0,
         ge=0.0,

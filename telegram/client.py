@@ -11,6 +11,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramEntityTooLarge,
@@ -37,6 +38,9 @@ from herald.telegram.outcomes import Outcome, OutcomeKind
 from herald.telegram.rendering import Rendered
 
 __all__ = ["TelegramClient", "outcome_of"]
+
+# How much of a non-JSON answer the row's reason keeps.
+_PAGE_SHOWN = 80
 
 _METHODS: dict[str, type[TelegramMethod[Any]]] = {
     "sendMessage": SendMessage,
@@ -74,6 +78,12 @@ def outcome_of(error: BaseException) -> Outcome:
         return Outcome(kind=OutcomeKind.MAYBE_SENT, description=error.message)
     if isinstance(error, TelegramAPIError):
         return Outcome(kind=OutcomeKind.BAD_REQUEST, description=error.message)
+    if isinstance(error, ClientDecodeError) and isinstance(error.data, str):
+        # Not JSON at all: a proxy's error page (an HTML 502) in front of the Bot API, which
+        # did not take the message. (JSON that is not the expected result came from the Bot
+        # API itself, which may have sent it: that is the catch-all below.)
+        page = " ".join(str(error.data).split())[:_PAGE_SHOWN]
+        return Outcome(kind=OutcomeKind.SERVER_ERROR, description=f"Not a Bot API answer: {page}")
     # Anything else (a decode error of an answer, a timeout of our own): it may have gone out.
     return Outcome(kind=OutcomeKind.MAYBE_SENT, description=type(error).__name__)
 
@@ -96,7 +106,7 @@ class TelegramClient:
         try:
             async with asyncio.timeout(self._timeout + 1):
                 result = await self._bot(method, request_timeout=int(self._timeout))
-        except (TelegramAPIError, aiohttp.ClientError, TimeoutError) as error:
+        except Exception as error:  # every failure is an outcome; nothing leaves a row claimed
             return outcome_of(error)
         return Outcome(kind=OutcomeKind.OK, message_id=getattr(result, "message_id", None))
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramEntityTooLarge,
     TelegramNetworkError,
@@ -33,6 +34,7 @@ ANSWERS = [
     ("429-storm", {"faults": STORM}, 42, OutcomeKind.RETRY_AFTER),
     ("5xx", {"faults": {"error_ratio": 1.0}}, 42, OutcomeKind.SERVER_ERROR),
     ("answer-lost", {"faults": {"drop_ratio": 1.0}}, 42, OutcomeKind.MAYBE_SENT),
+    ("502-html-page", {"faults": {"bad_gateway_ratio": 1.0}}, 42, OutcomeKind.SERVER_ERROR),
 ]
 
 
@@ -77,6 +79,12 @@ ERRORS = [
     ("other-api-error", TelegramAPIError(METHOD, "Conflict"), OutcomeKind.BAD_REQUEST),
     ("timeout", TelegramNetworkError(METHOD, "TimeoutError"), OutcomeKind.MAYBE_SENT),
     ("not-from-aiogram", TimeoutError(), OutcomeKind.MAYBE_SENT),
+    (
+        "json-but-not-the-result",
+        ClientDecodeError("Failed to deserialize object", ValueError(), {"ok": True}),
+        OutcomeKind.MAYBE_SENT,
+    ),
+    ("anything-else", RuntimeError("unexpected"), OutcomeKind.MAYBE_SENT),
 ]
 
 
@@ -85,3 +93,16 @@ ERRORS = [
 )
 def test_each_exception_is_one_outcome(error: BaseException, kind: OutcomeKind) -> None:
     assert outcome_of(error).kind is kind
+
+
+async def test_an_html_page_is_a_server_error_that_names_it(emulator: RunningEmulator) -> None:
+    async with EmulatorClient(emulator.url) as control:
+        await control.configure({"faults": {"bad_gateway_ratio": 1.0}})
+    client = TelegramClient(TOKEN, api_url=emulator.url, timeout=5, connections=1)
+    try:
+        outcome = await client.send(hello(42))
+    finally:
+        await client.close()
+    assert outcome.description.startswith("Not a Bot API answer: <html> <head><title>502 Bad")
+    async with EmulatorClient(emulator.url) as control:
+        assert (await control.summary()).total == 0  # nothing was delivered
