@@ -525,6 +525,11 @@ def plan(
             completion = CompletionOutcome.COMPLETE
         elif s.close_pending is not None:
             completion = _OUTCOMES.get(s.close_pending, CompletionOutcome.FAILED)
+    elif ledger is None and s.close_pending is not None and _final(prev) is None:
+        # Stopped before anything was materialised (a deadline already past when first
+        # seen): no ledger row remembers the announcement, the final status does, since a
+        # final situation sticks and a finished Broadcast is not planned again.
+        completion = _OUTCOMES.get(s.close_pending, CompletionOutcome.FAILED)
 
     return Plan(
         materialise=s.materialise,

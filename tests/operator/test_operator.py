@@ -8,6 +8,7 @@ the KV bucket and the ledger.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -452,6 +453,33 @@ async def test_deadline_stops_and_fails_pending(
         what="final counts",
     )
     assert status["status"]["phase"] == "Failed"
+
+
+async def test_a_deadline_already_past_settles_once(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 3)
+    apply_secret(kubectl)
+    uid = apply_broadcast(kubectl, "too-late", schedule={"deadline": "2020-01-01T00:00:00Z"})
+
+    async def failed() -> dict[str, Any]:
+        body = get(kubectl, "too-late")
+        return body if body.get("status", {}).get("phase") == "Failed" else {}
+
+    body = await eventually(failed, what="Failed")
+    assert condition(kubectl, "too-late", "Stalled")["reason"] == "DeadlineExceeded"
+    version = body["metadata"]["resourceVersion"]
+    # Several timer periods later: nothing was written again, and one report went out.
+    await asyncio.sleep(3)
+    assert get(kubectl, "too-late")["metadata"]["resourceVersion"] == version
+    sub = await js.pull_subscribe(subjects.COMPLETIONS_SUBJECT, durable=f"test-{uid[:8]}")
+    records = []
+    with contextlib.suppress(nats.errors.TimeoutError):
+        for msg in await sub.fetch(100, timeout=2):
+            records.append(envelopes.decode(CompletionRecord, msg.data))
+    mine = [r for r in records if r.uid == uid]
+    assert [(r.outcome, r.total) for r in mine] == [("DeadlineExceeded", 0)]
+    assert await states(db, uid) == {}  # nothing was materialised
 
 
 async def test_content_rejected_fault_fails_the_broadcast(

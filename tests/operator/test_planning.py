@@ -295,6 +295,8 @@ CASES = [
         control=BroadcastState.STOPPED,
         purge=True,
         close="DeadlineExceeded",
+        # Nothing materialised: announced on the way into the final status, once.
+        completion=CompletionOutcome.DEADLINE_EXCEEDED,
     ),
     Case(
         "content-rejected-fails",
@@ -582,3 +584,17 @@ def test_a_rejected_spec_stalls_with_the_reason_and_keeps_the_counts() -> None:
     )
     assert fixed.status.condition(ConditionType.STALLED).status is F  # type: ignore[union-attr]
     assert fixed.status.condition(ConditionType.READY).reason == "Sending"  # type: ignore[union-attr]
+
+
+def test_a_deadline_past_on_first_sight_settles_once_with_a_completion() -> None:
+    late = spec(schedule={"deadline": "2020-01-01T00:00:00Z"})
+    first = plan(spec=late, status=None, facts=facts(ledger=None), now=NOW)
+    assert first.status.phase is Phase.FAILED
+    assert first.completion == "DeadlineExceeded"
+    assert not first.materialise and not first.publish
+    assert finished(first.status, generation=1)
+    # Were it planned again (a status write lost), the outcome sticks and is not re-announced
+    # unless that write was lost before the status said so.
+    again = plan(spec=late, status=first.status, facts=facts(ledger=None), now=NOW)
+    assert again.completion is None
+    assert not again.transition
