@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from herald.dev import stack
+from herald.dev.demo import run_demo
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.stack import StackState
 
@@ -82,3 +84,17 @@ def test_down_when_nothing_runs_is_fine(tmp_path: Path) -> None:
     result = herald("dev", "down", f"--state-dir={tmp_path}")
     assert result.returncode == 0
     assert "not running" in result.stdout
+
+
+def test_the_stack_comes_back_after_down_with_its_data_kept(tmp_path: Path) -> None:
+    """up → broadcast → down → up → broadcast on one state folder: the control plane's etcd
+    data (and the operator's scale of the sender Deployment in it) outlives `down`."""
+    state_dir = tmp_path / "dev"
+    said: list[str] = []
+    try:
+        for run in (1, 2):
+            assert run_demo(state_dir, say=said.append, timeout=180) == 0, (run, said[-8:])
+            assert stack.down(state_dir, say=said.append), run
+    finally:
+        stack.down(state_dir, say=said.append)
+    assert StackState.load(state_dir / "state.json") is None
