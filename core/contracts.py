@@ -22,6 +22,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import ExtraValues, JsonSchemaExtraCallable
 
 __all__ = [
     "LANGUAGE_CODES",
@@ -105,17 +106,22 @@ def immutable(what: str) -> CelRule:
     )
 
 
-def wire_names(**config: Any) -> ConfigDict:
+def wire_names(
+    *, extra: ExtraValues, json_schema_extra: JsonSchemaExtraCallable | None = None
+) -> ConfigDict:
     """Immutable models whose fields are camelCase on the wire and snake_case in Python,
     read by either name: the Kubernetes convention, kept in one place."""
-    return ConfigDict(
+    config = ConfigDict(
         frozen=True,
+        extra=extra,
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
-        **config,
     )
+    if json_schema_extra is not None:
+        config["json_schema_extra"] = json_schema_extra
+    return config
 
 
 class Contract(BaseModel):
