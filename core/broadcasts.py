@@ -22,11 +22,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Final, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 from herald.core.audiences import Audience
 from herald.core.contents import Content
-from herald.core.contracts import CelRule, Contract, Timestamp, immutable, wire_names
+from herald.core.contracts import CelRule, Contract, Timestamp, immutable
 from herald.core.statuses import BroadcastStatus
 
 __all__ = [
@@ -250,7 +251,14 @@ class BroadcastSpec(Contract):
 class ObjectMeta(BaseModel):
     """The parts of Kubernetes object metadata Herald reads; the rest is ignored."""
 
-    model_config = wire_names(extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
     name: str | None = None
     namespace: str | None = None
@@ -265,7 +273,14 @@ class ObjectMeta(BaseModel):
 class Broadcast(BaseModel):
     """A Broadcast as stored by the API server: envelope, spec and status."""
 
-    model_config = wire_names(extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
     api_version: Literal["herald.dev/v1alpha1"] = API_VERSION
     kind: Literal["Broadcast"] = KIND

@@ -22,7 +22,6 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic.config import ExtraValues, JsonSchemaExtraCallable
 
 __all__ = [
     "LANGUAGE_CODES",
@@ -36,7 +35,6 @@ __all__ = [
     "immutable",
     "language_codes_valid",
     "matches",
-    "wire_names",
 ]
 
 # Lowercase IETF tags as Telegram reports them in `language_code` ("en", "pt-br").
@@ -106,28 +104,18 @@ def immutable(what: str) -> CelRule:
     )
 
 
-def wire_names(
-    *, extra: ExtraValues, json_schema_extra: JsonSchemaExtraCallable | None = None
-) -> ConfigDict:
-    """Immutable models whose fields are camelCase on the wire and snake_case in Python,
-    read by either name: the Kubernetes convention, kept in one place."""
-    config = ConfigDict(
+class Contract(BaseModel):
+    """Base of the spec and status models: immutable, wire names, unknown fields refused."""
+
+    model_config = ConfigDict(
         frozen=True,
-        extra=extra,
+        extra="forbid",
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
         serialize_by_alias=True,
+        json_schema_extra=_add_cel_rules,
     )
-    if json_schema_extra is not None:
-        config["json_schema_extra"] = json_schema_extra
-    return config
-
-
-class Contract(BaseModel):
-    """Base of the spec and status models: immutable, wire names, unknown fields refused."""
-
-    model_config = wire_names(extra="forbid", json_schema_extra=_add_cel_rules)
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = ()
 
