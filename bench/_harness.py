@@ -167,6 +167,7 @@ def sender_env(infra: Infrastructure, api_url: str, **extra: str) -> dict[str, s
         "HERALD_DATABASE_URL": infra.dsn,
         "HERALD_TELEGRAM_API_URL": api_url,
         "HERALD_SENDER_METRICS_PORT": "0",
+        "HERALD_SENDER_HEALTH_PORT": "0",
         **extra,
     }
 

@@ -20,6 +20,7 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 from kubernetes import client
+from nats.aio.client import Client as NatsClient
 
 from herald.bot import controlling, creating, errors, listing, subscribing
 from herald.bot.kubeapi import KubernetesBroadcasts
@@ -32,6 +33,7 @@ from herald.bot.settings import BotSettings, Settings
 from herald.bot.stores import BroadcastStore, SubscriberStore
 from herald.bot.throttling import RetryAfter
 from herald.bot.translations import Translations
+from herald.core import probes
 from herald.kube import connecting
 
 __all__ = ["BotApp", "assemble", "build_dispatcher", "run", "webhook_application"]
@@ -101,6 +103,12 @@ class BotApp:
     live: LiveStatus
     reports: CompletionReports
     metrics: Metrics
+    pool: asyncpg.Pool
+    nats: NatsClient
+
+    def failure(self) -> str | None:
+        """Why the bot cannot do its work any more, for /livez."""
+        return self.live.failure or self.reports.failure
 
 
 def new_bot(settings: Settings) -> Bot:
@@ -176,7 +184,7 @@ async def assemble(
         await reports.start()
         live.start()
         try:
-            yield BotApp(settings, bot, dispatcher, live, reports, metrics)
+            yield BotApp(settings, bot, dispatcher, live, reports, metrics, pool, connection)
         finally:
             await live.stop()
             await reports.stop()
@@ -229,19 +237,30 @@ async def _forever() -> None:
     await asyncio.Event().wait()
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, *, kubernetes: client.ApiClient | None = None) -> None:
     """Run the bot until cancelled: webhook mode if a webhook URL is set, else polling."""
-    async with assemble(settings) as app:
+    async with assemble(settings, kubernetes=kubernetes) as app:
         app.metrics.serve(settings.bot.metrics_port)
+        probing = await probes.serve(
+            settings.bot.health_port,
+            live=app.failure,
+            ready={
+                "NATS": probes.nats_connected(app.nats),
+                "Postgres": probes.postgres_answers(app.pool),
+            },
+        )
         try:
             await set_commands(app.bot, settings.bot)
         except TelegramAPIError as exc:
             logger.warning("Could not set the command menu: %s", type(exc).__name__)
-        if settings.bot.webhook_url:
-            await _serve_webhook(app)
-        else:
-            # Polling and a webhook exclude each other on Telegram's side.
-            await app.bot.delete_webhook(drop_pending_updates=False)
-            await app.dispatcher.start_polling(
-                app.bot, handle_signals=False, close_bot_session=False
-            )
+        try:
+            if settings.bot.webhook_url:
+                await _serve_webhook(app)
+            else:
+                # Polling and a webhook exclude each other on Telegram's side.
+                await app.bot.delete_webhook(drop_pending_updates=False)
+                await app.dispatcher.start_polling(
+                    app.bot, handle_signals=False, close_bot_session=False
+                )
+        finally:
+            await probing.cleanup()

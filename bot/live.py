@@ -26,6 +26,7 @@ from herald.bot.keyboards import markup
 from herald.bot.stores import BroadcastNotFound, BroadcastStore, StoreError
 from herald.bot.translations import Texts
 from herald.bot.views import is_terminal, status_keyboard, status_text
+from herald.core import probes
 from herald.core.broadcasts import Broadcast
 
 __all__ = ["LiveStatus", "Rendered"]
@@ -101,6 +102,10 @@ class LiveStatus:
     @property
     def tracked(self) -> int:
         return len(self._tracked)
+
+    @property
+    def failure(self) -> str | None:
+        return probes.failure_of(self._task, "live status")
 
     def start(self) -> None:
         if self._task is None:

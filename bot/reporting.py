@@ -29,7 +29,7 @@ from herald.bot.metrics import Metrics
 from herald.bot.stores import SubscriberStore
 from herald.bot.translations import Translations
 from herald.bot.views import report_text
-from herald.core import subjects
+from herald.core import probes, subjects
 from herald.core.envelopes import CompletionRecord, DecodeError, decode
 from herald.core.streams import ensure_events_stream
 
@@ -88,6 +88,10 @@ class CompletionReports:
             ),
         )
         self._task = asyncio.create_task(self._run(), name="herald-bot-completion-reports")
+
+    @property
+    def failure(self) -> str | None:
+        return probes.failure_of(self._task, "completion reports")
 
     async def stop(self) -> None:
         if self._task is not None:

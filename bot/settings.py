@@ -103,6 +103,13 @@ class BotSettings(BaseSettings):
             "Bounds the bot's own edit traffic and its memory."
         ),
     )
+    health_port: int = Field(
+        default=8081,  # beside the webhook server's 8080
+        ge=0,
+        le=65535,
+        description="Port of /livez (fails once live status or completion reports stopped) and "
+        "/readyz (fails while NATS or Postgres does not answer); 0 turns it off (tests).",
+    )
     metrics_port: int = Field(
         default=9103,
         ge=0,

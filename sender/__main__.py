@@ -19,14 +19,14 @@ __all__ = ["main"]
 log = logging.getLogger("herald.sender")
 
 
-async def _run(config: Config) -> None:
+async def _run(config: Config) -> bool:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     metrics = Metrics()
     metrics.serve(config.sender.metrics_port)
-    await Sender(config, metrics=metrics).run(stopping)
+    return await Sender(config, metrics=metrics).run(stopping)
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
         config = Config()
     except ValidationError as error:
         sys.exit(f"herald-sender: invalid configuration:\n{logs.redact(str(error))}")
-    asyncio.run(_run(config))
+    if not asyncio.run(_run(config)):
+        sys.exit(1)  # a vital loop failed (logged); Kubernetes restarts the pod
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from herald.core import streams
+from herald.core import probes, streams
 from herald.core.envelopes import BroadcastState, ControlRecord
 from herald.sender import controls, ledgers
 from herald.sender.controls import Controls
@@ -28,7 +28,7 @@ from herald.sender.metrics import Metrics
 from herald.sender.recording import Recorder
 from herald.sender.sending import BotWorker
 from herald.sender.settings import Config
-from herald.sender.tasks import spawn, wait
+from herald.sender.tasks import Vitals, spawn, wait
 
 __all__ = ["Sender"]
 
@@ -45,8 +45,10 @@ class Sender:
         self._workers: dict[str, BotWorker] = {}
         self._leases_due = asyncio.Event()
         self.ready = asyncio.Event()
+        self.vitals = Vitals()
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def run(self, stopping: asyncio.Event) -> bool:
+        """Until ``stopping`` is set, or a vital loop fails; returns whether all was well."""
         settings = self.config.sender
         client: NatsClient = await nats.connect(
             self.config.nats.url, name=f"herald-sender {settings.id}", max_reconnect_attempts=-1
@@ -67,16 +69,31 @@ class Sender:
                 self._ledger, flush_seconds=settings.flush_seconds, metrics=self.metrics
             )
             control: set[asyncio.Task[Any]] = set()
-            spawn(control, self._watch())
-            spawn(control, self._lease())
-            recording = asyncio.create_task(self._recorder.run())
+            spawn(control, self._watch(), vital=(self.vitals, "the control watch"))
+            spawn(control, self._lease(), vital=(self.vitals, "the leases"))
+            recording = spawn(set(), self._recorder.run(), vital=(self.vitals, "the ledger writer"))
+            probing = await probes.serve(
+                settings.health_port,
+                live=lambda: self.vitals.failure,
+                ready={
+                    "NATS": probes.nats_connected(client),
+                    "Postgres": probes.postgres_answers(pool),
+                },
+            )
             log.info("sender %s running", settings.id)
-            await stopping.wait()
-            log.info("sender %s stopping", settings.id)
+            await _first(stopping, self.vitals.failed)
+            if self.vitals.failure is not None:
+                # Half a sender holds its bots' leases and sends nothing: stop cleanly (the
+                # ledger keeps every claim honest) and exit non-zero to be restarted.
+                log.error("sender %s stopping: %s", settings.id, self.vitals.failure)
+            else:
+                log.info("sender %s stopping", settings.id)
             await self._shutdown(control, recording)
+            await probing.cleanup()
         finally:
             await pool.close()
             await client.drain()
+        return self.vitals.failure is None
 
     async def _shutdown(
         self, control: set[asyncio.Task[Any]], recording: asyncio.Task[None]
@@ -171,6 +188,7 @@ class Sender:
             recorder=self._recorder,
             controls=self._controls,
             metrics=self.metrics,
+            vitals=self.vitals,
         )
         self._workers[bot_id] = worker
         log.info("holding the lease of bot %s", bot_id)
@@ -187,3 +205,13 @@ class Sender:
         await worker.close(loop.time() + self.config.sender.request_timeout_seconds)
         if release:
             await self._controls.release(bot_id)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Until one of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for each in waits:
+            each.cancel()

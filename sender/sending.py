@@ -97,8 +97,10 @@ class BotWorker:
         recorder: Recorder,
         controls: Controls,
         metrics: Metrics,
+        vitals: tasks.Vitals,
     ) -> None:
         self.bot_id = bot_id
+        self._vitals = vitals
         self._settings: SenderSettings = config.sender
         self._js = js
         self._ledger = ledger
@@ -125,7 +127,9 @@ class BotWorker:
         self._stopping = False
         self.lease_until = 0.0
         self._loop = asyncio.get_running_loop()
-        self._scheduler = tasks.spawn(self._tasks, self._schedule())
+        self._scheduler = tasks.spawn(
+            self._tasks, self._schedule(), vital=(vitals, f"the scheduler of bot {bot_id}")
+        )
 
     # --- control -----------------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class BotWorker:
             if current is not None:
                 self.drop(record.uid)
             return
+        vitals = self._vitals
         self._pacer.configure(record.uid, record.rate)
         self._shares_of = ()  # the rate may have changed
         if current is None:
@@ -150,9 +155,14 @@ class BotWorker:
             self._broadcasts[record.uid] = current
             # The broadcast's own tasks log with its namespace and name.
             with logs.broadcast(record.namespace, record.name):
-                tasks.spawn(current.tasks, self._feed(current))
-                current.claimer = tasks.spawn(current.tasks, self._claim(current))
-                tasks.spawn(current.tasks, work.keep_alive())
+                of = f"of {record.namespace}/{record.name}"
+                tasks.spawn(current.tasks, self._feed(current), vital=(vitals, f"the feed {of}"))
+                current.claimer = tasks.spawn(
+                    current.tasks, self._claim(current), vital=(vitals, f"the claims {of}")
+                )
+                tasks.spawn(
+                    current.tasks, work.keep_alive(), vital=(vitals, f"the keep-alive {of}")
+                )
         was_active = current.active
         current.record = record
         if was_active and not current.active:

@@ -66,6 +66,13 @@ class SenderSettings(BaseSettings):
         description="Time to finish in-flight sends after SIGTERM. Below Kubernetes' default "
         "terminationGracePeriodSeconds of 30, so the process exits before it is killed.",
     )
+    health_port: int = Field(
+        default=8080,
+        ge=0,
+        le=65535,
+        description="Port of /livez (fails once a vital loop has failed) and /readyz (fails "
+        "while NATS or Postgres does not answer); 0 turns it off (tests).",
+    )
     metrics_port: int = Field(
         default=9102,
         ge=0,

@@ -209,6 +209,7 @@ def _start_components(
         "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
         "HERALD_OPERATOR_METRICS_PORT": str(processes.free_port()),
         "HERALD_SENDER_METRICS_PORT": "0",
+        "HERALD_SENDER_HEALTH_PORT": "0",
     }
     operator = processes.ManagedProcess(
         name="herald-operator",

@@ -155,6 +155,7 @@ async def local_system(
             "HERALD_SENDER_NAMESPACE": kubectl.namespace or "default",
             "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
             "HERALD_SENDER_METRICS_PORT": "0",
+            "HERALD_SENDER_HEALTH_PORT": "0",
             **(settings or {}),
         }
         operator = processes.ManagedProcess(

@@ -178,6 +178,8 @@ def test_the_chart_defaults_are_the_settings_defaults(chart: Path) -> None:
     )
     assert values["sender"]["metricsPort"] == SenderSettings.model_fields["metrics_port"].default
     assert values["bot"]["metricsPort"] == BotSettings.model_fields["metrics_port"].default
+    assert values["sender"]["healthPort"] == SenderSettings.model_fields["health_port"].default
+    assert values["bot"]["healthPort"] == BotSettings.model_fields["health_port"].default
     assert values["bot"]["existingSecret"] == BotSettings.model_fields["secret_name"].default
     scaling = ScalingSettings.model_fields
     assert values["operator"]["scaling"] == {

@@ -51,6 +51,7 @@ FAST = {
     "lease_seconds": 2.0,
     "shutdown_seconds": 10.0,
     "metrics_port": 0,
+    "health_port": 0,
 }
 ACK_WAIT = 3.0
 
