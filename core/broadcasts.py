@@ -196,6 +196,17 @@ class Schedule(Contract):
 class BroadcastSpec(Contract):
     """What to send, to whom, how fast and when."""
 
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        # What a crash means for a row is decided by the delivery it was claimed under: a
+        # change mid-broadcast would give one Broadcast's `uncertain` two meanings.
+        CelRule(
+            rule="self.delivery == oldSelf.delivery",
+            message="delivery is immutable once the Broadcast exists; create a new Broadcast "
+            "instead",
+            field_path=".delivery",
+        ),
+    )
+
     bot_ref: BotRef = Field(
         description="The bot that sends, by the Secret holding its token. Immutable.",
     )
@@ -232,7 +243,7 @@ class BroadcastSpec(Contract):
             "What a crash between sending a message and recording it means. Telegram has "
             "no idempotency key, so exactly-once is impossible. atMostOnce (default): the "
             "recipient is counted as uncertain and never sent again. atLeastOnce: the "
-            "message is sent again, so the recipient may get it twice."
+            "message is sent again, so the recipient may get it twice. Immutable."
         ),
     )
     paused: bool = Field(

@@ -160,8 +160,20 @@ def test_all_rule_violations_are_reported_at_once(kubectl: Any) -> None:
             {"spec": {"botRef": {"name": "other-bot"}}},
             "spec.botRef: Invalid value: botRef is immutable once the Broadcast exists",
         ),
+        (
+            {"spec": {"delivery": "atLeastOnce"}},
+            "spec.delivery: Invalid value: delivery is immutable once the Broadcast exists; "
+            "create a new Broadcast instead",
+        ),
     ],
-    ids=["content-text", "content-flag", "audience-chat-ids", "audience-languages", "bot-ref"],
+    ids=[
+        "content-text",
+        "content-flag",
+        "audience-chat-ids",
+        "audience-languages",
+        "bot-ref",
+        "delivery",
+    ],
 )
 def test_immutable_after_creation(kubectl: Any, patch: dict[str, Any], message: str) -> None:
     before = _create(kubectl)
