@@ -140,7 +140,7 @@ async def prepare_broadcast(
                 recipients=[Recipient(c, None, f"User{c}") for c in chat_ids[start : start + 100]],
             )
             await js.publish(
-                subjects.work_subject(uid), encode(batch), headers={"Nats-Msg-Id": batch.msg_id}
+                subjects.work_subject(uid), encode(batch), headers={"Nats-Msg-Id": batch.msg_id(0)}
             )
         record = ControlRecord(
             uid=uid,

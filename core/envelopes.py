@@ -62,15 +62,17 @@ class Recipient(NamedTuple):
 
 
 class WorkBatch(_Record):
-    """A slice of one broadcast's ledger, in chat id order. Published with the message id
-    ``<uid>:<first chat id>`` so a re-publish after a crash is dropped by JetStream."""
+    """A slice of one broadcast's ledger, in chat id order. Published with the message id of
+    :meth:`msg_id`, so that a re-publish after a crash (same round, same cut) is dropped by
+    JetStream, and a queueing of lost work in a new round, or cut otherwise, is not."""
 
     uid: str
     recipients: list[Recipient]
 
-    @property
-    def msg_id(self) -> str:
-        return f"{self.uid}:{self.recipients[0].chat_id}"
+    def msg_id(self, publish_round: int) -> str:
+        """``<uid>:<round>:<first chat id>:<last chat id>``."""
+        first, last = self.recipients[0].chat_id, self.recipients[-1].chat_id
+        return f"{self.uid}:{publish_round}:{first}:{last}"
 
 
 class BroadcastState(enum.StrEnum):

@@ -148,6 +148,8 @@ class Facts:
     rate_sample: RateSample | None = None
     # The last attempt at materialising or queueing gave up waiting on a service.
     preparing_wait: Wait | None = None
+    # Work messages of a published broadcast in its consumer; None when not looked at.
+    queued_work: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +165,7 @@ class Plan:
 
     materialise: bool = False
     publish: bool = False
+    requeue: bool = False  # start a new publishing round first: the queued work was lost
     control: BroadcastState | None = None  # None: leave the control record as it is
     purge_work: bool = False  # drop queued batches and the consumer
     close_pending: str | None = None  # reason for failing every non-terminal recipient
@@ -192,6 +195,7 @@ class _Situation:
     control: BroadcastState | None = None
     materialise: bool = False
     publish: bool = False
+    requeue: bool = False
     purge_work: bool = False
     close_pending: str | None = None
     clear_fault: bool = False
@@ -340,9 +344,20 @@ def _situation(
             clear_fault=clear_fault,
         )
 
+    # Published, recipients still pending, and nothing of theirs in the consumer: their
+    # work is gone (the stream purged, a batch terminated as undecodable). A sender acks a
+    # batch only once its rows are terminal, and a pause naks it back, so this is no race.
+    waiting_rows = ledger.counts.get(DeliveryState.PENDING, 0) if ledger is not None else 0
+    requeue = (
+        ledger is not None and ledger.published and waiting_rows > 0 and facts.queued_work == 0
+    )
+    publish = publish or requeue
     wait = facts.preparing_wait
     if (materialise or publish) and wait is not None:
         reason, message = wait.reason, wait.message
+    elif requeue:
+        reason = Reason.PUBLISHING
+        message = f"Queueing work again for {waiting_rows} recipients: their work was lost."
     elif materialise:
         reason, message = Reason.MATERIALISING, "Writing the audience into the ledger."
     elif publish:
@@ -356,6 +371,7 @@ def _situation(
         control=BroadcastState.ACTIVE,
         materialise=materialise,
         publish=publish,
+        requeue=requeue,
         clear_fault=clear_fault,
     )
 
@@ -534,6 +550,7 @@ def plan(
     return Plan(
         materialise=s.materialise,
         publish=s.publish,
+        requeue=s.requeue,
         control=s.control,
         purge_work=s.purge_work,
         # Only while something is still open: the rows are closed once.

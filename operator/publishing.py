@@ -1,10 +1,12 @@
 """Queueing a broadcast's ledger as JetStream work, and the other writes to its streams.
 
-Work is published in chat id order from the ``published_through`` cursor. Each message's
-``Nats-Msg-Id`` is ``<uid>:<first chat id>`` and batches are cut the same way every time
-(fixed size, from the cursor), so after a crash the batches published after the last saved
-cursor come out identical and JetStream drops them as duplicates. Rows are read in keyset
-pages of ``window`` batches, so memory stays flat whatever the audience size.
+Pending rows are published in chat id order from the ``published_through`` cursor. Each
+message's ``Nats-Msg-Id`` is ``<uid>:<round>:<first chat id>:<last chat id>`` and batches are
+cut the same way every time (fixed size, from the cursor), so after a crash the batches
+published after the last saved cursor come out identical and JetStream drops them as
+duplicates. Work found lost is queued again in the next round (:func:`requeue`), which no
+duplicate window swallows. Rows are read in keyset pages of ``window`` batches, so memory
+stays flat whatever the audience size.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "publish_completion",
     "publish_work",
     "purge_work",
+    "queued_work",
+    "requeue",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,7 +80,7 @@ async def purge_work(js: JetStreamContext, uid: str) -> None:
 _PAGE = """
 SELECT d.chat_id, s.language_code, s.first_name, s.last_name, s.username
   FROM deliveries d LEFT JOIN subscribers s ON s.chat_id = d.chat_id
- WHERE d.broadcast_uid = $1 AND d.chat_id > $2
+ WHERE d.broadcast_uid = $1 AND d.chat_id > $2 AND d.state = 'pending'
  ORDER BY d.chat_id
  LIMIT $3
 """
@@ -107,9 +111,11 @@ async def publish_work(
         waiting_for(Service.DATABASE, db, "reading the publish cursor"),
         pool.acquire() as connection,
     ):
-        cursor_at = await connection.fetchval(
-            "SELECT published_through FROM broadcasts WHERE uid = $1", uid
+        cursor = await connection.fetchrow(
+            "SELECT published_through, publish_round FROM broadcasts WHERE uid = $1", uid
         )
+    cursor_at = cursor["published_through"] if cursor is not None else None
+    publish_round = int(cursor["publish_round"]) if cursor is not None else 0
     after = _MIN_CHAT_ID if cursor_at is None else int(cursor_at)
     subject = subjects.work_subject(uid)
     page_size = batch_size * window
@@ -129,7 +135,9 @@ async def publish_work(
                 work = WorkBatch(uid=uid, recipients=[Recipient(*row) for row in page])
                 inflight.append(
                     await js.publish_async(
-                        subject, envelopes.encode(work), headers={"Nats-Msg-Id": work.msg_id}
+                        subject,
+                        envelopes.encode(work),
+                        headers={"Nats-Msg-Id": work.msg_id(publish_round)},
                     )
                 )
             await asyncio.gather(*inflight)
@@ -154,6 +162,30 @@ async def publish_work(
             uid,
         )
     return PublishReport(batches=batches, recipients=recipients)
+
+
+async def queued_work(js: JetStreamContext, uid: str) -> int:
+    """Work messages of the broadcast in its consumer, delivered or not, not yet acked; 0
+    when there is no consumer (deleted, or lost with the stream)."""
+    try:
+        info = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
+    except NotFoundError:
+        return 0
+    return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+async def requeue(pool: asyncpg.Pool, uid: str) -> bool:
+    """Start a new publishing round for a published broadcast: its pending rows are then
+    queued again from the start. False when it was not published (a round is under way)."""
+    status: str = await pool.execute(
+        """
+        UPDATE broadcasts
+           SET publish_round = publish_round + 1, published_through = NULL, published_at = NULL
+         WHERE uid = $1 AND published_at IS NOT NULL
+        """,
+        uid,
+    )
+    return status == "UPDATE 1"
 
 
 async def publish_completion(js: JetStreamContext, record: CompletionRecord) -> None:

@@ -34,6 +34,7 @@ from pydantic import SecretStr, ValidationError
 
 from herald.core import subjects
 from herald.core.broadcasts import BroadcastSpec
+from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord
 from herald.core.statuses import BroadcastStatus
 from herald.operator import (
@@ -233,6 +234,10 @@ class Reconciler:
             ledger = await ledgers.ledger_facts(connection, uid)
         async with self.c.nats("reading the fault record"):
             fault = await controls.read_fault(self.c.kv, uid)
+        queued = None
+        if ledger is not None and ledger.published and ledger.counts.get(DeliveryState.PENDING):
+            async with self.c.nats("counting the queued work"):
+                queued = await publishing.queued_work(self.c.js, uid)
         facts = Facts(
             generation=int(meta.get("generation") or 0),
             token=token_state,
@@ -242,6 +247,7 @@ class Reconciler:
             rate_sample=memory.sample,
             # A retry under way may still succeed; until then say why the last one gave up.
             preparing_wait=self.preparations.wait_of(uid),
+            queued_work=queued,
         )
         return facts, token
 
@@ -263,6 +269,14 @@ class Reconciler:
         if plan.clear_fault:
             async with self.c.nats("clearing the fault record"):
                 await controls.delete_fault(self.c.kv, uid)
+        if plan.requeue and token is not None:
+            async with self.c.database("starting a new publishing round"):
+                if await publishing.requeue(self.c.pool, uid):
+                    logger.warning(
+                        "Broadcast %s/%s: its queued work is gone; queueing it again.",
+                        namespace,
+                        name,
+                    )
         if (plan.materialise or plan.publish) and token is not None:
             # The consumer before the control record: a sender told to serve the broadcast
             # finds its work queue there at once.

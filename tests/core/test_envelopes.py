@@ -71,7 +71,10 @@ def test_work_batch_round_trips_with_a_stable_message_id() -> None:
         recipients=[envelopes.Recipient(42, "ru", "Анна"), envelopes.Recipient(43)],
     )
     assert envelopes.decode(envelopes.WorkBatch, envelopes.encode(batch)) == batch
-    assert batch.msg_id == "0b7c:42"
+    assert batch.msg_id(0) == "0b7c:0:42:43"
+    # A new round, or another cut of the same rows, is new work to JetStream.
+    assert batch.msg_id(1) == "0b7c:1:42:43"
+    assert batch.model_copy(update={"recipients": batch.recipients[:1]}).msg_id(0) == "0b7c:0:42:42"
 
 
 @pytest.mark.parametrize(

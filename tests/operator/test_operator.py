@@ -211,8 +211,13 @@ async def control(js: JetStreamContext, uid: str) -> ControlRecord | None:
 
 async def queued(js: JetStreamContext, uid: str) -> list[WorkBatch]:
     """The broadcast's batches in the stream, read without consuming them."""
+    return [batch for batch, _ in await queued_with_ids(js, uid)]
+
+
+async def queued_with_ids(js: JetStreamContext, uid: str) -> list[tuple[WorkBatch, str]]:
+    """The batches with their message ids, ``<uid>:<round>:<first>:<last>``."""
     info = await js.stream_info(subjects.WORK_STREAM, subjects_filter=subjects.work_subject(uid))
-    batches: list[WorkBatch] = []
+    batches: list[tuple[WorkBatch, str]] = []
     if info.state.messages == 0:
         return batches
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
@@ -222,8 +227,9 @@ async def queued(js: JetStreamContext, uid: str) -> list[WorkBatch]:
             continue
         if msg.subject == subjects.work_subject(uid):
             batch = envelopes.decode(WorkBatch, msg.data or b"")
-            assert (msg.headers or {})["Nats-Msg-Id"] == batch.msg_id
-            batches.append(batch)
+            msg_id = (msg.headers or {})["Nats-Msg-Id"]
+            assert msg_id.startswith(f"{uid}:") and msg_id.endswith(batch.msg_id(0)[len(uid) + 2 :])
+            batches.append((batch, msg_id))
     return batches
 
 
@@ -288,7 +294,8 @@ async def test_broadcast_lifecycle(
         lambda: _when(queued(js, uid), lambda b: len(b) == 4), what="four batches of two"
     )
     assert [r.chat_id for b in batches for r in b.recipients] == expected
-    assert [b.msg_id for b in batches] == [f"{uid}:{c}" for c in (1000, 1002, 1004, 3000)]
+    cuts = [expected[i : i + 2] for i in range(0, len(expected), 2)]
+    assert [b.msg_id(0) for b in batches] == [f"{uid}:0:{c[0]}:{c[-1]}" for c in cuts]
     assert batches[2].recipients[1].language_code == "en-us"
     assert batches[0].recipients[0].first_name == "user1000"
 
@@ -511,6 +518,32 @@ async def test_content_rejected_fault_fails_the_broadcast(
     assert await eventually(lambda: _when(states(db, uid), lambda s: "pending" not in s)) == {
         "failed": 3
     }
+
+
+async def test_lost_work_is_queued_again_in_a_new_round(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 6)
+    apply_secret(kubectl)
+    uid = apply_broadcast(kubectl, "purged")
+    await eventually(lambda: _when(queued(js, uid), lambda b: len(b) == 3), what="queued")
+    # A sender got the first two through, then the work went (a purge, a lost stream).
+    await db.execute(
+        "UPDATE deliveries SET state = 'delivered' WHERE broadcast_uid = $1 AND chat_id < 1002",
+        uid,
+    )
+    await js.purge_stream(subjects.WORK_STREAM, subject=subjects.work_subject(uid))
+    again = await eventually(
+        lambda: _when(queued_with_ids(js, uid), lambda b: len(b) == 2), what="queued again"
+    )
+    # Only the recipients still pending, under ids JetStream has not seen in this window.
+    assert [msg_id for _, msg_id in again] == [f"{uid}:1:1002:1003", f"{uid}:1:1004:1005"]
+    assert await states(db, uid) == {"delivered": 2, "pending": 4}
+    assert "its queued work is gone; queueing it again" in operator.process.log_path.read_text()
+    # Queued once more, not on every run: the new work is in the consumer.
+    await asyncio.sleep(2)
+    assert len(await queued(js, uid)) == 2
+    assert await db.fetchval("SELECT publish_round FROM broadcasts WHERE uid = $1", uid) == 1
 
 
 async def test_delete_purges_work_and_keeps_the_ledger(

@@ -598,3 +598,33 @@ def test_a_deadline_past_on_first_sight_settles_once_with_a_completion() -> None
     again = plan(spec=late, status=first.status, facts=facts(ledger=None), now=NOW)
     assert again.completion is None
     assert not again.transition
+
+
+@pytest.mark.parametrize(
+    ("ledger_facts", "queued", "paused", "requeue"),
+    [
+        pytest.param(ledger(pending=4, delivered=6), 0, False, True, id="pending-and-none-queued"),
+        pytest.param(ledger(pending=4, delivered=6), 2, False, False, id="work-still-queued"),
+        pytest.param(ledger(pending=4, delivered=6), None, False, False, id="not-looked-at"),
+        pytest.param(ledger(claimed=4, delivered=6), 0, False, False, id="only-claims-open"),
+        pytest.param(ledger(pending=4, delivered=6), 0, True, False, id="paused"),
+        pytest.param(
+            ledger(pending=10, published=False), 0, False, False, id="first-round-under-way"
+        ),
+    ],
+)
+def test_lost_work_is_queued_again(
+    ledger_facts: LedgerFacts, queued: int | None, paused: bool, requeue: bool
+) -> None:
+    p = plan(
+        spec=spec(paused=paused),
+        status=None,
+        facts=facts(ledger=ledger_facts, queued_work=queued),
+        now=NOW,
+    )
+    assert p.requeue is requeue
+    if requeue:
+        assert p.publish
+        ready = p.status.condition(ConditionType.RECONCILING)
+        assert ready is not None and ready.reason == "Publishing"
+        assert ready.message == "Queueing work again for 4 recipients: their work was lost."

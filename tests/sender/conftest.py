@@ -129,7 +129,7 @@ class Pipeline:
                 recipients=[Recipient(c, None, f"User{c}") for c in chats[start : start + batch]],
             )
             await self.js.publish(
-                subjects.work_subject(uid), encode(work), headers={"Nats-Msg-Id": work.msg_id}
+                subjects.work_subject(uid), encode(work), headers={"Nats-Msg-Id": work.msg_id(0)}
             )
         record = ControlRecord(
             uid=uid,
