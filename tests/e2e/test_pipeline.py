@@ -11,6 +11,9 @@ import signal
 import time
 from typing import Any
 
+import nats
+
+from herald.core import subjects
 from herald.dev.systems import TOKEN
 from herald.dev.systems import LocalSystem as Herald
 from herald.emulator import RecordedMessage
@@ -310,3 +313,32 @@ async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(herald: Her
     assert status["delivered"] + status["uncertain"] == 300
     assert status["delivered"] == summary.total or status["uncertain"] > 0
     assert status["uncertain"] <= 64  # the sender's in-flight bound
+
+
+async def test_work_purged_mid_way_is_queued_again_and_nothing_goes_twice(herald: Herald) -> None:
+    await herald.seed(herald.subscribers(200))
+    herald.apply(
+        "purged",
+        {
+            "content": {"text": "once"},
+            "audience": {"subscribers": {}},
+            "rate": {"messagesPerSecond": 30},
+        },
+    )
+    await herald.wait_for(
+        lambda: int(herald.status("purged").get("delivered") or 0) > 30, within=60, what="sends"
+    )
+    uid = herald.kubectl("get", "bc", "purged", "-o", "jsonpath={.metadata.uid}").stdout
+    client = await nats.connect(herald.nats_url)
+    try:
+        await client.jetstream().purge_stream(
+            subjects.WORK_STREAM, subject=subjects.work_subject(uid)
+        )
+    finally:
+        await client.close()
+    await herald.wait_condition("purged", "Complete", within=120)
+    async with herald.emulator() as emulator:
+        summary = await emulator.summary(token=TOKEN)
+    assert summary.duplicates.get(TOKEN, {}) == {}
+    assert summary.total == 200
+    assert await ledger(herald) == {"delivered": 200}
