@@ -194,9 +194,13 @@ def _start_components(
     """The operator, and the supervisor that plays kubelet for the sender Deployment."""
     kubectl = Kubectl(kubeconfig)
     kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+    # Forced: the operator took .spec.replicas over through the scale subresource on an
+    # earlier run (the control plane's data outlives `down`), and a fresh stack starts from
+    # no senders anyway; the operator scales up again within seconds if anything sends.
     kubectl(
         "apply",
         "--server-side",
+        "--force-conflicts",
         "-f",
         "-",
         input=json.dumps(sender_deployment(SENDER_DEPLOYMENT, SYSTEM_NAMESPACE)),
