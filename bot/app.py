@@ -233,6 +233,25 @@ async def _serve_webhook(app: BotApp) -> None:
         await runner.cleanup()
 
 
+async def _poll(app: BotApp) -> None:
+    """Long polling until cancelled, then stopped through aiogram's own signal: cancelling
+    start_polling itself would leave its polling task running on (asyncio.wait does not
+    cancel what it waits for)."""
+    polling = asyncio.ensure_future(
+        app.dispatcher.start_polling(app.bot, handle_signals=False, close_bot_session=False)
+    )
+    try:
+        await asyncio.shield(polling)
+    except asyncio.CancelledError:
+        if not polling.done():
+            with contextlib.suppress(RuntimeError):  # not started yet: nothing to stop
+                await app.dispatcher.stop_polling()
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+        raise
+
+
 async def _forever() -> None:
     await asyncio.Event().wait()
 
@@ -259,8 +278,6 @@ async def run(settings: Settings, *, kubernetes: client.ApiClient | None = None)
             else:
                 # Polling and a webhook exclude each other on Telegram's side.
                 await app.bot.delete_webhook(drop_pending_updates=False)
-                await app.dispatcher.start_polling(
-                    app.bot, handle_signals=False, close_bot_session=False
-                )
+                await _poll(app)
         finally:
             await probing.cleanup()
