@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ __all__ = [
     "Service",
     "emulator",
     "free_port",
+    "http_get",
     "http_ok",
     "stop_group",
     "wait_until",
@@ -53,6 +55,17 @@ def http_ok(url: str, *, context: ssl.SSLContext | None = None) -> bool:
             return status == 200
     except OSError:
         return False
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """``url``'s status and body, error answers included; (0, "") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read().decode()
+    except OSError:
+        return 0, ""
 
 
 def wait_until(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import urllib.error
-import urllib.request
 
 from kubernetes import client
 
@@ -13,7 +11,7 @@ from herald.bot.app import run
 from herald.bot.settings import BotSettings, Settings
 from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
 from herald.dev.kubectl import Kubectl
-from herald.dev.processes import free_port
+from herald.dev.processes import free_port, http_get
 from herald.emulator import RunningEmulator
 from herald.kube import connecting
 
@@ -21,13 +19,7 @@ TOKEN = "424243:bot-health-token"
 
 
 def probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
+    return http_get(f"http://127.0.0.1:{port}{path}")
 
 
 async def test_a_running_bot_is_live_and_ready(

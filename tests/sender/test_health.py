@@ -4,26 +4,18 @@ connections, then ready again; and the vital-loop bookkeeping behind /livez."""
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from typing import Any
 
 import asyncpg
 
-from herald.dev.processes import free_port
+from herald.dev.processes import free_port, http_get
 from herald.sender.tasks import Vitals, spawn
 
 Pipeline = Any  # the fixture's class lives in conftest.py
 
 
 def probe(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-    except OSError:
-        return 0, ""
+    return http_get(f"http://127.0.0.1:{port}{path}")
 
 
 async def answered(port: int, path: str, status: int, *, within: float = 20) -> str:
