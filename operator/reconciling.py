@@ -34,7 +34,7 @@ from pydantic import SecretStr, ValidationError
 
 from herald.core import subjects
 from herald.core.broadcasts import BroadcastSpec
-from herald.core.deliveries import DeliveryState
+from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord
 from herald.core.statuses import BroadcastStatus
 from herald.operator import (
@@ -50,7 +50,7 @@ from herald.operator import (
 )
 from herald.operator.connections import Connections
 from herald.operator.metrics import Metrics, view_of
-from herald.operator.planning import Facts, Plan, RateSample, TokenState, Wait
+from herald.operator.planning import Facts, LedgerFacts, Plan, RateSample, TokenState, Wait
 from herald.operator.preparing import Preparations
 from herald.operator.settings import Settings
 from herald.operator.waiting import Unavailable
@@ -235,7 +235,7 @@ class Reconciler:
         async with self.c.nats("reading the fault record"):
             fault = await controls.read_fault(self.c.kv, uid)
         queued = None
-        if ledger is not None and ledger.published and ledger.counts.get(DeliveryState.PENDING):
+        if _may_have_lost_work(ledger, memory.sample):
             async with self.c.nats("counting the queued work"):
                 queued = await publishing.queued_work(self.c.js, uid)
         facts = Facts(
@@ -499,6 +499,16 @@ class Reconciler:
             )
         self._forget(uid)
         logger.info("Broadcast %s/%s stopped; its ledger rows are kept.", namespace, name)
+
+
+def _may_have_lost_work(ledger: LedgerFacts | None, sample: RateSample | None) -> bool:
+    """Whether to ask NATS if the work is gone: published, recipients still pending, and no
+    progress since the last status write. While sends go on, work is plainly there, so a
+    busy broadcast costs no consumer lookup per run."""
+    if ledger is None or not ledger.published or not ledger.counts.get(DeliveryState.PENDING):
+        return False
+    terminal = sum(n for state, n in ledger.counts.items() if state in TERMINAL_STATES)
+    return sample is None or terminal <= sample.terminal
 
 
 def _problems(exc: ValidationError) -> str:
