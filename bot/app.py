@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-import nats
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -33,7 +32,8 @@ from herald.bot.settings import BotSettings, Settings
 from herald.bot.stores import BroadcastStore, SubscriberStore
 from herald.bot.throttling import RetryAfter
 from herald.bot.translations import Translations
-from herald.core import probes
+from herald.core import natsconn, probes
+from herald.core.permissions import Component
 from herald.kube import connecting
 
 __all__ = ["BotApp", "assemble", "build_dispatcher", "run", "webhook_application"]
@@ -151,7 +151,7 @@ async def assemble(
         max_size=settings.database.max_connections,
     )
     bot = new_bot(settings)
-    connection = await nats.connect(settings.nats.url)
+    connection = await natsconn.connect(settings.nats, component=Component.BOT, name="herald-bot")
     try:
         broadcasts = KubernetesBroadcasts(api)
         subscribers = PostgresSubscribers(pool)

@@ -62,6 +62,12 @@ def _resolve(state_dir: Path | None) -> Path:
     return (state_dir or default_state_dir()).resolve()
 
 
+def _echo_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        shown = "(in the env file)" if key.endswith("PASSWORD") else value
+        click.echo(f"  {key}={shown}")
+
+
 @dev.command()
 @_state_dir
 @_with_ports
@@ -78,8 +84,7 @@ def up(
     directory = _resolve(state_dir)
     options = stack.StackOptions(telegram_url, nats_port, postgres_port, emulator_port)
     state = stack.up(directory, options, say=click.echo)
-    for key, value in state.env.items():
-        click.echo(f"  {key}={value}")
+    _echo_env(state.env)
     env_file = directory / "env"
     click.echo(f"\nready. Use it from a shell:\n  . {env_file}\n  kubectl get broadcasts -A")
 
@@ -105,8 +110,7 @@ def status(state_dir: Path | None) -> None:
         sys.exit(1)
     for name, running in alive.items():
         click.echo(f"  {name:<18} {'running' if running else 'STOPPED'}")
-    for key, value in state.env.items():
-        click.echo(f"  {key}={value}")
+    _echo_env(state.env)
     if not all(alive.values()):
         sys.exit(1)
 

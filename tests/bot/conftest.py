@@ -19,8 +19,10 @@ from kubernetes import client, config
 
 from herald.bot.app import BotApp, assemble
 from herald.bot.settings import BotSettings, Settings
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.permissions import Component
+from herald.core.settings import DatabaseSettings, TelegramSettings
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.emulator import EmulatorClient, RecordedMessage, RunningEmulator
 
 TOKEN = "424242:bot-test-token"
@@ -221,9 +223,10 @@ class Harness:
 
 @pytest.fixture
 async def herald_bot(
-    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator
+    kubectl: Kubectl, database: str, nats_access: NatsAccess, emulator: RunningEmulator
 ) -> AsyncIterator[Harness]:
     await asyncio.to_thread(kubectl, "apply", "-f", str(RBAC))
+    await nats_access.create_streams()
     namespace = kubectl.namespace
     assert namespace is not None
     api = impersonating_client(kubectl.kubeconfig, namespace)
@@ -235,7 +238,7 @@ async def herald_bot(
             secret_name="herald-bot",
             live_interval=0.5,
         ),
-        nats=NatsSettings(url=nats_url),
+        nats=nats_access.settings(Component.BOT),
         database=DatabaseSettings(url=database, min_connections=1, max_connections=3),
         telegram=TelegramSettings(api_url=emulator.url),
     )

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from herald.core.permissions import Component
 from herald.dev import tools
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl, repo_root
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.controlplane
@@ -275,7 +277,7 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
     kubectl: Kubectl,
     controlplane: ControlPlane,
     render_text: RenderText,
-    nats_url: str,
+    nats_access: NatsAccess,
     database: str,
     tmp_path: Path,
 ) -> None:
@@ -289,7 +291,7 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
 
     variables = {
         "KUBECONFIG": str(kubeconfig),
-        "HERALD_NATS_URL": nats_url,
+        **nats_access.env(Component.OPERATOR),
         "HERALD_DATABASE_URL": database,
         "HERALD_OPERATOR_NAMESPACES": json.dumps([namespace]),
         "HERALD_SENDER_NAMESPACE": namespace,

@@ -37,8 +37,10 @@ from herald.core.envelopes import (
     FaultRecord,
     WorkBatch,
 )
+from herald.core.permissions import Component
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, free_port, wait_until
 
 pytestmark = pytest.mark.controlplane
@@ -75,12 +77,12 @@ class Operator:
 
 
 def operator_env(
-    controlplane: ControlPlane, kubectl: Kubectl, nats_url: str, database: str, **extra: str
+    controlplane: ControlPlane, kubectl: Kubectl, nats: NatsAccess, database: str, **extra: str
 ) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(nats.env(Component.OPERATOR))
     env.update(
         KUBECONFIG=str(controlplane.kubeconfig),
-        HERALD_NATS_URL=nats_url,
         HERALD_DATABASE_URL=database,
         HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
         # Only this test's namespace: other tests' Broadcasts belong to other databases.
@@ -106,12 +108,12 @@ def operator_overrides() -> dict[str, str]:
 def operator(
     controlplane: ControlPlane,
     kubectl: Kubectl,
-    nats_url: str,
+    nats_access: NatsAccess,
     database: str,
     tmp_path: Path,
     operator_overrides: dict[str, str],
 ) -> Iterator[Operator]:
-    env = operator_env(controlplane, kubectl, nats_url, database, **operator_overrides)
+    env = operator_env(controlplane, kubectl, nats_access, database, **operator_overrides)
     argv = [str(Path(sys.executable).parent / "herald-operator")]
     process = ManagedProcess("herald-operator", argv, tmp_path / "operator.log", env).start()
     running = Operator(process, env)
@@ -124,6 +126,7 @@ def operator(
         # No secret ever reaches the log.
         assert TOKEN not in log
         assert database not in log
+        assert nats_access.passwords[Component.OPERATOR] not in log
         assert "Traceback" not in log, running.process.tail(60)
 
 
