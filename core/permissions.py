@@ -80,14 +80,13 @@ def _inbox(component: Component) -> Grant:
     )
 
 
-def _exists(*streams: str) -> tuple[Grant, ...]:
-    return tuple(
-        Grant(
-            f"{_API}.STREAM.INFO.{stream}",
-            f"See that {stream} exists (the operator creates it).",
-        )
-        for stream in streams
+def _exists(*streams: str, owner: bool = False) -> tuple[Grant, ...]:
+    why = (
+        "See whether `{}` exists, to create it if not."
+        if owner
+        else ("See that `{}` exists; the operator creates it.")
     )
+    return tuple(Grant(f"{_API}.STREAM.INFO.{stream}", why.format(stream)) for stream in streams)
 
 
 def _watch_bucket(what: str, create: str) -> tuple[Grant, ...]:
@@ -117,18 +116,18 @@ OPERATOR = Permissions(
             "Queue a broadcast's work batches, one subject per Broadcast uid.",
         ),
         Grant(subjects.COMPLETIONS_SUBJECT, "Announce a finished broadcast to the bot."),
-        *_exists(_WORK, _EVENTS, _CONTROL),
+        *_exists(_WORK, _EVENTS, _CONTROL, owner=True),
         *(
             Grant(
                 f"{_API}.STREAM.CREATE.{stream}",
-                f"Create {stream} when it starts and it is missing: it owns the streams.",
+                f"Create `{stream}`: the operator owns the streams.",
             )
             for stream in (_WORK, _EVENTS, _CONTROL)
         ),
         *(
             Grant(
                 f"{_API}.STREAM.UPDATE.{stream}",
-                f"Converge {stream} on HERALD_NATS_REPLICAS.",
+                f"Converge `{stream}` on HERALD_NATS_REPLICAS.",
             )
             for stream in (_WORK, _EVENTS)
         ),
@@ -138,7 +137,7 @@ OPERATOR = Permissions(
         ),
         Grant(
             f"{_API}.CONSUMER.DURABLE.CREATE.{_WORK}.*",
-            "Create a broadcast's durable work consumer work-<uid> (nats-py's request for a "
+            "Create a broadcast's durable work consumer `work-<uid>` (nats-py's request for a "
             "durable consumer).",
         ),
         Grant(
@@ -165,9 +164,9 @@ OPERATOR = Permissions(
             "List the bucket's keys, to find orphaned control records (an unnamed watch).",
             f"{_API}.CONSUMER.CREATE.{_CONTROL}",
         ),
-        Grant(_key(_BROADCASTS), "Write and purge control records broadcast.<uid>."),
-        Grant(_key(_FAULTS), "Purge a sender's fault record fault.<uid> once acted on."),
-        Grant(_key(_BOT_RECORDS), "Write and purge bot records bot.<namespace>.<name>."),
+        Grant(_key(_BROADCASTS), "Write and purge control records `broadcast.<uid>`."),
+        Grant(_key(_FAULTS), "Purge a sender's fault record `fault.<uid>` once acted on."),
+        Grant(_key(_BOT_RECORDS), "Write and purge bot records `bot.<namespace>.<name>`."),
     ),
     subscribe=(_inbox(Component.OPERATOR),),
 )
@@ -177,7 +176,7 @@ SENDER = Permissions(
         *_exists(_WORK, _CONTROL),
         Grant(
             f"{_API}.CONSUMER.INFO.{_WORK}.*",
-            "Bind to a broadcast's work consumer work-<uid> and read its ack wait.",
+            "Bind to a broadcast's work consumer `work-<uid>` and read its ack wait.",
         ),
         Grant(f"{_API}.CONSUMER.MSG.NEXT.{_WORK}.*", "Pull work batches."),
         Grant(
@@ -201,10 +200,10 @@ SENDER = Permissions(
         ),
         Grant(
             _key(_LEASES),
-            "Take, renew and release bot leases lease.<bot id> (compare-and-set writes).",
+            "Take, renew and release bot leases `lease.<bot id>` (compare-and-set writes).",
         ),
-        Grant(_key(_HALTS), "Halt a bot for every replica after a 429: halt.<bot id>."),
-        Grant(_key(_FAULTS), "Report that a broadcast cannot go on: fault.<uid>."),
+        Grant(_key(_HALTS), "Halt a bot for every replica after a 429: `halt.<bot id>`."),
+        Grant(_key(_FAULTS), "Report that a broadcast cannot go on: `fault.<uid>`."),
     ),
     subscribe=(_inbox(Component.SENDER),),
 )
@@ -224,9 +223,9 @@ BOT = Permissions(
         Grant(f"$JS.ACK.{_EVENTS}.>", "Ack, nak and terminate completion records."),
         *_exists(_CONTROL),
         *_watch_bucket(
-            "Watch the bot records bot.<namespace>.<name>, read-only and nothing else of the "
+            "Watch the bot records `bot.<namespace>.<name>`, read-only and nothing else of the "
             "bucket: the watch's consumer must be created by name (the filter is then part of "
-            "the request's subject), not by nats-py's unnamed KeyValue.watch.",
+            "the request's subject), not by nats-py's unnamed `KeyValue.watch`.",
             f"{_API}.CONSUMER.CREATE.{_CONTROL}.*.{_key(_BOT_RECORDS)}",
         ),
     ),

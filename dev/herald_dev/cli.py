@@ -164,7 +164,8 @@ def build_tools() -> None:
 @dev.command("docs")
 @click.option("--check", is_flag=True, help="Fail if a committed page differs; write nothing.")
 def docs(check: bool) -> None:
-    """Regenerate docs/api.md and docs/configuration.md from the CRD and the settings."""
+    """Regenerate docs/api.md, docs/configuration.md and the tables of docs/nats.md from
+    the CRD, the settings and the NATS permissions."""
     from herald.dev import kubectl, reference  # noqa: PLC0415
 
     stale = []

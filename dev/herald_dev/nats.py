@@ -36,12 +36,19 @@ __all__ = [
     "NatsServer",
     "authorization",
     "find_nats_server",
+    "login",
     "render_config",
 ]
 
 # Full access: the tests' own checks, `herald dev` tools, a developer's shell.
 ADMIN = "admin"
 USERS: tuple[str, ...] = (ADMIN, *(component.value for component in Component))
+
+
+def login(user: str) -> str:
+    """The NATS user name of ``admin`` or a component: herald-sender, as docs/nats.md names
+    them in an account that other applications may share."""
+    return ADMIN if user == ADMIN else f"herald-{user}"
 
 
 # What nats-server logs when it refuses a client a subject ("Publish Violation - Subject ...",
@@ -65,13 +72,16 @@ def find_nats_server() -> Path:
 
 
 def authorization(passwords: Mapping[str, str]) -> dict[str, Any]:
-    """nats-server's ``authorization`` block: the admin unrestricted, each component with
-    exactly the subjects :data:`~herald.core.permissions.PERMISSIONS` grants it."""
-    users: list[dict[str, Any]] = [{"user": ADMIN, "password": passwords[ADMIN]}]
+    """nats-server's ``authorization`` block: the admin (when ``passwords`` has one)
+    unrestricted, each component with exactly the subjects
+    :data:`~herald.core.permissions.PERMISSIONS` grants it."""
+    users: list[dict[str, Any]] = []
+    if ADMIN in passwords:
+        users.append({"user": ADMIN, "password": passwords[ADMIN]})
     for component, permissions in PERMISSIONS.items():
         users.append(
             {
-                "user": component.value,
+                "user": login(component.value),
                 "password": passwords[component.value],
                 "permissions": {
                     "publish": {"allow": [grant.subject for grant in permissions.publish]},
@@ -123,7 +133,7 @@ class NatsAccess:
 
     def url_for(self, user: str) -> str:
         scheme, _, rest = self.address.partition("://")
-        return f"{scheme}://{user}:{self.passwords[user]}@{rest}"
+        return f"{scheme}://{login(user)}:{self.passwords[user]}@{rest}"
 
     async def create_streams(self) -> None:
         """Herald's streams and control bucket, as the operator creates them when it starts:
@@ -144,7 +154,7 @@ class NatsAccess:
         """The HERALD_NATS_* variables a process needs to connect as ``user``."""
         env = {
             "HERALD_NATS_URL": self.address,
-            "HERALD_NATS_USER": str(user),
+            "HERALD_NATS_USER": login(user),
             "HERALD_NATS_PASSWORD": self.passwords[user],
         }
         if self.tls is not None:
@@ -160,7 +170,7 @@ class NatsAccess:
         tls = self.tls
         return NatsSettings(
             url=self.address,
-            user=str(user),
+            user=login(user),
             password=SecretStr(self.passwords[user]),
             tls_ca_file=tls.ca_cert if tls else None,
             tls_cert_file=tls.client_cert if tls else None,

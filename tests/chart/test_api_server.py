@@ -80,6 +80,16 @@ def test_everything_the_chart_renders_passes_a_server_side_dry_run(
         "--set=networkPolicy.enabled=true",
         "--set=networkPolicy.egress[0].ports[0].port=4222",
         "--set=nats.existingSecret=herald-nats",
+        # NATS identities of each kind and TLS files: their env and volumes pass too.
+        "--set=nats.tls.caSecret=nats-ca",
+        "--set=nats.auth.operator.existingSecret=herald-nats-operator",
+        "--set=nats.auth.operator.tokenKey=token",
+        "--set=nats.auth.sender.user=herald-sender",
+        "--set=nats.auth.sender.existingSecret=herald-nats-sender",
+        "--set=nats.auth.sender.passwordKey=password",
+        "--set=nats.auth.sender.tlsSecret=herald-sender-tls",
+        "--set=nats.auth.bot.existingSecret=herald-nats-bot",
+        "--set=nats.auth.bot.nkeySeedKey=seed",
         namespace=str(kubectl.namespace),
         release=f"r{uuid.uuid4().hex[:6]}",
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -139,7 +140,7 @@ async def test_the_bot_watches_bot_records_and_nothing_else_of_the_bucket(
     # bot's grant pins to bot.>.
     seen: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
 
-    async def keep(msg: nats.aio.msg.Msg) -> None:
+    async def keep(msg: Msg) -> None:
         await seen.put((msg.subject, msg.data))
 
     def watch(keys: str) -> ConsumerConfig:

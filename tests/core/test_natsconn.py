@@ -15,7 +15,7 @@ from herald.core.permissions import Component, inbox_prefix
 from herald.core.settings import NatsSettings
 
 
-def options(component: Component = Component.SENDER, **fields: Any) -> dict[str, Any]:
+def options(component: Component = Component.SENDER, **fields: str) -> dict[str, Any]:
     return natsconn.options(NatsSettings.model_validate(fields), component=component, name="n")
 
 
@@ -23,7 +23,7 @@ def test_every_option_is_one_nats_connect_takes() -> None:
     accepted = set(inspect.signature(Client.connect).parameters)
     context = ssl.create_default_context()
     built = natsconn.options(
-        NatsSettings(user="u", password="p", tls_server_name="nats"),  # type: ignore[arg-type]
+        NatsSettings.model_validate({"user": "u", "password": "p", "tls_server_name": "nats"}),
         component=Component.BOT,
         name="herald-bot",
         tls=context,
@@ -64,7 +64,7 @@ def test_defaults_give_the_servers_the_name_and_the_components_own_inbox() -> No
 def test_each_identity_and_tls_setting_becomes_its_option(
     fields: dict[str, str], expected: dict[str, str]
 ) -> None:
-    built = options(**fields)
+    built = options(Component.SENDER, **fields)
     assert {key: built[key] for key in expected} == expected
     others = {"user", "password", "token", "nkeys_seed", "user_credentials", "tls_hostname"}
     assert not (others - set(expected)) & set(built)

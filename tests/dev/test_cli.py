@@ -48,7 +48,7 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
         assert env["HERALD_NATS_USER"] == "admin"
         for component in ("operator", "sender", "bot"):
             own = read_env(state_dir / f"env.{component}")
-            assert own["HERALD_NATS_USER"] == component
+            assert own["HERALD_NATS_USER"] == f"herald-{component}"
             assert own["HERALD_NATS_PASSWORD"] not in {"", env["HERALD_NATS_PASSWORD"]}
             assert (state_dir / f"env.{component}").stat().st_mode & 0o077 == 0
         again = herald("dev", "up", f"--state-dir={state_dir}")
