@@ -16,7 +16,6 @@ from pathlib import Path
 
 import asyncpg
 import nats
-from pydantic import SecretStr
 
 from herald.core import streams, subjects
 from herald.core.contents import Content
@@ -29,6 +28,7 @@ from herald.core.envelopes import (
     encode,
 )
 from herald.core.migrating import apply_migrations
+from herald.dev import keys
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.processes import ManagedProcess, free_port, http_ok, wait_until
@@ -148,7 +148,7 @@ async def prepare_broadcast(
             name="bench",
             generation=1,
             bot_id=TOKEN.partition(":")[0],
-            token=SecretStr(TOKEN),
+            token=keys.seal(TOKEN, bound_to=uid),
             content=Content(text="Hello <b>{first_name}</b>"),
             rate=SendRate(messages_per_second=rate, allow_paid_broadcast=paid),
             state=BroadcastState.ACTIVE,
@@ -166,6 +166,7 @@ def sender_env(infra: Infrastructure, api_url: str, **extra: str) -> dict[str, s
         "HERALD_NATS_URL": infra.nats_url,
         "HERALD_DATABASE_URL": infra.dsn,
         "HERALD_TELEGRAM_API_URL": api_url,
+        "HERALD_TOKEN_KEYS": keys.token_keys(),
         "HERALD_SENDER_METRICS_PORT": "0",
         "HERALD_SENDER_HEALTH_PORT": "0",
         **extra,

@@ -26,7 +26,7 @@ from pathlib import Path
 import asyncpg
 
 from herald.core.migrating import apply_migrations
-from herald.dev import controlplane, processes
+from herald.dev import controlplane, keys, processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
@@ -265,6 +265,8 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                 "HERALD_NATS_URL": nats.url,
                 "HERALD_DATABASE_URL": postgres.dsn(DATABASE),
                 "HERALD_TELEGRAM_API_URL": telegram_url,
+                # Kept in the state folder: the stack that comes back opens its old records.
+                "HERALD_TOKEN_KEYS": keys.token_keys(state_dir),
             }
             (state_dir / "env").write_text(env_text(state.env))
             _start_components(stack, state, plane.kubeconfig, logs)

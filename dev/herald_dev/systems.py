@@ -20,7 +20,7 @@ import yaml
 
 from herald.core.importing import import_subscribers
 from herald.core.subscribers import Subscriber
-from herald.dev import processes
+from herald.dev import keys, processes
 from herald.dev.kubectl import Kubectl
 from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 from herald.emulator import EmulatorClient
@@ -147,6 +147,7 @@ async def local_system(
             "HERALD_NATS_URL": nats_url,
             "HERALD_DATABASE_URL": database,
             "HERALD_TELEGRAM_API_URL": emulator_url,
+            "HERALD_TOKEN_KEYS": keys.token_keys(),
             "HERALD_OPERATOR_NAMESPACES": json.dumps([kubectl.namespace]),
             "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
             "HERALD_OPERATOR_METRICS_PORT": "0",

@@ -36,6 +36,7 @@ from herald.core.envelopes import (
     encode,
 )
 from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.dev import keys
 from herald.dev.processes import ManagedProcess
 from herald.emulator import EmulatorClient, RunningEmulator
 from herald.sender.metrics import Metrics
@@ -137,7 +138,7 @@ class Pipeline:
             name=f"b-{uid[:8]}",
             generation=1,
             bot_id=token.partition(":")[0],
-            token=SecretStr(token),
+            token=keys.seal(token, bound_to=uid),
             content=Content.model_validate(content or {"text": "Hello <b>{first_name}</b>"}),
             rate=SendRate(
                 messages_per_second=rate, allow_paid_broadcast=paid, stars_budget=stars_budget
