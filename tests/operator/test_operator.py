@@ -37,9 +37,12 @@ from herald.core.envelopes import (
     FaultRecord,
     WorkBatch,
 )
+from herald.core.sealing import KeyRing
+from herald.dev import keys
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.processes import ManagedProcess, free_port, wait_until
+from herald.emulator import RunningEmulator
 
 pytestmark = pytest.mark.controlplane
 
@@ -75,11 +78,17 @@ class Operator:
 
 
 def operator_env(
-    controlplane: ControlPlane, kubectl: Kubectl, nats_url: str, database: str, **extra: str
+    controlplane: ControlPlane,
+    kubectl: Kubectl,
+    nats_url: str,
+    database: str,
+    telegram_url: str,
+    **extra: str,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         KUBECONFIG=str(controlplane.kubeconfig),
+        HERALD_TELEGRAM_API_URL=telegram_url,
         HERALD_NATS_URL=nats_url,
         HERALD_DATABASE_URL=database,
         HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
@@ -108,10 +117,13 @@ def operator(
     kubectl: Kubectl,
     nats_url: str,
     database: str,
+    emulator: RunningEmulator,
     tmp_path: Path,
     operator_overrides: dict[str, str],
 ) -> Iterator[Operator]:
-    env = operator_env(controlplane, kubectl, nats_url, database, **operator_overrides)
+    env = operator_env(
+        controlplane, kubectl, nats_url, database, emulator.url, **operator_overrides
+    )
     argv = [str(Path(sys.executable).parent / "herald-operator")]
     process = ManagedProcess("herald-operator", argv, tmp_path / "operator.log", env).start()
     running = Operator(process, env)
@@ -301,7 +313,7 @@ async def test_broadcast_lifecycle(
 
     record = await eventually(lambda: control(js, uid), what="the control record")
     assert record.state is BroadcastState.ACTIVE
-    assert record.token.get_secret_value() == TOKEN
+    assert record.open_token(KeyRing.parse(keys.token_keys())) == TOKEN
     assert record.bot_id == "123456"
     consumer = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
     assert consumer.config.filter_subject == subjects.work_subject(uid)
