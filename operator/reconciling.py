@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
-from herald.core.envelopes import BroadcastState, CompletionRecord
+from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
 from herald.core.statuses import BroadcastStatus
 from herald.operator import (
     audiences,
@@ -250,6 +250,19 @@ class Reconciler:
             ledger = await ledgers.ledger_facts(connection, uid)
         async with self.c.nats("reading the fault record"):
             fault = await controls.read_fault(self.c.kv, uid)
+        if fault is not None and fault.reason is FaultReason.BOT_UNAUTHORIZED:
+            # A sender met a 401: not the end of the broadcast but a question for getMe
+            # about the token the Secret holds now. Verified (rotated since): the fault is
+            # answered and senders go on with the new token. Refused: the planner holds the
+            # broadcast Stalled until the Secret is fixed.
+            if resolved.token is not None:
+                self.verifier.forget(resolved.token.get_secret_value())
+                resolved = await self.resolve(meta["namespace"], target)
+            if resolved.state is TokenState.FOUND:
+                async with self.c.nats("clearing the fault record"):
+                    await controls.delete_fault(self.c.kv, uid)
+                logger.info("The bot token was replaced since a sender's 401; going on.")
+            fault = None
         queued = None
         if _may_have_lost_work(ledger, memory.sample):
             async with self.c.nats("counting the queued work"):

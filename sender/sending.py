@@ -66,6 +66,7 @@ class _Broadcast:
     attempts: dict[int, int] = field(default_factory=dict)
     proven: set[str] = field(default_factory=set)  # variants Telegram accepted once
     tripped: bool = False
+    tripped_by: FaultReason | None = None
     paid_sent: int = 0
     want_work: asyncio.Event = field(default_factory=asyncio.Event)
     want_claim: asyncio.Event = field(default_factory=asyncio.Event)
@@ -192,6 +193,8 @@ class BotWorker:
         was_active = current.active
         if current.client is not client:
             log.info("%s/%s: sending with a new token", record.namespace, record.name)
+            if current.tripped_by is FaultReason.BOT_UNAUTHORIZED:
+                current.tripped, current.tripped_by = False, None  # the token Telegram refused
         current.record, current.client = record, client
         if was_active and not current.active:
             # Paused: nothing new leaves; rows claimed but not sent go back to pending.
@@ -465,7 +468,7 @@ class BotWorker:
         """The broadcast cannot go on: report it and stop sending it here."""
         if broadcast.tripped:
             return
-        broadcast.tripped = True
+        broadcast.tripped, broadcast.tripped_by = True, reason
         self._metrics.faults.labels(reason).inc()
         record = broadcast.record
         log.warning(
