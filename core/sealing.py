@@ -59,7 +59,7 @@ class KeyRing:
             if not sep or _KEY_ID.fullmatch(key_id) is None:
                 raise SealError(
                     "a token key is written <id>:<base64 of 32 bytes>, with an id of letters, "
-                    "digits, - or _ (for example k1:...); generate one with `herald dev token-key`"
+                    "digits, - or _ (for example k1:...); generate one with `herald token-key`"
                 )
             try:
                 key = base64.b64decode(encoded.strip(), validate=True)

@@ -95,7 +95,7 @@ class TokenKeySettings(BaseSettings):
         description=(
             "Token keys, `<id>:<base64 of 32 bytes>`, separated by commas; the first seals, "
             "every one opens (rotation: docs/install.md). Generate one with "
-            "`herald dev token-key`. The chart mounts them from a Secret into keysFile instead."
+            "`herald token-key`. The chart mounts them from a Secret into keysFile instead."
         ),
     )
     keys_file: Path | None = Field(
@@ -118,7 +118,7 @@ class TokenKeySettings(BaseSettings):
             raise SealError(
                 "no token key: set HERALD_TOKEN_KEYS (or HERALD_TOKEN_KEYS_FILE) to the key ring "
                 "that seals bot tokens on NATS, the same for operator, senders and bot "
-                "(`herald dev token-key` prints a new key)"
+                "(`herald token-key` prints a new key)"
             )
         return KeyRing.parse(text)
 

@@ -251,6 +251,21 @@ def migrate(check: bool) -> None:
         sys.exit(1)
 
 
+@cli.command("token-key")
+@click.option("--id", "key_id", default="k1", show_default=True, help="The key's id in the ring.")
+def token_key(key_id: str) -> None:
+    """Print a new token key, `<id>:<base64 of 32 random bytes>`, for HERALD_TOKEN_KEYS or the
+    chart's token key Secret (rotation: docs/install.md)."""
+    from herald.core import sealing  # noqa: PLC0415
+
+    key = sealing.generate_key(key_id)
+    try:
+        sealing.KeyRing.parse(key)  # refuses an id the ring would not read
+    except sealing.SealError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(key)
+
+
 def main() -> None:
     try:
         cli()

@@ -41,7 +41,7 @@ def test_a_bad_ring_says_what_is_wrong(text: str, message: str) -> None:
 def test_a_component_without_a_key_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HERALD_TOKEN_KEYS", raising=False)
     monkeypatch.delenv("HERALD_TOKEN_KEYS_FILE", raising=False)
-    with pytest.raises(SealError, match="herald dev token-key"):
+    with pytest.raises(SealError, match="herald token-key"):
         TokenKeySettings().ring()
 
 
@@ -49,3 +49,16 @@ def test_the_ring_is_read_from_a_mounted_file(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"# rotated 2026-12-01\n{generate_key('k2')}\n{generate_key('k1')}\n")
     assert TokenKeySettings(keys_file=path).ring().primary == "k2"
+
+
+def test_herald_token_key_prints_a_key_the_ring_reads() -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from herald.dev.cli import cli  # noqa: PLC0415
+
+    printed = CliRunner().invoke(cli, ["token-key", "--id", "k7"])
+    assert printed.exit_code == 0, printed.output
+    assert KeyRing.parse(printed.output).primary == "k7"
+    refused = CliRunner().invoke(cli, ["token-key", "--id", "not an id"])
+    assert refused.exit_code != 0
+    assert "<id>:<base64 of 32 bytes>" in refused.output
