@@ -16,7 +16,6 @@ from pathlib import Path
 
 import asyncpg
 import nats
-from pydantic import SecretStr
 
 from herald.core import streams, subjects
 from herald.core.contents import Content
@@ -30,6 +29,7 @@ from herald.core.envelopes import (
 )
 from herald.core.migrating import apply_migrations
 from herald.core.permissions import Component
+from herald.dev import keys
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.processes import ManagedProcess, free_port, http_ok, wait_until
@@ -150,7 +150,7 @@ async def prepare_broadcast(
             name="bench",
             generation=1,
             bot_id=TOKEN.partition(":")[0],
-            token=SecretStr(TOKEN),
+            token=keys.seal(TOKEN, bound_to=uid),
             content=Content(text="Hello <b>{first_name}</b>"),
             rate=SendRate(messages_per_second=rate, allow_paid_broadcast=paid),
             state=BroadcastState.ACTIVE,
@@ -168,6 +168,7 @@ def sender_env(infra: Infrastructure, api_url: str, **extra: str) -> dict[str, s
         **infra.nats.credentials(Component.SENDER),
         "HERALD_DATABASE_URL": infra.dsn,
         "HERALD_TELEGRAM_API_URL": api_url,
+        "HERALD_TOKEN_KEYS": keys.token_keys(),
         "HERALD_SENDER_METRICS_PORT": "0",
         "HERALD_SENDER_HEALTH_PORT": "0",
         **extra,

@@ -27,7 +27,14 @@ from pydantic.alias_generators import to_camel
 
 from herald.core.audiences import Audience
 from herald.core.contents import Content
-from herald.core.contracts import CelRule, Contract, Timestamp, immutable
+from herald.core.contracts import (
+    DATA_KEY_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    CelRule,
+    Contract,
+    Timestamp,
+    immutable,
+)
 from herald.core.statuses import BroadcastStatus
 
 __all__ = [
@@ -65,10 +72,6 @@ PAID_MESSAGES_PER_SECOND = 1000
 # per-bot budget on Telegram's side, do not push the bot into 429s mid-broadcast.
 DEFAULT_MESSAGES_PER_SECOND = 25
 
-# Kubernetes' own rules for the name of a Secret and the keys of its data.
-_DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-_DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
-
 
 class Delivery(enum.StrEnum):
     """What a crash between sending a message and recording it means for that recipient."""
@@ -78,7 +81,8 @@ class Delivery(enum.StrEnum):
 
 
 class BotRef(Contract):
-    """The Secret, in the Broadcast's namespace, that holds the bot's token."""
+    """The Bot, in the Broadcast's namespace, that sends. The older form, a Secret holding
+    the token, still works and is deprecated."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         # Switching bots mid-broadcast would split one message across two senders and two
@@ -89,19 +93,23 @@ class BotRef(Contract):
     name: str = Field(
         min_length=1,
         max_length=253,
-        pattern=_DNS_SUBDOMAIN_PATTERN,
+        pattern=DNS_SUBDOMAIN_PATTERN,
         description=(
-            "Name of a Secret in the Broadcast's namespace that holds the Telegram bot token "
-            "given by @BotFather. The bot's subscribers are the audience; the Secret is read "
-            "when sending starts, so it may be created after the Broadcast. Immutable."
+            "Name of a Bot in the Broadcast's namespace; its subscribers are the audience and "
+            "its limits bound the rate. It may be created after the Broadcast. Older form, "
+            "deprecated: the name of a Secret holding the token (when no Bot has the name). "
+            "Immutable."
         ),
     )
     key: str = Field(
         default="token",
         min_length=1,
         max_length=253,
-        pattern=_DATA_KEY_PATTERN,
-        description="Key in the Secret's data whose value is the token. Defaults to token.",
+        pattern=DATA_KEY_PATTERN,
+        description=(
+            "Older form only (botRef naming a Secret): the key in the Secret's data whose "
+            "value is the token. Defaults to token."
+        ),
     )
 
 
@@ -208,7 +216,7 @@ class BroadcastSpec(Contract):
     )
 
     bot_ref: BotRef = Field(
-        description="The bot that sends, by the Secret holding its token. Immutable.",
+        description="The Bot that sends. Immutable.",
     )
     content: Content = Field(
         description=(

@@ -24,6 +24,8 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "DATA_KEY_PATTERN",
+    "DNS_SUBDOMAIN_PATTERN",
     "LANGUAGE_CODES",
     "LANGUAGE_CODE_PATTERN",
     "MAX_LANGUAGES",
@@ -37,6 +39,9 @@ __all__ = [
     "matches",
 ]
 
+# Kubernetes' own rules for the name of an object (a Secret, a Bot) and the keys of a Secret's data.
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DATA_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 # Lowercase IETF tags as Telegram reports them in `language_code` ("en", "pt-br").
 LANGUAGE_CODE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,2}$"
 _LANGUAGE_CODE_MAX_LENGTH = 20

@@ -1,33 +1,49 @@
-"""The Broadcast CustomResourceDefinition, generated from :mod:`herald.core.broadcasts`
-(and the modules that hold its parts: audiences, contents, statuses).
+"""Herald's CustomResourceDefinitions, Broadcast and Bot, generated from
+:mod:`herald.core.broadcasts` (and the modules that hold its parts: audiences, contents,
+statuses) and :mod:`herald.core.bots`.
 
 The pydantic models are the one definition of the contract; this module turns their JSON
 Schema into the structural OpenAPI v3 schema the API server wants: ``$ref`` inlined,
 ``X | None`` turned into an optional property, titles and ``null`` defaults dropped, and the
 models' :class:`~herald.core.contracts.CelRule` objects emitted as
-``x-kubernetes-validations``. ``crds/broadcasts.herald.dev.yaml`` is this module's output,
-kept in the repository for ``kubectl apply`` and the chart; a test fails when it drifts::
+``x-kubernetes-validations``. ``crds/*.yaml`` is this module's output, kept in the repository
+for ``kubectl apply`` and the chart; a test fails when it drifts::
 
-    python -m herald.core.crds > crds/broadcasts.herald.dev.yaml
+    python -m herald.core.crds --write crds charts/herald/files/crds
+
+(Without arguments it prints the Broadcast CRD, as it always did.)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
-from herald.core import broadcasts, statuses
+from herald.core import bots, broadcasts, statuses
 
-__all__ = ["CRD_FILENAME", "CrdError", "broadcast_crd", "render", "structural_schema"]
+__all__ = [
+    "BOT_CRD_FILENAME",
+    "CRD_FILENAME",
+    "CrdError",
+    "bot_crd",
+    "broadcast_crd",
+    "render",
+    "render_all",
+    "structural_schema",
+]
 
 CRD_FILENAME = f"{broadcasts.PLURAL}.{broadcasts.GROUP}.yaml"
+BOT_CRD_FILENAME = f"{bots.BOT_PLURAL}.{broadcasts.GROUP}.yaml"
 
 _HEADER = (
-    "# Generated from herald.core.broadcasts by `python -m herald.core.crds`; do not edit.\n"
-    "# Regenerate with: python -m herald.core.crds > crds/broadcasts.herald.dev.yaml\n"
+    "# Generated from herald.core.{module} by `python -m herald.core.crds`; do not edit.\n"
+    "# Regenerate with: python -m herald.core.crds --write crds charts/herald/files/crds\n"
 )
 
 # Keys in the order a reader wants them, so the generated YAML reads like a hand-written one.
@@ -194,22 +210,20 @@ def _printer_columns() -> list[dict[str, Any]]:
         # A date column renders future times as <invalid>, so the ETA is shown as written.
         _printer_column("ETA", "string", ".status.eta", "Estimated completion.", wide=True),
         _printer_column("Paused", "boolean", ".spec.paused", "The pause switch.", wide=True),
-        _printer_column("Bot", "string", ".spec.botRef.name", "Secret of the bot.", wide=True),
+        _printer_column("Bot", "string", ".spec.botRef.name", "The Bot that sends.", wide=True),
         _printer_column(
             "Age", "date", ".metadata.creationTimestamp", "Time since the Broadcast was created."
         ),
     ]
 
 
-def _object_schema() -> dict[str, Any]:
-    spec = structural_schema(broadcasts.BroadcastSpec)
-    status = structural_schema(statuses.BroadcastStatus)
+def _object_schema(
+    kind: str, description: str, spec_model: type[BaseModel], status_model: type[BaseModel]
+) -> dict[str, Any]:
+    spec = structural_schema(spec_model)
+    status = structural_schema(status_model)
     return {
-        "description": (
-            "A Broadcast sends one Telegram message to many recipients of a bot, at a "
-            "controlled rate, and reports progress in its status. Pause it with "
-            "spec.paused; wait for it with kubectl wait --for=condition=Complete."
-        ),
+        "description": description,
         "type": "object",
         "required": ["spec"],
         "properties": {
@@ -221,7 +235,7 @@ def _object_schema() -> dict[str, Any]:
                 "type": "string",
             },
             "kind": {
-                "description": f"Kind of REST resource this object represents: {broadcasts.KIND}.",
+                "description": f"Kind of REST resource this object represents: {kind}.",
                 "type": "string",
             },
             # The API server owns metadata's schema and refuses anything but a bare type here.
@@ -267,7 +281,79 @@ def broadcast_crd() -> dict[str, Any]:
                         {"jsonPath": ".spec.paused"},
                         {"jsonPath": ".status.phase"},
                     ],
-                    "schema": {"openAPIV3Schema": _object_schema()},
+                    "schema": {
+                        "openAPIV3Schema": _object_schema(
+                            broadcasts.KIND,
+                            "A Broadcast sends one Telegram message to many recipients of a "
+                            "bot, at a controlled rate, and reports progress in its status. "
+                            "Pause it with spec.paused; wait for it with kubectl wait "
+                            "--for=condition=Complete.",
+                            broadcasts.BroadcastSpec,
+                            statuses.BroadcastStatus,
+                        )
+                    },
+                },
+            ],
+        },
+    }
+
+
+def bot_crd() -> dict[str, Any]:
+    """The Bot CustomResourceDefinition as a plain dict."""
+    columns = [
+        _printer_column("Username", "string", ".status.username", "The bot's @username."),
+        _printer_column(
+            "Ready",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].status',
+            "Whether getMe verified the token.",
+        ),
+        _printer_column("Active", "integer", ".status.subscribers.active", "Active subscribers."),
+        _printer_column("Bot ID", "integer", ".status.botId", "The bot's id.", wide=True),
+        _printer_column(
+            "Reason",
+            "string",
+            '.status.conditions[?(@.type=="Ready")].reason',
+            "Why the Bot is or is not Ready.",
+            wide=True,
+        ),
+        _printer_column("Age", "date", ".metadata.creationTimestamp", "Time since creation."),
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{bots.BOT_PLURAL}.{broadcasts.GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "herald"},
+        },
+        "spec": {
+            "group": broadcasts.GROUP,
+            "names": {
+                "kind": bots.BOT_KIND,
+                "listKind": f"{bots.BOT_KIND}List",
+                "plural": bots.BOT_PLURAL,
+                "singular": bots.BOT_SINGULAR,
+                "categories": ["herald"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": broadcasts.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": _object_schema(
+                            bots.BOT_KIND,
+                            "A Bot is one Telegram bot as Herald knows it: the Secret with its "
+                            "token, its sending limits, its admins and how it takes updates. "
+                            "Broadcasts name it in spec.botRef. The operator verifies the "
+                            "token with getMe and reports the bot's id and username.",
+                            bots.BotSpec,
+                            bots.BotStatus,
+                        )
+                    },
                 },
             ],
         },
@@ -281,20 +367,36 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def render() -> str:
-    """The committed YAML form of every Herald CRD (today: Broadcast)."""
-    body = yaml.dump(
-        broadcast_crd(),
-        Dumper=_Dumper,
-        sort_keys=False,
-        width=100,
-        allow_unicode=True,
+_CRDS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+    CRD_FILENAME: ("broadcasts", broadcast_crd),
+    BOT_CRD_FILENAME: ("bots", bot_crd),
+}
+
+
+def render(filename: str = CRD_FILENAME) -> str:
+    """The committed YAML form of one Herald CRD, by its file name under crds/."""
+    module, build = _CRDS[filename]
+    body = yaml.dump(build(), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    return _HEADER.format(module=module) + body
+
+
+def render_all() -> dict[str, str]:
+    """Every Herald CRD by its file name under crds/."""
+    return {filename: render(filename) for filename in _CRDS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m herald.core.crds")
+    parser.add_argument(
+        "--write", nargs="+", type=Path, metavar="DIR", help="write every CRD into each DIR"
     )
-    return _HEADER + body
-
-
-def main() -> None:
-    sys.stdout.write(render())
+    args = parser.parse_args(argv)
+    if not args.write:
+        sys.stdout.write(render())
+        return
+    for folder in args.write:
+        for filename, text in render_all().items():
+            (folder / filename).write_text(text)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,17 @@ from datetime import datetime
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import ormsgpack
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from herald.core import subjects
+from herald.core.bots import BotLimits, UpdatesMode
 from herald.core.broadcasts import Delivery, Rate
 from herald.core.contents import Content
+from herald.core.sealing import KeyRing, SealError
 
 __all__ = [
     "BotHalt",
+    "BotRecord",
     "BroadcastState",
     "CompletionOutcome",
     "CompletionRecord",
@@ -28,6 +32,7 @@ __all__ = [
     "FaultRecord",
     "Lease",
     "Recipient",
+    "SendLimits",
     "SendRate",
     "WorkBatch",
     "decode",
@@ -99,6 +104,25 @@ class SendRate(BaseModel):
         return cls.model_validate(rate, from_attributes=True)
 
 
+class SendLimits(BaseModel):
+    """A Bot's ``spec.limits`` as senders apply them to all the bot's broadcasts together."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages_per_second: float = Field(gt=0)
+    paid_messages_per_second: float | None = Field(default=None, gt=0)  # None: paid is off
+    stars_per_day: int | None = None
+
+    @classmethod
+    def of(cls, limits: BotLimits) -> SendLimits:
+        paid = limits.paid
+        return cls(
+            messages_per_second=limits.messages_per_second,
+            paid_messages_per_second=paid.messages_per_second if paid.enabled else None,
+            stars_per_day=paid.stars_per_day if paid.enabled else None,
+        )
+
+
 # Version 1 of the control record carried these flat, where version 2 nests them in `rate`.
 _FLAT_RATE = ("messages_per_second", "allow_paid_broadcast", "stars_budget")
 
@@ -106,36 +130,81 @@ _FLAT_RATE = ("messages_per_second", "allow_paid_broadcast", "stars_budget")
 class ControlRecord(_Record):
     """The operator's word to senders about one broadcast (KV, key ``broadcast.<uid>``).
 
-    It carries the bot token because senders take on any bot; whoever can read the control
-    bucket can read tokens, so NATS must be authenticated in production.
+    ``token`` is the bot's token sealed under the token key ring and bound to ``uid``
+    (:mod:`herald.core.sealing`): whoever reads the bucket, its files or a backup of them
+    learns no token. A stopped broadcast's record carries none. ``bot_id`` is the id getMe
+    returned for the token, never one read from the token's text.
     """
 
-    VERSION: ClassVar[int] = 2
-    v: int = 2
+    VERSION: ClassVar[int] = 3
+    v: int = 3
 
     uid: str
     namespace: str
     name: str
     generation: int
     bot_id: str
-    token: SecretStr
+    token: str | None = None
+    limits: SendLimits | None = None  # None: a Broadcast of the older form, without a Bot
     content: Content
     rate: SendRate
     delivery: Delivery = Delivery.AT_MOST_ONCE
     state: BroadcastState
     deadline: AwareDatetime | None = None
 
+    def open_token(self, ring: KeyRing) -> str:
+        """The bot token in clear; SealError when absent or when it does not open."""
+        if self.token is None:
+            raise SealError(f"the control record of {self.uid} carries no token")
+        return ring.open(self.token, bound_to=self.uid)
+
     @classmethod
     def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
-        # Records the previous release wrote outlive the upgrade (until their Broadcast is
-        # reconciled again, or deleted): the teardown and the sweep must read them, and so
-        # must a new sender while an older operator is still writing.
-        if raw.get("v") != 1:
+        # Records the previous releases wrote outlive the upgrade (until their Broadcast is
+        # reconciled again, or deleted): the teardown and the sweep must read them. Their
+        # token was in clear and is dropped here: a sender waits for the operator to write
+        # the record again, sealed.
+        version = raw.get("v")
+        if version not in (1, 2):
             return None
         lifted = {key: value for key, value in raw.items() if key not in _FLAT_RATE}
-        lifted["rate"] = {key: raw[key] for key in _FLAT_RATE if key in raw}
+        if version == 1:
+            lifted["rate"] = {key: raw[key] for key in _FLAT_RATE if key in raw}
+        lifted["token"] = None
         lifted["v"] = cls.VERSION
         return lifted
+
+
+class BotRecord(_Record):
+    """A verified Bot as the admin bot serves it (KV, key ``bot.<namespace>.<name>``).
+
+    Written by the operator once getMe verified the token, deleted when the Bot is gone or
+    its token fails. Tokens are sealed and bound to the key, as in :class:`ControlRecord`.
+    """
+
+    namespace: str
+    name: str
+    generation: int
+    bot_id: str
+    username: str
+    token: str
+    admins: tuple[int, ...] = ()
+    updates: UpdatesMode = UpdatesMode.POLLING
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # sealed, like the token
+    default_language: str | None = None
+
+    @property
+    def key(self) -> str:
+        return subjects.bot_record_key(self.namespace, self.name)
+
+    def open_token(self, ring: KeyRing) -> str:
+        return ring.open(self.token, bound_to=self.key)
+
+    def open_webhook_secret(self, ring: KeyRing) -> str | None:
+        if self.webhook_secret is None:
+            return None
+        return ring.open(self.webhook_secret, bound_to=self.key + "/webhook")
 
 
 class FaultReason(enum.StrEnum):
@@ -201,7 +270,6 @@ _R = TypeVar("_R", bound=_Record)
 def encode(record: _Record) -> bytes:
     data: dict[str, Any] = record.model_dump(mode="python", by_alias=False)
     if isinstance(record, ControlRecord):
-        data["token"] = record.token.get_secret_value()
         data["content"] = record.content.model_dump(mode="json")
     return ormsgpack.packb(data, option=ormsgpack.OPT_NAIVE_UTC)
 

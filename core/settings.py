@@ -15,7 +15,16 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DatabaseSettings", "LogFormat", "LogSettings", "NatsSettings", "TelegramSettings"]
+from herald.core.sealing import KeyRing, SealError
+
+__all__ = [
+    "DatabaseSettings",
+    "LogFormat",
+    "LogSettings",
+    "NatsSettings",
+    "TelegramSettings",
+    "TokenKeySettings",
+]
 
 
 class NatsSettings(BaseSettings):
@@ -181,6 +190,44 @@ class TelegramSettings(BaseSettings):
         default="https://api.telegram.org",
         description="Bot API base URL. Tests and the demo point it at the emulator.",
     )
+
+
+class TokenKeySettings(BaseSettings):
+    """The key ring that seals bot tokens on NATS (operator, senders and bot alike)."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_TOKEN_", frozen=True)
+
+    keys: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Token keys, `<id>:<base64 of 32 bytes>`, separated by commas; the first seals, "
+            "every one opens (rotation: docs/install.md). Generate one with "
+            "`herald token-key`. The chart mounts them from a Secret into keysFile instead."
+        ),
+    )
+    keys_file: Path | None = Field(
+        default=None,
+        description="A file with the token keys, one per line, as the chart mounts them.",
+    )
+
+    def ring(self) -> KeyRing:
+        """The key ring; SealError with what to do when none is configured."""
+        if self.keys_file is not None:
+            try:
+                text = self.keys_file.read_text()
+            except OSError as exc:
+                raise SealError(
+                    f"HERALD_TOKEN_KEYS_FILE={self.keys_file} cannot be read: {exc}"
+                ) from exc
+        elif self.keys is not None:
+            text = self.keys.get_secret_value()
+        else:
+            raise SealError(
+                "no token key: set HERALD_TOKEN_KEYS (or HERALD_TOKEN_KEYS_FILE) to the key ring "
+                "that seals bot tokens on NATS, the same for operator, senders and bot "
+                "(`herald token-key` prints a new key)"
+            )
+        return KeyRing.parse(text)
 
 
 class LogFormat(enum.StrEnum):

@@ -20,6 +20,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConditionType",
+    "Counter",
     "Phase",
 ]
 

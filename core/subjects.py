@@ -15,6 +15,7 @@ __all__ = [
     "bot_halt_key",
     "bot_id_of",
     "bot_lease_key",
+    "bot_record_key",
     "control_key",
     "fault_key",
     "work_consumer",
@@ -54,6 +55,11 @@ def bot_halt_key(bot_id: str) -> str:
 def bot_lease_key(bot_id: str) -> str:
     """Which sender replica currently sends for the bot."""
     return f"lease.{bot_id}"
+
+
+def bot_record_key(namespace: str, name: str) -> str:
+    """A verified Bot as the admin bot serves it, written by the operator."""
+    return f"bot.{namespace}.{name}"
 
 
 def bot_id_of(token: str) -> str:

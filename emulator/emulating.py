@@ -179,7 +179,7 @@ class EmulatorState:
 
     async def handle(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:
         """Answer one request; only getUpdates may wait (long polling)."""
-        if is_token(token) and method.lower() == "getupdates":
+        if is_token(token) and self._known(token) and method.lower() == "getupdates":
             try:
                 return Reply.ok(await self._poll(token, params))
             except ApiError as error:
@@ -190,7 +190,7 @@ class EmulatorState:
         """Answer one request at once; getUpdates here never waits."""
         name = _METHODS.get(method.lower())
         try:
-            if not is_token(token):
+            if not is_token(token) or not self._known(token):
                 raise ApiError(401, "Unauthorized")
             if name is None:
                 raise ApiError(404, "Not Found")
@@ -199,6 +199,12 @@ class EmulatorState:
             return Reply.ok(self._answer(token, name, params))
         except ApiError as error:
             return self._refuse(token, name or method, params, error)
+
+    def _known(self, token: str) -> bool:
+        """Whether Telegram would know the token: any well-formed one unless the config
+        lists the bots that exist."""
+        bots = self.config.bots
+        return bots is None or token in bots
 
     def _refuse(self, token: str, method: str, params: Mapping[str, Any], error: ApiError) -> Reply:
         chat_id = params.get("chat_id")
@@ -255,7 +261,8 @@ class EmulatorState:
 
     def _answer(self, token: str, method: str, params: Mapping[str, Any]) -> Any:
         if method == "getMe":
-            return _bot_user(token)
+            bots = self.config.bots
+            return _bot_user(token, bots.get(token) if bots is not None else None)
         if method == "getUpdates":
             return self._pending(token, params)
         if method == "editMessageText":
@@ -487,13 +494,13 @@ def _chat(raw: Any) -> dict[str, Any]:
     return {"id": chat_id, "type": kind, "title": f"Chat {chat_id}"}
 
 
-def _bot_user(token: str) -> dict[str, Any]:
+def _bot_user(token: str, username: str | None = None) -> dict[str, Any]:
     bot_id = int(token.partition(":")[0])
     return {
         "id": bot_id,
         "is_bot": True,
         "first_name": "Herald Emulator",
-        "username": f"herald_emulator_{bot_id}_bot",
+        "username": username or f"herald_emulator_{bot_id}_bot",
         "can_join_groups": True,
         "can_read_all_group_messages": False,
         "supports_inline_queries": False,

@@ -81,6 +81,12 @@ class EmulatorConfig(_Model):
     not_found: frozenset[int] = Field(
         default=frozenset(), description='Chats answering 400 "chat not found".'
     )
+    bots: dict[str, str] | None = Field(
+        default=None,
+        description="The bots that exist, token -> username: any other token is answered "
+        "401 Unauthorized, as Telegram answers a forged or revoked one. None: every "
+        "well-formed token is a bot (its id the token's prefix).",
+    )
     seed: int | None = Field(default=None, description="Seeds fault and latency draws.")
 
     def patched(self, patch: Mapping[str, Any]) -> EmulatorConfig:

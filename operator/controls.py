@@ -12,18 +12,23 @@ from pydantic import SecretStr
 from herald.core import envelopes, subjects
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.envelopes import (
+    BotRecord,
     BroadcastState,
     ControlRecord,
     DecodeError,
     FaultRecord,
+    SendLimits,
     SendRate,
 )
+from herald.core.sealing import KeyRing, SealError
 
 __all__ = [
     "control_record",
+    "delete_bot",
     "delete_control",
     "delete_fault",
     "list_controls",
+    "put_bot",
     "put_control",
     "read_fault",
 ]
@@ -37,19 +42,26 @@ def control_record(
     namespace: str,
     name: str,
     generation: int,
+    bot_id: str,
     token: SecretStr,
+    limits: SendLimits | None,
     spec: BroadcastSpec,
     state: BroadcastState,
+    ring: KeyRing,
 ) -> ControlRecord:
     """What senders need of a Broadcast, from its spec: the one place the CRD's fields are
-    mapped onto the wire record."""
+    mapped onto the wire record. A stopped broadcast's record drops its token."""
+    sealed = None
+    if state is not BroadcastState.STOPPED:
+        sealed = ring.seal(token.get_secret_value(), bound_to=uid)
     return ControlRecord(
         uid=uid,
         namespace=namespace,
         name=name,
         generation=generation,
-        bot_id=subjects.bot_id_of(token.get_secret_value()),
-        token=token,
+        bot_id=bot_id,
+        token=sealed,
+        limits=limits,
         content=spec.content,
         rate=SendRate.of(spec.rate),
         delivery=spec.delivery,
@@ -66,15 +78,59 @@ async def _get(kv: KeyValue, key: str) -> bytes | None:
     return entry.value
 
 
-async def put_control(kv: KeyValue, record: ControlRecord) -> bool:
+def _same(stored: bytes | None, record: ControlRecord | BotRecord, ring: KeyRing) -> bool:
+    """Whether ``stored`` says what ``record`` says. Sealing draws a fresh nonce each time, so
+    the bytes always differ: compare what the tokens open to, and the rest as it is."""
+    if not stored:
+        return False
+    try:
+        old = envelopes.decode(type(record), stored)
+        if isinstance(old, ControlRecord) and isinstance(record, ControlRecord):
+            same_token = (old.token is None and record.token is None) or (
+                old.token is not None
+                and record.token is not None
+                and old.open_token(ring) == record.open_token(ring)
+            )
+        elif isinstance(old, BotRecord) and isinstance(record, BotRecord):
+            same_token = old.open_token(ring) == record.open_token(ring) and (
+                old.open_webhook_secret(ring) == record.open_webhook_secret(ring)
+            )
+        else:
+            return False
+    except (DecodeError, SealError):
+        return False  # unreadable, or sealed under a key since retired: write it again
+    # Re-sealed under the current primary key once the ring rotated.
+    primary = f"{ring.primary}."
+    resealed = old.token is not None and not old.token.startswith(primary)
+    unsealed = {"token": None, "webhook_secret": None} if isinstance(old, BotRecord) else {}
+    unsealed = unsealed or {"token": None}
+    return (
+        same_token
+        and not resealed
+        and old.model_copy(update=unsealed) == record.model_copy(update=unsealed)
+    )
+
+
+async def put_control(kv: KeyValue, record: ControlRecord, ring: KeyRing) -> bool:
     """Write the record if it differs from the stored one; True when written. Skipping equal
     writes keeps senders' watches quiet while the status refreshes every few seconds."""
     key = subjects.control_key(record.uid)
-    data = envelopes.encode(record)
-    if await _get(kv, key) == data:
+    if _same(await _get(kv, key), record, ring):
         return False
-    await kv.put(key, data)
+    await kv.put(key, envelopes.encode(record))
     return True
+
+
+async def put_bot(kv: KeyValue, record: BotRecord, ring: KeyRing) -> bool:
+    """Write a verified Bot's record if it differs from the stored one; True when written."""
+    if _same(await _get(kv, record.key), record, ring):
+        return False
+    await kv.put(record.key, envelopes.encode(record))
+    return True
+
+
+async def delete_bot(kv: KeyValue, namespace: str, name: str) -> None:
+    await kv.purge(subjects.bot_record_key(namespace, name))
 
 
 async def delete_control(kv: KeyValue, uid: str) -> None:

@@ -15,8 +15,11 @@ from typing import Any
 import kopf
 
 from herald.core import logs
+from herald.core.bots import BOT_PLURAL
 from herald.core.broadcasts import GROUP, PLURAL, VERSION
 from herald.operator import planning
+from herald.operator.bots import BotReconciler
+from herald.operator.identities import BotIndex
 from herald.operator.metrics import Result, result_of
 from herald.operator.reconciling import InvalidSpec, Reconciler, status_of
 from herald.operator.waiting import Unavailable
@@ -45,6 +48,14 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     """Register the handlers of one operator in ``registry``."""
     s = reconciler.settings.operator
     resource = (GROUP, VERSION, PLURAL)
+    bot_resource = (GROUP, VERSION, BOT_PLURAL)
+    bot_reconciler = BotReconciler(reconciler)
+
+    # Every Bot's spec in memory, so a Broadcast's resync finds its Bot without a read; kopf
+    # holds back every handler until the index is filled.
+    @kopf.index(*bot_resource, registry=registry, id="bots")
+    def bots(namespace: str | None, name: str, spec: kopf.Spec, **_: Any) -> Any:
+        return {namespace: (name, dict(spec))}
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -76,9 +87,9 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     async def cleanup(**_: Any) -> None:
         await reconciler.stop()
 
-    async def on_change(body: kopf.Body, reason: kopf.Reason | str, **_: Any) -> None:
+    async def on_change(body: kopf.Body, reason: kopf.Reason | str, **kwargs: Any) -> None:
         try:
-            await react(reconciler, body, str(reason))
+            await react(reconciler, body, str(reason), BotIndex(kwargs["bots"]))
         except kopf.TemporaryError as exc:
             # The resync timer is the one retry loop (it runs while the Broadcast is
             # unfinished); a handler retry as well would double every failing reconcile
@@ -92,8 +103,10 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     @kopf.timer(
         *resource, registry=registry, interval=s.timer_seconds, id="resync", when=unfinished
     )
-    async def resync(body: kopf.Body, **_: Any) -> None:
-        await react(reconciler, body, "resync")
+    async def resync(body: kopf.Body, **kwargs: Any) -> None:
+        await react(reconciler, body, "resync", BotIndex(kwargs["bots"]))
+
+    _register_bots(registry, reconciler, bot_reconciler)
 
     @kopf.on.delete(*resource, registry=registry, id="finalise")
     async def finalise(body: kopf.Body, **_: Any) -> None:
@@ -101,7 +114,38 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
             await reconciler.finalise(body)
 
 
-async def react(reconciler: Reconciler, body: kopf.Body, cause: str) -> None:
+def _register_bots(
+    registry: kopf.OperatorRegistry, reconciler: Reconciler, bots: BotReconciler
+) -> None:
+    """The Bot handlers: one reconcile on change and on a timer (which is what picks up a
+    rotated token: Secrets are not watched), a withdrawal on delete."""
+    resource = (GROUP, VERSION, BOT_PLURAL)
+    period = reconciler.settings.operator.bot_refresh_seconds
+
+    async def sync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        with logs.broadcast(body["metadata"]["namespace"], body["metadata"]["name"]):
+            try:
+                await bots.reconcile(body, patch)
+            except Unavailable as exc:
+                raise kopf.TemporaryError(exc.wait.message, delay=period) from exc
+
+    async def on_change(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        try:
+            await sync(body, patch)
+        except kopf.TemporaryError as exc:
+            logger.warning("Bot reconcile waits for the next resync: %s", exc)
+
+    kopf.on.create(*resource, registry=registry, id="bot-create")(on_change)
+    kopf.on.resume(*resource, registry=registry, id="bot-resume")(on_change)
+    kopf.on.update(*resource, registry=registry, id="bot-update", field="spec")(on_change)
+    kopf.timer(*resource, registry=registry, interval=period, id="bot-resync")(sync)
+
+    @kopf.on.delete(*resource, registry=registry, id="bot-finalise", optional=True)
+    async def withdraw(body: kopf.Body, **_: Any) -> None:
+        await bots.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+
+
+async def react(reconciler: Reconciler, body: kopf.Body, cause: str, bots: BotIndex) -> None:
     """One reconcile, its errors in kopf's terms: a spec that cannot be read is a
     PermanentError (kopf stops retrying the handler; the status already says it), all else
     a TemporaryError, retried after a backoff that grows while it keeps failing."""
@@ -109,7 +153,7 @@ async def react(reconciler: Reconciler, body: kopf.Body, cause: str) -> None:
     started = time.monotonic()
     with logs.broadcast(meta["namespace"], meta["name"]):
         try:
-            status = await reconciler.reconcile(body, cause=cause)
+            status = await reconciler.reconcile(body, cause=cause, bots=bots)
         except InvalidSpec as exc:
             reconciler.metrics.reconciled(Result.ERROR, time.monotonic() - started)
             raise kopf.PermanentError(str(exc)) from exc

@@ -71,6 +71,10 @@ class Reason(enum.StrEnum):
     NOT_PAUSED = "NotPaused"
     COMPLETE = "Complete"
     BOT_SECRET_NOT_FOUND = "BotSecretNotFound"  # noqa: S105 - a reason, not a secret
+    # getMe did not answer yet for the token: nothing is sent with a token not verified.
+    WAITING_FOR_TELEGRAM = "WaitingForTelegram"
+    # The Broadcast asks for paid broadcasting and its Bot does not enable it.
+    PAID_BROADCAST_DISABLED = "PaidBroadcastDisabled"
     SEGMENT_NOT_FOUND = "SegmentNotFound"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
     # A service did not answer in time; the reconcile is retried (herald.operator.waiting).
@@ -102,6 +106,9 @@ class TokenState(enum.StrEnum):
     SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 - a state, not a secret
     KEY_NOT_FOUND = "KeyNotFound"
     MALFORMED = "Malformed"  # not <digits>:<secret>
+    REFUSED = "Refused"  # getMe refused the token: never used
+    UNVERIFIED = "Unverified"  # getMe did not answer yet
+    PAID_DISABLED = "PaidDisabled"  # verified, but the Bot does not allow paid broadcasting
 
 
 class EventType(enum.StrEnum):
@@ -142,6 +149,9 @@ class Facts:
 
     generation: int
     token: TokenState
+    # What getMe said (REFUSED, UNVERIFIED), or where the token was looked for (the Secret
+    # states); empty: the planner words it from spec.botRef.
+    token_detail: str = ""
     segment_exists: bool = True  # True when the audience names no segment
     ledger: LedgerFacts | None = None  # None: the audience was never materialised
     fault: FaultRecord | None = None
@@ -274,6 +284,31 @@ def _situation(
             purge_work=True,
         )
 
+    if facts.token is TokenState.REFUSED:
+        return _Situation(
+            reason=FaultReason.BOT_UNAUTHORIZED,
+            message=f"{facts.token_detail}; nothing is sent with this token. Put the bot's "
+            "token from @BotFather into its Secret; sending resumes within seconds.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    if facts.token is TokenState.UNVERIFIED:
+        return _Situation(
+            reason=Reason.WAITING_FOR_TELEGRAM,
+            message=f"The bot token is not verified yet ({facts.token_detail}); nothing is "
+            "sent before getMe answers.",
+            reconciling=True,
+            paused=spec.paused,
+        )
+    if facts.token is TokenState.PAID_DISABLED:
+        return _Situation(
+            reason=Reason.PAID_BROADCAST_DISABLED,
+            message=f"rate.allowPaidBroadcast is true but Bot {spec.bot_ref.name!r} does not "
+            "enable paid broadcasting (spec.limits.paid.enabled); nothing is sent until one "
+            "of them changes.",
+            stalled=True,
+            paused=spec.paused,
+        )
     if facts.token is not TokenState.FOUND:
         ref = spec.bot_ref
         why = {
@@ -284,6 +319,8 @@ def _situation(
                 "(<digits>:<secret>)"
             ),
         }[facts.token]
+        # The reconcile knows where the token was looked for (a Bot's tokenSecretRef).
+        why = facts.token_detail or why
         return _Situation(
             reason=Reason.BOT_SECRET_NOT_FOUND,
             message=f"{why} in this namespace; nothing is sent until it is fixed.",

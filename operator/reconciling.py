@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import kopf
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from herald.core import subjects
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
-from herald.core.envelopes import BroadcastState, CompletionRecord
+from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
 from herald.core.statuses import BroadcastStatus
 from herald.operator import (
     audiences,
@@ -49,6 +48,7 @@ from herald.operator import (
     tokens,
 )
 from herald.operator.connections import Connections
+from herald.operator.identities import BotIndex, Resolved, Target, Verifier, target_of
 from herald.operator.metrics import Metrics, view_of
 from herald.operator.planning import Facts, LedgerFacts, Plan, RateSample, TokenState, Wait
 from herald.operator.preparing import Preparations
@@ -95,6 +95,13 @@ class Reconciler:
         self.memory: dict[str, _Memory] = {}
         self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
         self._secrets = tokens.SecretCache(ttl=settings.operator.token_cache_seconds)
+        self.ring = settings.tokens.ring()
+        self.verifier = Verifier(
+            api_url=settings.telegram.api_url,
+            ttl=settings.operator.verify_seconds,
+            clock=time.monotonic,
+        )
+        self._warned: set[str] = set()  # uids told that their botRef names a Secret
         # Status writes that only move counters, in flight at once (see _write_status).
         self._refreshing = asyncio.Semaphore(_REFRESH_WRITES)
         self._connections: Connections | None = None
@@ -154,7 +161,9 @@ class Reconciler:
 
     # --- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, body: kopf.Body, *, cause: str) -> BroadcastStatus | None:
+    async def reconcile(
+        self, body: kopf.Body, *, cause: str, bots: BotIndex
+    ) -> BroadcastStatus | None:
         """Run one reconcile; returns the status it arrived at, None when there was nothing
         to do. Raises :class:`Unavailable` after reporting the wait in the status,
         :class:`InvalidSpec` after reporting the spec's problems, and any other error after
@@ -184,7 +193,7 @@ class Reconciler:
                 await self._reject(body, memory, exc, generation=generation)
                 raise InvalidSpec(f"The spec cannot be read: {_problems(exc)}") from exc
             try:
-                status = await self._reconcile(body, spec, previous, memory, cause=cause)
+                status = await self._reconcile(body, spec, previous, memory, cause=cause, bots=bots)
             except Unavailable as exc:
                 memory.failures += 1
                 await self._report_wait(body, memory, exc.wait, generation=generation)
@@ -224,23 +233,44 @@ class Reconciler:
             self.metrics.observe(meta["uid"], view)
 
     async def _gather(
-        self, body: kopf.Body, spec: BroadcastSpec, memory: _Memory
-    ) -> tuple[Facts, SecretStr | None]:
+        self, body: kopf.Body, spec: BroadcastSpec, memory: _Memory, target: Target
+    ) -> tuple[Facts, Resolved]:
         meta = body["metadata"]
         uid = meta["uid"]
-        token_state, token = await self._read_token(meta["namespace"], spec)
+        resolved = await self.resolve(meta["namespace"], target)
+        if (
+            resolved.state is TokenState.FOUND
+            and spec.rate.allow_paid_broadcast
+            and target.limits is not None
+            and target.limits.paid_messages_per_second is None
+        ):
+            resolved = Resolved(state=TokenState.PAID_DISABLED)
         async with self.c.database("counting the ledger"), self.c.pool.acquire() as connection:
             segment_exists = await audiences.segment_exists(connection, spec.audience)
             ledger = await ledgers.ledger_facts(connection, uid)
         async with self.c.nats("reading the fault record"):
             fault = await controls.read_fault(self.c.kv, uid)
+        if fault is not None and fault.reason is FaultReason.BOT_UNAUTHORIZED:
+            # A sender met a 401: not the end of the broadcast but a question for getMe
+            # about the token the Secret holds now. Verified (rotated since): the fault is
+            # answered and senders go on with the new token. Refused: the planner holds the
+            # broadcast Stalled until the Secret is fixed.
+            if resolved.token is not None:
+                self.verifier.forget(resolved.token.get_secret_value())
+                resolved = await self.resolve(meta["namespace"], target)
+            if resolved.state is TokenState.FOUND:
+                async with self.c.nats("clearing the fault record"):
+                    await controls.delete_fault(self.c.kv, uid)
+                logger.info("The bot token was replaced since a sender's 401; going on.")
+            fault = None
         queued = None
         if _may_have_lost_work(ledger, memory.sample):
             async with self.c.nats("counting the queued work"):
                 queued = await publishing.queued_work(self.c.js, uid)
         facts = Facts(
             generation=int(meta.get("generation") or 0),
-            token=token_state,
+            token=resolved.state,
+            token_detail=resolved.detail,
             segment_exists=segment_exists,
             ledger=ledger,
             fault=fault,
@@ -249,7 +279,7 @@ class Reconciler:
             preparing_wait=self.preparations.wait_of(uid),
             queued_work=queued,
         )
-        return facts, token
+        return facts, resolved
 
     async def _reconcile(
         self,
@@ -259,10 +289,23 @@ class Reconciler:
         memory: _Memory,
         *,
         cause: str,
+        bots: BotIndex,
     ) -> BroadcastStatus:
         meta = body["metadata"]
         uid, namespace, name = meta["uid"], meta["namespace"], meta["name"]
-        facts, token = await self._gather(body, spec, memory)
+        target = target_of(spec.bot_ref, bots.specs(namespace))
+        if target.bot is None and uid not in self._warned:
+            self._warned.add(uid)
+            kopf.event(
+                body,
+                type="Warning",
+                reason="DeprecatedBotRef",
+                message=f"spec.botRef {spec.bot_ref.name!r} names a Secret, not a Bot: this "
+                "form is deprecated. Create a Bot (kind: Bot) with tokenSecretRef "
+                f"{{name: {spec.bot_ref.name}, key: {spec.bot_ref.key}}} and the same name.",
+            )
+        facts, resolved = await self._gather(body, spec, memory, target)
+        token = resolved.token if resolved.state is TokenState.FOUND else None
         now = datetime.now(UTC)
         plan = planning.plan(spec=spec, status=previous, facts=facts, now=now)
 
@@ -282,7 +325,8 @@ class Reconciler:
             # finds its work queue there at once.
             async with self.c.nats("creating the work consumer"):
                 await publishing.ensure_consumer(self.c.js, uid)
-            bot_id = subjects.bot_id_of(token.get_secret_value())
+            assert resolved.bot_id is not None
+            bot_id = resolved.bot_id
             self.preparations.start(
                 uid=uid, namespace=namespace, name=name, bot_id=bot_id, spec=spec
             )
@@ -293,7 +337,8 @@ class Reconciler:
                     namespace=namespace,
                     name=name,
                     generation=facts.generation,
-                    token=token,
+                    resolved=resolved,
+                    limits=target,
                     spec=spec,
                     plan=plan,
                 )
@@ -315,8 +360,8 @@ class Reconciler:
                 )
         if plan.completion is not None:
             await self._announce(uid, namespace, name, plan)
-        if plan.sending and token is not None:
-            self.sending[uid] = subjects.bot_id_of(token.get_secret_value())
+        if plan.sending and resolved.bot_id is not None:
+            self.sending[uid] = resolved.bot_id
         else:
             self.sending.pop(uid, None)
 
@@ -380,17 +425,29 @@ class Reconciler:
             # The report must not hide the error being reported.
             logger.warning("Could not report the wait in the status.", exc_info=True)
 
-    async def _read_token(
-        self, namespace: str, spec: BroadcastSpec
-    ) -> tuple[TokenState, SecretStr | None]:
-        ref = spec.bot_ref
-        fresh, data = self._secrets.get(namespace, ref.name, now=time.monotonic())
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data through the shared cache (Broadcasts and Bots alike)."""
+        fresh, data = self._secrets.get(namespace, name, now=time.monotonic())
         if not fresh:
             data = await self.c.kubernetes(
-                "reading the bot token Secret", lambda: self.c.secrets.data(namespace, ref.name)
+                "reading the bot token Secret", lambda: self.c.secrets.data(namespace, name)
             )
-            self._secrets.put(namespace, ref.name, data, now=time.monotonic())
-        return tokens.token_of(data, ref.key)
+            self._secrets.put(namespace, name, data, now=time.monotonic())
+        return dict(data) if data is not None else None
+
+    async def resolve(self, namespace: str, target: Target) -> Resolved:
+        """The token at ``target``, verified with getMe."""
+        ref = target.secret
+        state, token = tokens.token_of(await self.secret_data(namespace, ref.name), ref.key)
+        resolved = await self.verifier.resolve(state, token)
+        if resolved.state in (
+            TokenState.SECRET_NOT_FOUND,
+            TokenState.KEY_NOT_FOUND,
+            TokenState.MALFORMED,
+        ):
+            detail = tokens.wording(state, ref, bot=target.bot)
+            return Resolved(state=resolved.state, detail=detail)
+        return resolved
 
     async def _put_control(
         self,
@@ -399,12 +456,13 @@ class Reconciler:
         namespace: str,
         name: str,
         generation: int,
-        token: SecretStr | None,
+        resolved: Resolved,
+        limits: Target,
         spec: BroadcastSpec,
         plan: Plan,
     ) -> None:
         assert plan.control is not None
-        if token is None:
+        if resolved.token is None or resolved.bot_id is None:
             # Without a token no record can be written; a stop must still reach senders.
             if plan.control is BroadcastState.STOPPED:
                 await controls.delete_control(self.c.kv, uid)
@@ -414,11 +472,14 @@ class Reconciler:
             namespace=namespace,
             name=name,
             generation=generation,
-            token=token,
+            bot_id=resolved.bot_id,
+            token=resolved.token,
+            limits=limits.limits,
             spec=spec,
             state=plan.control,
+            ring=self.ring,
         )
-        if await controls.put_control(self.c.kv, record):
+        if await controls.put_control(self.c.kv, record, self.ring):
             logger.info("Control of %s/%s is now %s.", namespace, name, plan.control.value)
 
     async def _announce(self, uid: str, namespace: str, name: str, plan: Plan) -> None:

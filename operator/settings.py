@@ -13,7 +13,12 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from herald.core.settings import DatabaseSettings, NatsSettings
+from herald.core.settings import (
+    DatabaseSettings,
+    NatsSettings,
+    TelegramSettings,
+    TokenKeySettings,
+)
 
 __all__ = ["OperatorSettings", "ScalingSettings", "SenderTarget", "Settings"]
 
@@ -102,6 +107,24 @@ class OperatorSettings(BaseSettings):
             "Longest wait for the one statement that writes a whole audience into the "
             "ledger: bench/operator_materialise.py writes 5M recipients in about a minute on "
             "2 cores, so 15 minutes leaves room for ten times that on a slow disk."
+        ),
+    )
+    verify_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "How long getMe's verification of a token is trusted before it is asked again. "
+            "A new token in a Secret is verified at once whatever this says; a revoked one is "
+            "also caught by the senders on their next send (401)."
+        ),
+    )
+    bot_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Period of each Bot's resync: its token Secret, getMe, subscriber counts and its "
+            "record for the admin bot. A rotated token reaches senders within about this "
+            "plus tokenCacheSeconds."
         ),
     )
     token_cache_seconds: float = Field(
@@ -217,3 +240,5 @@ class Settings:
     sender: SenderTarget = field(default_factory=SenderTarget)
     nats: NatsSettings = field(default_factory=NatsSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    tokens: TokenKeySettings = field(default_factory=TokenKeySettings)

@@ -43,8 +43,9 @@ async def _stop_control(c: Connections, uid: str) -> None:
         entry = await c.kv.get(subjects.control_key(uid))
         if entry.value:
             record = envelopes.decode(ControlRecord, entry.value)
-            stopped = record.model_copy(update={"state": BroadcastState.STOPPED})
-            await controls.put_control(c.kv, stopped)
+            # A stopped broadcast's record carries no token.
+            stopped = record.model_copy(update={"state": BroadcastState.STOPPED, "token": None})
+            await c.kv.put(subjects.control_key(uid), envelopes.encode(stopped))
 
 
 async def sweep_forever(

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from herald.core.bots import SecretKeyRef
 from herald.kube import tokens
 from herald.operator.planning import TokenState
 
-__all__ = ["SecretCache", "token_of"]
+__all__ = ["SecretCache", "token_of", "wording"]
 
 
 def token_of(data: Mapping[str, str] | None, key: str) -> tuple[TokenState, SecretStr | None]:
@@ -32,6 +33,16 @@ def token_of(data: Mapping[str, str] | None, key: str) -> tuple[TokenState, Secr
             return TokenState.KEY_NOT_FOUND, None
         case tokens.Malformed():
             return TokenState.MALFORMED, None
+
+
+def wording(state: TokenState, ref: SecretKeyRef, *, bot: str | None) -> str:
+    """What is wrong at ``ref``, for a condition message."""
+    where = f"Secret {ref.name!r}" + (f" (tokenSecretRef of Bot {bot!r})" if bot else "")
+    if state is TokenState.SECRET_NOT_FOUND:
+        return f"{where} was not found"
+    if state is TokenState.KEY_NOT_FOUND:
+        return f"{where} has no key {ref.key!r}"
+    return f"the value of key {ref.key!r} in {where} is not a bot token (<digits>:<secret>)"
 
 
 @dataclass(frozen=True, slots=True)

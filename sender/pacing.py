@@ -128,6 +128,12 @@ class Pacer:
         self._halted_until = -math.inf
         self._turn = 0
 
+    def limit(self, *, free: float, paid: float) -> None:
+        """The bot's own ceilings (its Bot's spec.limits), which may change while it sends."""
+        self.free_limit = free
+        self.paid_limit = paid
+        self._bot.rate = paid
+
     def configure(self, uid: str, rate: SendRate) -> None:
         """Add a broadcast or change its rate; its schedule carries over."""
         per_second, paid = rate.messages_per_second, rate.allow_paid_broadcast

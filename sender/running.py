@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 from herald.core import natsconn, probes, streams
 from herald.core.envelopes import BroadcastState, ControlRecord
 from herald.core.permissions import Component
+from herald.core.sealing import SealError
 from herald.sender import controls, ledgers
 from herald.sender.controls import Controls
 from herald.sender.ledgers import Ledger
@@ -46,6 +47,7 @@ class Sender:
         self._leases_due = asyncio.Event()
         self.ready = asyncio.Event()
         self.vitals = Vitals()
+        self._ring = config.tokens.ring()
 
     async def run(self, stopping: asyncio.Event) -> bool:
         """Until ``stopping`` is set, or a vital loop fails; returns whether all was well."""
@@ -134,6 +136,9 @@ class Sender:
             self.ready.set()
         elif isinstance(change, controls.Seen):
             record = change.record
+            if record.state is not BroadcastState.STOPPED and not self._opens(record):
+                self._apply(controls.Gone(record.uid))
+                return
             self._records[record.uid] = record
             if (worker := self._workers.get(record.bot_id)) is not None:
                 worker.update(record)
@@ -148,6 +153,15 @@ class Sender:
         ):
             worker.halt(change.halt.until)
 
+    def _opens(self, record: ControlRecord) -> bool:
+        """Whether the record's token opens with this sender's key ring."""
+        try:
+            record.open_token(self._ring)
+        except SealError as error:
+            log.error("not serving %s/%s: %s", record.namespace, record.name, error)
+            return False
+        return True
+
     async def _lease(self) -> None:
         settings = self.config.sender
         loop = asyncio.get_running_loop()
@@ -155,7 +169,7 @@ class Sender:
             self._leases_due.clear()
             needed: dict[str, ControlRecord] = {}
             for record in self._records.values():
-                if record.state is not BroadcastState.STOPPED:
+                if record.state is not BroadcastState.STOPPED and record.token is not None:
                     needed.setdefault(record.bot_id, record)
             for bot_id in list(self._workers):
                 if bot_id not in needed:
@@ -184,7 +198,7 @@ class Sender:
     async def _hire(self, bot_id: str, record: ControlRecord) -> BotWorker:
         worker = BotWorker(
             bot_id=bot_id,
-            token=record.token.get_secret_value(),
+            ring=self._ring,
             config=self.config,
             js=self._js,
             ledger=self._ledger,

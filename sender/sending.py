@@ -28,6 +28,7 @@ from herald.core import logs
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, ControlRecord, FaultReason, FaultRecord, Recipient
+from herald.core.sealing import KeyRing, SealError
 from herald.sender import gating, ledgers, pacing, tasks
 from herald.sender.controls import Controls
 from herald.sender.gating import Gate
@@ -61,9 +62,11 @@ class _Broadcast:
 
     record: ControlRecord
     work: WorkQueue
+    client: TelegramClient  # with the token of its record
     attempts: dict[int, int] = field(default_factory=dict)
     proven: set[str] = field(default_factory=set)  # variants Telegram accepted once
     tripped: bool = False
+    tripped_by: FaultReason | None = None
     paid_sent: int = 0
     want_work: asyncio.Event = field(default_factory=asyncio.Event)
     want_claim: asyncio.Event = field(default_factory=asyncio.Event)
@@ -90,7 +93,7 @@ class BotWorker:
         self,
         *,
         bot_id: str,
-        token: str,
+        ring: KeyRing,
         config: Config,
         js: JetStreamContext,
         ledger: Ledger,
@@ -107,12 +110,11 @@ class BotWorker:
         self._recorder = recorder
         self._controls = controls
         self._metrics = metrics
-        self._client = TelegramClient(
-            token,
-            api_url=config.telegram.api_url,
-            timeout=self._settings.request_timeout_seconds,
-            connections=self._settings.max_in_flight,
-        )
+        self._ring = ring
+        self._api_url = config.telegram.api_url
+        # One HTTP session per token: each broadcast sends with the token of its own record,
+        # so a rotated token is used from the first record written after the rotation.
+        self._clients: dict[str, TelegramClient] = {}
         self._pacer = pacing.Pacer(
             free_limit=self._settings.free_limit, paid_limit=self._settings.paid_limit
         )
@@ -131,6 +133,17 @@ class BotWorker:
             self._tasks, self._schedule(), vital=(vitals, f"the scheduler of bot {bot_id}")
         )
 
+    def _client_for(self, token: str) -> TelegramClient:
+        client = self._clients.get(token)
+        if client is None:
+            client = self._clients[token] = TelegramClient(
+                token,
+                api_url=self._api_url,
+                timeout=self._settings.request_timeout_seconds,
+                connections=self._settings.max_in_flight,
+            )
+        return client
+
     # --- control -----------------------------------------------------------------------
 
     def update(self, record: ControlRecord) -> None:
@@ -140,6 +153,20 @@ class BotWorker:
             if current is not None:
                 self.drop(record.uid)
             return
+        try:
+            token = record.open_token(self._ring)
+        except SealError as error:
+            log.error("cannot open the token of %s/%s: %s", record.namespace, record.name, error)
+            if current is not None:
+                self.drop(record.uid)
+            return
+        client = self._client_for(token)
+        if record.limits is not None:
+            limits = record.limits
+            self._pacer.limit(
+                free=limits.messages_per_second,
+                paid=limits.paid_messages_per_second or limits.messages_per_second,
+            )
         vitals = self._vitals
         self._pacer.configure(record.uid, record.rate)
         self._shares_of = ()  # the rate may have changed
@@ -151,7 +178,7 @@ class BotWorker:
                 nak_delay=max(1.0, self._settings.claim_ttl_seconds / 4),
                 metrics=self._metrics,
             )
-            current = _Broadcast(record, work)
+            current = _Broadcast(record, work, client)
             self._broadcasts[record.uid] = current
             # The broadcast's own tasks log with its namespace and name.
             with logs.broadcast(record.namespace, record.name):
@@ -164,7 +191,11 @@ class BotWorker:
                     current.tasks, work.keep_alive(), vital=(vitals, f"the keep-alive {of}")
                 )
         was_active = current.active
-        current.record = record
+        if current.client is not client:
+            log.info("%s/%s: sending with a new token", record.namespace, record.name)
+            if current.tripped_by is FaultReason.BOT_UNAUTHORIZED:
+                current.tripped, current.tripped_by = False, None  # the token Telegram refused
+        current.record, current.client = record, client
         if was_active and not current.active:
             # Paused: nothing new leaves; rows claimed but not sent go back to pending.
             self._release(current, requeue=True)
@@ -378,7 +409,7 @@ class BotWorker:
         )
         started = self._loop.time()
         try:
-            outcome = await self._client.send(rendered)
+            outcome = await broadcast.client.send(rendered)
         finally:
             self._metrics.send_duration.observe(self._loop.time() - started)
             self._in_flight -= 1
@@ -437,7 +468,7 @@ class BotWorker:
         """The broadcast cannot go on: report it and stop sending it here."""
         if broadcast.tripped:
             return
-        broadcast.tripped = True
+        broadcast.tripped, broadcast.tripped_by = True, reason
         self._metrics.faults.labels(reason).inc()
         record = broadcast.record
         log.warning(
@@ -504,4 +535,5 @@ class BotWorker:
             await asyncio.wait(set(self._acks), timeout=2.0)
         for task in list(self._tasks):
             task.cancel()
-        await self._client.close()
+        for client in self._clients.values():
+            await client.close()

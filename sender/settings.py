@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.settings import (
+    DatabaseSettings,
+    NatsSettings,
+    TelegramSettings,
+    TokenKeySettings,
+)
 
 __all__ = ["Config", "SenderSettings", "default_sender_id"]
 
@@ -119,3 +124,4 @@ class Config(BaseModel):
     nats: NatsSettings = Field(default_factory=NatsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    tokens: TokenKeySettings = Field(default_factory=TokenKeySettings)

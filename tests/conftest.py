@@ -3,6 +3,7 @@ each test gets its own namespace and database so tests never see each other's st
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,10 +14,15 @@ import pytest
 
 from herald.core.migrating import apply_migrations
 from herald.dev import controlplane as controlplanes
+from herald.dev import keys
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.emulator import RunningEmulator, run_emulator
+
+# One token key ring for the session: components started in this process read it from the
+# environment, and those started as processes inherit it.
+os.environ.setdefault("HERALD_TOKEN_KEYS", keys.token_keys())
 
 
 @pytest.fixture(scope="session")

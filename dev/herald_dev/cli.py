@@ -64,7 +64,8 @@ def _resolve(state_dir: Path | None) -> Path:
 
 def _echo_env(env: dict[str, str]) -> None:
     for key, value in env.items():
-        shown = "(in the env file)" if key.endswith("PASSWORD") else value
+        # Keys and passwords stay in the (private) env file, out of terminals and CI logs.
+        shown = "(in the env file)" if key.endswith(("PASSWORD", "TOKEN_KEYS")) else value
         click.echo(f"  {key}={shown}")
 
 
@@ -254,6 +255,21 @@ def migrate(check: bool) -> None:
     click.echo(f"{'pending' if check else 'applied'}: {names}")
     if check and done:
         sys.exit(1)
+
+
+@cli.command("token-key")
+@click.option("--id", "key_id", default="k1", show_default=True, help="The key's id in the ring.")
+def token_key(key_id: str) -> None:
+    """Print a new token key, `<id>:<base64 of 32 random bytes>`, for HERALD_TOKEN_KEYS or the
+    chart's token key Secret (rotation: docs/install.md)."""
+    from herald.core import sealing  # noqa: PLC0415
+
+    key = sealing.generate_key(key_id)
+    try:
+        sealing.KeyRing.parse(key)  # refuses an id the ring would not read
+    except sealing.SealError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(key)
 
 
 def main() -> None:

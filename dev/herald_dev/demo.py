@@ -90,7 +90,13 @@ def run_demo(state_dir: Path, *, say: Callable[[str], None], timeout: float = 60
     examples = repo_root() / "examples"
     kubectl("delete", "-f", str(examples / "broadcast.yaml"), "--ignore-not-found", "--wait")
     kubectl(
-        "apply", "-f", str(examples / "bot-secret.yaml"), "-f", str(examples / "broadcast.yaml")
+        "apply",
+        "-f",
+        str(examples / "bot-secret.yaml"),
+        "-f",
+        str(examples / "bot.yaml"),
+        "-f",
+        str(examples / "broadcast.yaml"),
     )
     say("applied examples/broadcast.yaml; following its status:")
     deadline = time.monotonic() + timeout

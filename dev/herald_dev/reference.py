@@ -24,7 +24,13 @@ from pydantic_settings import BaseSettings
 from herald.bot.settings import BotSettings
 from herald.core import crds
 from herald.core.permissions import PERMISSIONS, Component, Grant, inbox_prefix
-from herald.core.settings import DatabaseSettings, LogSettings, NatsSettings, TelegramSettings
+from herald.core.settings import (
+    DatabaseSettings,
+    LogSettings,
+    NatsSettings,
+    TelegramSettings,
+    TokenKeySettings,
+)
 from herald.dev import nats
 from herald.operator.settings import OperatorSettings, ScalingSettings, SenderTarget
 from herald.sender.settings import SenderSettings
@@ -133,25 +139,23 @@ def _rules(schema: dict[str, Any], path: str) -> Iterator[tuple[str, str, str]]:
             yield field.path, rule["rule"], rule.get("message", "")
 
 
-def api_reference() -> str:
-    crd = crds.broadcast_crd()
+def _crd_reference(crd: dict[str, Any]) -> list[str]:
     version = crd["spec"]["versions"][0]
     root = version["schema"]["openAPIV3Schema"]
-    group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+    group, names = crd["spec"]["group"], crd["spec"]["names"]
+    short = names.get("shortNames", [])
     lines = [
-        _GENERATED.format(source="the Broadcast CRD schema (herald.core.broadcasts)").rstrip(),
+        f"# {names['kind']} API reference ({group}/{version['name']})",
         "",
-        f"# {kind} API reference ({group}/{version['name']})",
+        _cell(root.get("description", "")),
         "",
-        f"`kubectl explain {crd['spec']['names']['singular']}.spec` shows the same text from "
-        "the cluster. Short name: "
-        + ", ".join(f"`{n}`" for n in crd["spec"]["names"]["shortNames"])
-        + ".",
+        f"`kubectl explain {names['singular']}.spec` shows the same text from the cluster."
+        + (" Short name: " + ", ".join(f"`{n}`" for n in short) + "." if short else ""),
         "",
     ]
     for part in ("spec", "status"):
         schema = root["properties"][part]
-        lines += [f"## {part}", "", _cell(schema.get("description", "")), ""]
+        lines += [f"## {names['kind']} {part}", "", _cell(schema.get("description", "")), ""]
         lines += _field_table(list(_walk(schema, part)))
         rules = list(_rules(schema, part))
         if rules:
@@ -163,7 +167,7 @@ def api_reference() -> str:
             ]
         lines.append("")
     lines += [
-        "## Printer columns",
+        f"## {names['kind']} printer columns",
         "",
         "| Column | JSONPath | Shown | Description |",
         "|---|---|---|---|",
@@ -174,7 +178,19 @@ def api_reference() -> str:
             f"| {column['name']} | `{column['jsonPath']}` | {shown} | "
             f"{_cell(column.get('description', ''))} |"
         )
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
+
+
+def api_reference() -> str:
+    lines = [
+        _GENERATED.format(
+            source="the Broadcast and Bot CRD schemas (herald.core.broadcasts, herald.core.bots)"
+        ).rstrip(),
+        "",
+    ]
+    lines += _crd_reference(crds.broadcast_crd())
+    lines += _crd_reference(crds.bot_crd())
+    return "\n".join(lines).rstrip() + "\n"
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -183,7 +199,8 @@ def api_reference() -> str:
 _SETTINGS: tuple[tuple[type[BaseSettings], str], ...] = (
     (NatsSettings, "operator, sender, bot"),
     (DatabaseSettings, "operator, sender, bot"),
-    (TelegramSettings, "sender, bot"),
+    (TelegramSettings, "operator, sender, bot"),
+    (TokenKeySettings, "operator, sender, bot"),
     (LogSettings, "operator, sender, bot"),
     (OperatorSettings, "operator"),
     (ScalingSettings, "operator"),

@@ -33,7 +33,7 @@ import asyncpg
 
 from herald.core.migrating import apply_migrations
 from herald.core.permissions import Component
-from herald.dev import controlplane, processes
+from herald.dev import controlplane, keys, processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import ADMIN, NatsServer
 from herald.dev.postgres import PostgresCluster
@@ -301,6 +301,8 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                 **nats.credentials(ADMIN),
                 "HERALD_DATABASE_URL": postgres.dsn(DATABASE),
                 "HERALD_TELEGRAM_API_URL": telegram_url,
+                # Kept in the state folder: the stack that comes back opens its old records.
+                "HERALD_TOKEN_KEYS": keys.token_keys(state_dir),
             }
             _write_env_files(state_dir, state.env, nats)
             _start_components(stack, state, nats, plane.kubeconfig, logs)

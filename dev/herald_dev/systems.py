@@ -22,16 +22,26 @@ import yaml
 from herald.core.importing import import_subscribers
 from herald.core.permissions import Component
 from herald.core.subscribers import Subscriber
-from herald.dev import processes
+from herald.dev import keys, processes
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess
 from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 from herald.emulator import EmulatorClient
 
-__all__ = ["TOKEN", "LocalSystem", "local_system"]
+__all__ = ["TOKEN", "LocalSystem", "bot_manifest", "local_system"]
 
 TOKEN = "123456:local-secret"  # noqa: S105 - the emulator accepts any well-formed token
 BOT_SECRET = "bot"  # noqa: S105 - the name of the Secret, not its value
+
+
+def bot_manifest(name: str, secret: str, **spec: Any) -> dict[str, Any]:
+    """A Bot whose token is under key ``token`` of Secret ``secret``."""
+    return {
+        "apiVersion": "herald.dev/v1alpha1",
+        "kind": "Bot",
+        "metadata": {"name": name},
+        "spec": {"tokenSecretRef": {"name": secret}, **spec},
+    }
 
 
 @dataclass
@@ -142,6 +152,8 @@ async def local_system(
             processes.emulator(logs / "emulator.log", flags=emulator_flags or [])
         )
         kubectl("create", "secret", "generic", BOT_SECRET, f"--from-literal=token={TOKEN}")
+        # A Bot of the same name: Broadcasts naming it take the Bot's form, not the Secret's.
+        kubectl("apply", "-f", "-", input=json.dumps(bot_manifest(BOT_SECRET, BOT_SECRET)))
         deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace or "default")
         kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
         env = {
@@ -149,6 +161,7 @@ async def local_system(
             "KUBECONFIG": str(kubeconfig),
             "HERALD_DATABASE_URL": database,
             "HERALD_TELEGRAM_API_URL": emulator_url,
+            "HERALD_TOKEN_KEYS": keys.token_keys(),
             "HERALD_OPERATOR_NAMESPACES": json.dumps([kubectl.namespace]),
             "HERALD_OPERATOR_LIVENESS_PORT": str(processes.free_port()),
             "HERALD_OPERATOR_METRICS_PORT": "0",

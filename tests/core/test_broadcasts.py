@@ -75,11 +75,16 @@ def test_example_validates_and_round_trips(path: Path) -> None:
     assert Broadcast.model_validate(wire) == broadcast
 
 
-def test_bot_secret_example_holds_a_token() -> None:
+def test_the_example_bot_and_its_secret_are_the_ones_the_broadcasts_name() -> None:
     secret = yaml.safe_load((ROOT / "examples" / "bot-secret.yaml").read_text())
+    bot = yaml.safe_load((ROOT / "examples" / "bot.yaml").read_text())
     assert secret["kind"] == "Secret"
-    assert secret["metadata"]["name"] == "demo-bot"
+    assert bot["spec"]["tokenSecretRef"]["name"] == secret["metadata"]["name"]
     assert ":" in secret["stringData"]["token"]
+    for path in (ROOT / "examples").glob("*.yaml"):
+        manifest = yaml.safe_load(path.read_text())
+        if manifest["kind"] == "Broadcast":
+            assert manifest["spec"]["botRef"]["name"] == bot["metadata"]["name"], path.name
 
 
 @pytest.mark.parametrize("case", INVALID, ids=[case["id"] for case in INVALID])
@@ -98,7 +103,8 @@ def test_invalid_cases_have_unique_ids_and_an_expectation_for_both_sides() -> No
 
 
 def test_every_cel_rule_is_exercised_by_an_invalid_case() -> None:
-    messages = [case.get("message", "") for case in INVALID]
+    bots = yaml.safe_load((ROOT / "tests" / "data" / "invalid-bots.yaml").read_text())
+    messages = [case.get("message", "") for case in (*INVALID, *bots)]
     rules = [
         rule for model in _contract_models() for rule in model.cel_rules if not rule.is_transition
     ]

@@ -8,8 +8,12 @@ import ormsgpack
 import pytest
 
 from herald.core import envelopes, subjects
+from herald.core.bots import BotLimits, PaidLimits
 from herald.core.broadcasts import Rate
 from herald.core.contents import Content
+from herald.core.sealing import KeyRing, SealError, generate_key
+
+RING = KeyRing.parse(generate_key())
 
 
 def control() -> envelopes.ControlRecord:
@@ -19,7 +23,7 @@ def control() -> envelopes.ControlRecord:
         name="black-friday",
         generation=3,
         bot_id="123456",
-        token="123456:secret",
+        token=RING.seal("123456:secret", bound_to="0b7c"),
         content=Content(text="<b>Sale</b>"),
         rate=envelopes.SendRate(messages_per_second=25),
         state=envelopes.BroadcastState.ACTIVE,
@@ -27,12 +31,33 @@ def control() -> envelopes.ControlRecord:
     )
 
 
-def test_control_record_round_trips_and_masks_its_token() -> None:
+def test_control_record_round_trips_with_its_token_sealed() -> None:
     record = control()
-    decoded = envelopes.decode(envelopes.ControlRecord, envelopes.encode(record))
+    data = envelopes.encode(record)
+    decoded = envelopes.decode(envelopes.ControlRecord, data)
     assert decoded == record
-    assert decoded.token.get_secret_value() == "123456:secret"
+    assert decoded.open_token(RING) == "123456:secret"
+    assert b"secret" not in data
     assert "secret" not in repr(decoded)
+
+
+def test_a_sealed_token_opens_only_in_its_own_record_and_ring() -> None:
+    record = control()
+    moved = record.model_copy(update={"uid": "another"})
+    with pytest.raises(SealError, match="does not open"):
+        moved.open_token(RING)
+    with pytest.raises(SealError, match="not in this component's token key ring"):
+        record.open_token(KeyRing.parse(generate_key("k2")))
+
+
+def test_a_bot_s_limits_travel_with_paid_off_unless_enabled() -> None:
+    assert envelopes.SendLimits.of(BotLimits(messages_per_second=20)) == envelopes.SendLimits(
+        messages_per_second=20
+    )
+    paid = BotLimits(paid=PaidLimits(enabled=True, messages_per_second=500, stars_per_day=9))
+    assert envelopes.SendLimits.of(paid) == envelopes.SendLimits(
+        messages_per_second=30, paid_messages_per_second=500, stars_per_day=9
+    )
 
 
 def test_the_rate_travels_typed_from_the_spec() -> None:
@@ -52,13 +77,17 @@ def test_a_version_1_control_record_is_read_with_its_flat_rate_nested() -> None:
         update={"rate": envelopes.SendRate(messages_per_second=100, allow_paid_broadcast=True)}
     )
     current = ormsgpack.unpackb(envelopes.encode(record))
-    assert current["v"] == envelopes.ControlRecord.VERSION == 2
+    assert current["v"] == envelopes.ControlRecord.VERSION == 3
     rate = current.pop("rate")
-    older = ormsgpack.packb({**current, **rate, "v": 1})
-    assert envelopes.decode(envelopes.ControlRecord, older) == record
+    del current["limits"]
+    older = ormsgpack.packb({**current, **rate, "token": "123456:secret", "v": 1})
+    # The token of an older record was in clear: it is dropped, never used.
+    assert envelopes.decode(envelopes.ControlRecord, older) == record.model_copy(
+        update={"token": None}
+    )
 
 
-@pytest.mark.parametrize("version", [0, 3, None], ids=["older", "newer", "none"])
+@pytest.mark.parametrize("version", [0, 4, None], ids=["older", "newer", "none"])
 def test_a_control_record_of_another_version_is_a_decode_error(version: int | None) -> None:
     data = ormsgpack.unpackb(envelopes.encode(control()))
     with pytest.raises(envelopes.DecodeError, match="version"):

@@ -103,7 +103,10 @@ def test_the_stack_comes_back_after_down_with_its_data_kept(tmp_path: Path) -> N
             started = herald("dev", "up", f"--state-dir={state_dir}")
             assert started.returncode == 0, (run, started.stdout[-2000:], started.stderr[-2000:])
             kubectl = Kubectl(Path(read_env(state_dir / "env")["KUBECONFIG"]), "default")
-            kubectl("apply", "-f", str(repo_root() / "examples" / "bot-secret.yaml"))
+            examples = repo_root() / "examples"
+            kubectl(
+                "apply", "-f", str(examples / "bot-secret.yaml"), "-f", str(examples / "bot.yaml")
+            )
             kubectl("apply", "-f", "-", input=json.dumps(_broadcast(f"{run}-run")))
             kubectl(
                 "wait", "--for=condition=Complete", f"bc/{run}-run", "--timeout=90s", timeout=100

@@ -32,7 +32,7 @@ VALID: dict[type[Any], Any] = {
         name="black-friday",
         generation=3,
         bot_id="123456",
-        token="123456:secret",
+        token="k1.c2VhbGVk",
         content=Content(text="<b>Sale</b> {first_name}", localized={"ru": {"text": "Скидки"}}),
         rate=envelopes.SendRate(messages_per_second=25),
         state=envelopes.BroadcastState.ACTIVE,

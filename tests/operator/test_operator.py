@@ -38,10 +38,13 @@ from herald.core.envelopes import (
     WorkBatch,
 )
 from herald.core.permissions import Component
+from herald.core.sealing import KeyRing
+from herald.dev import keys
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, free_port, wait_until
+from herald.emulator import RunningEmulator
 
 pytestmark = pytest.mark.controlplane
 
@@ -77,12 +80,18 @@ class Operator:
 
 
 def operator_env(
-    controlplane: ControlPlane, kubectl: Kubectl, nats: NatsAccess, database: str, **extra: str
+    controlplane: ControlPlane,
+    kubectl: Kubectl,
+    nats: NatsAccess,
+    database: str,
+    telegram_url: str,
+    **extra: str,
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(nats.env(Component.OPERATOR))
     env.update(
         KUBECONFIG=str(controlplane.kubeconfig),
+        HERALD_TELEGRAM_API_URL=telegram_url,
         HERALD_DATABASE_URL=database,
         HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
         # Only this test's namespace: other tests' Broadcasts belong to other databases.
@@ -110,10 +119,13 @@ def operator(
     kubectl: Kubectl,
     nats_access: NatsAccess,
     database: str,
+    emulator: RunningEmulator,
     tmp_path: Path,
     operator_overrides: dict[str, str],
 ) -> Iterator[Operator]:
-    env = operator_env(controlplane, kubectl, nats_access, database, **operator_overrides)
+    env = operator_env(
+        controlplane, kubectl, nats_access, database, emulator.url, **operator_overrides
+    )
     argv = [str(Path(sys.executable).parent / "herald-operator")]
     process = ManagedProcess("herald-operator", argv, tmp_path / "operator.log", env).start()
     running = Operator(process, env)
@@ -304,7 +316,7 @@ async def test_broadcast_lifecycle(
 
     record = await eventually(lambda: control(js, uid), what="the control record")
     assert record.state is BroadcastState.ACTIVE
-    assert record.token.get_secret_value() == TOKEN
+    assert record.open_token(KeyRing.parse(keys.token_keys())) == TOKEN
     assert record.bot_id == "123456"
     consumer = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
     assert consumer.config.filter_subject == subjects.work_subject(uid)

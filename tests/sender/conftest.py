@@ -37,6 +37,7 @@ from herald.core.envelopes import (
 )
 from herald.core.permissions import Component
 from herald.core.settings import DatabaseSettings, TelegramSettings
+from herald.dev import keys
 from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess
 from herald.emulator import EmulatorClient, RunningEmulator
@@ -140,7 +141,7 @@ class Pipeline:
             name=f"b-{uid[:8]}",
             generation=1,
             bot_id=token.partition(":")[0],
-            token=SecretStr(token),
+            token=keys.seal(token, bound_to=uid),
             content=Content.model_validate(content or {"text": "Hello <b>{first_name}</b>"}),
             rate=SendRate(
                 messages_per_second=rate, allow_paid_broadcast=paid, stars_budget=stars_budget

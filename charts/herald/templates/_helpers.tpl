@@ -284,6 +284,13 @@ annotations:
 - apiGroups: [herald.dev]
   resources: [broadcasts/finalizers]
   verbs: [update]
+# Bots: indexed (list, watch), patched by kopf's annotations, their status written.
+- apiGroups: [herald.dev]
+  resources: [bots]
+  verbs: [get, list, watch, patch]
+- apiGroups: [herald.dev]
+  resources: [bots/status]
+  verbs: [get, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
