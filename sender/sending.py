@@ -446,7 +446,7 @@ class BotWorker:
                 verdict.state,
                 verdict.reason,
                 message_id,
-                deactivate=verdict.action is Action.DEACTIVATE,
+                deactivate_for=self.bot_id if verdict.action is Action.DEACTIVATE else None,
             )
             self._recorder.add(broadcast.uid, row, lambda: self._settle(broadcast, [chat_id]))
         elif verdict.action is Action.RETRY:

@@ -203,12 +203,18 @@ def condition(kubectl: Kubectl, name: str, type_: str) -> dict[str, Any]:
     return {}
 
 
+BOT_ID = TOKEN.partition(":")[0]
+OTHER_BOT_ID = "999999"
+
+
 async def seed(db: asyncpg.Connection, count: int, *, first: int = 1000) -> None:
+    """Subscribers of the test's bot."""
     await db.execute(
-        "INSERT INTO subscribers (chat_id, first_name, language_code) "
-        "SELECT g, 'user' || g, 'en' FROM generate_series($1::bigint, $2::bigint) g",
+        "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code) "
+        "SELECT $3, g, 'user' || g, 'en' FROM generate_series($1::bigint, $2::bigint) g",
         first,
         first + count - 1,
+        BOT_ID,
     )
 
 
@@ -280,13 +286,23 @@ async def test_broadcast_lifecycle(
 ) -> None:
     await seed(db, 5)  # 1000..1004, language en
     await db.execute(
-        "INSERT INTO subscribers (chat_id, language_code, is_active) VALUES "
-        "(2000, 'en', false), (2001, 'ru', true), (2002, 'en-us', true)"
+        "INSERT INTO subscribers (bot_id, chat_id, language_code, is_active) VALUES "
+        "($1, 2000, 'en', false), ($1, 2001, 'ru', true), ($1, 2002, 'en-us', true)",
+        BOT_ID,
+    )
+    # Another bot's subscribers: some of the same users, who blocked that bot, not this one,
+    # and a user of that bot only.
+    await db.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code, is_active) "
+        "VALUES ($1, 1000, 'other', 'en', false), ($1, 1001, 'other', 'en', false), "
+        "($1, 5000, 'other', 'en', true)",
+        OTHER_BOT_ID,
     )
     sender_deployment(kubectl)
     apply_secret(kubectl)
     # 1002 is selected twice (dedupe), 2000 is inactive (excluded even when listed),
-    # 3000 is no subscriber at all (explicit ids are included), 2001 speaks ru.
+    # 3000 is no subscriber at all (explicit ids are included), 2001 speaks ru; 5000 is the
+    # other bot's, and 1000 and 1001 blocked the other bot only.
     uid = apply_broadcast(
         kubectl,
         "sale",

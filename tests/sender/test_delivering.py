@@ -55,6 +55,26 @@ async def test_blocked_deactivated_and_missing_chats(pipeline: Pipeline) -> None
     ]
 
 
+async def test_a_block_is_the_business_of_the_bot_blocked(pipeline: Pipeline) -> None:
+    # Two bots, one sender, overlapping subscribers: 4001 blocked bot A, which messaged them;
+    # bot B never did, so 4001 is B's subscriber still. 4005 answered 403 to both.
+    bot_a, bot_b = "710001:bot-a-token", "710002:bot-b-token"
+    await pipeline.client.configure({"blocked": [4001, 4005]})
+    await pipeline.db.execute("INSERT INTO subscribers (bot_id, chat_id) VALUES ('710002', 4001)")
+    of_a = await pipeline.open(range(4001, 4011), rate=50, token=bot_a)
+    of_b = await pipeline.open(range(4002, 4011), rate=50, token=bot_b)
+    async with pipeline.sender():
+        assert await pipeline.wait_done(of_a, within=20) == {"delivered": 8, "blocked": 2}
+        assert await pipeline.wait_done(of_b, within=20) == {"delivered": 8, "blocked": 1}
+    rows = await pipeline.db.fetch(
+        "SELECT bot_id, chat_id FROM subscribers WHERE NOT is_active ORDER BY bot_id, chat_id"
+    )
+    assert [tuple(row) for row in rows] == [("710001", 4001), ("710001", 4005), ("710002", 4005)]
+    assert await pipeline.db.fetchval(
+        "SELECT is_active FROM subscribers WHERE bot_id = '710002' AND chat_id = 4001"
+    )
+
+
 async def test_bad_markup_stops_the_broadcast_after_the_first_sends(pipeline: Pipeline) -> None:
     uid = await pipeline.open(
         range(3001, 3201), rate=50, paid=True, content={"text": "<b>unclosed"}
