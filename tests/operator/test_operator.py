@@ -42,6 +42,7 @@ from herald.dev import keys
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.processes import ManagedProcess, free_port, wait_until
+from herald.dev.systems import bot_manifest
 from herald.emulator import RunningEmulator
 
 pytestmark = pytest.mark.controlplane
@@ -279,6 +280,30 @@ def sender_deployment(kubectl: Kubectl) -> None:
 def replicas(kubectl: Kubectl) -> int:
     out = kubectl("get", "deployment", "herald-sender", "-o", "jsonpath={.spec.replicas}").stdout
     return int(out or 0)
+
+
+async def test_a_bot_counts_its_own_subscribers(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
+) -> None:
+    await seed(db, 2)  # 1000, 1001: active
+    await db.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, is_active) VALUES "
+        "($1, 1002, false), ($2, 1000, false), ($2, 5000, true), ($2, 5001, true)",
+        BOT_ID,
+        OTHER_BOT_ID,
+    )
+    apply_secret(kubectl)
+    kubectl("apply", "-f", "-", input=json.dumps(bot_manifest("shop", "shop-bot")))
+
+    async def counted() -> dict[str, Any] | None:
+        status = json.loads(kubectl("get", "bot", "shop", "-o", "json").stdout).get("status", {})
+        counts: dict[str, Any] | None = status.get("subscribers")
+        return counts
+
+    assert await eventually(counted, what="the Bot's subscriber counts") == {
+        "active": 2,
+        "inactive": 1,
+    }
 
 
 async def test_broadcast_lifecycle(
