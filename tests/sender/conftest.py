@@ -30,6 +30,7 @@ from herald.core.envelopes import (
     ControlRecord,
     FaultRecord,
     Recipient,
+    SendLimits,
     SendRate,
     WorkBatch,
     decode,
@@ -115,6 +116,7 @@ class Pipeline:
         batch: int = 100,
         token: str = TOKEN,
         stars_budget: int | None = None,
+        limits: SendLimits | None = None,
     ) -> str:
         """A new active broadcast to `chat_ids`, fully published; returns its uid."""
         uid = str(uuid.uuid4())
@@ -150,6 +152,7 @@ class Pipeline:
             ),
             delivery=delivery,
             state=BroadcastState.ACTIVE,
+            limits=limits,
         )
         await self.put(record)
         return uid
