@@ -115,11 +115,12 @@ async def prepare_broadcast(
     db = await asyncpg.connect(infra.dsn)
     try:
         await db.execute(
-            "INSERT INTO subscribers (chat_id, first_name) "
-            "SELECT g, 'User' || g FROM generate_series($1::bigint, $2::bigint) g "
+            "INSERT INTO subscribers (bot_id, chat_id, first_name) "
+            "SELECT $3, g, 'User' || g FROM generate_series($1::bigint, $2::bigint) g "
             "ON CONFLICT DO NOTHING",
             chat_ids.start,
             chat_ids.stop - 1,
+            TOKEN.partition(":")[0],
         )
         await db.execute(
             "INSERT INTO deliveries (broadcast_uid, chat_id) "

@@ -46,9 +46,9 @@ async def seed(dsn: str, count: int) -> None:
     try:
         await db.execute("TRUNCATE subscribers")
         await db.execute(
-            "INSERT INTO subscribers (chat_id, first_name, language_code, tags) "
-            "SELECT g, 'user' || g, (ARRAY['en','ru','de'])[1 + g % 3], ARRAY['t' || g % 7] "
-            "FROM generate_series(1, $1::bigint) g",
+            "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code, tags) "
+            "SELECT '123456', g, 'user' || g, (ARRAY['en','ru','de'])[1 + g % 3], "
+            "ARRAY['t' || g % 7] FROM generate_series(1, $1::bigint) g",
             count,
         )
         await db.execute("ANALYZE subscribers")

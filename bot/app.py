@@ -25,11 +25,11 @@ from herald.bot import controlling, creating, errors, listing, subscribing
 from herald.bot.kubeapi import KubernetesBroadcasts
 from herald.bot.live import LiveStatus
 from herald.bot.metrics import CountAdminCommands, CountUpdates, Metrics
-from herald.bot.middlewares import AdminOnly, SubscriberRefresh, UserTexts
-from herald.bot.postgres import PostgresSubscribers
+from herald.bot.middlewares import AdminOnly, BotSubscribers, SubscriberRefresh, UserTexts
+from herald.bot.postgres import PostgresSubscriberBook
 from herald.bot.reporting import CompletionReports
 from herald.bot.settings import BotSettings, Settings
-from herald.bot.stores import BroadcastStore, SubscriberStore
+from herald.bot.stores import BroadcastStore, SubscriberBook
 from herald.bot.throttling import RetryAfter
 from herald.bot.translations import Translations
 from herald.core import natsconn, probes
@@ -55,28 +55,29 @@ def build_dispatcher(
     *,
     settings: BotSettings,
     broadcasts: BroadcastStore,
-    subscribers: SubscriberStore,
+    subscribers: SubscriberBook,
     live: LiveStatus,
     translations: Translations,
     metrics: Metrics | None = None,
 ) -> Dispatcher:
     """The Dispatcher with every router, its middlewares and its dependencies.
 
-    Handlers receive ``broadcasts``, ``subscribers``, ``live`` and ``bot_settings`` from the
-    dispatcher's workflow data and ``texts`` from :class:`UserTexts`; nothing is global.
+    Handlers receive ``broadcasts``, ``live`` and ``bot_settings`` from the dispatcher's
+    workflow data, ``texts`` from :class:`UserTexts` and ``subscribers``, those of the bot
+    the update came to, from :class:`BotSubscribers`; nothing is global.
     """
     # In-memory dialog state: one replica serves a bot (polling allows no other), and a
     # dialog lost to a restart costs an admin one forward.
     dispatcher = Dispatcher(storage=MemoryStorage())
     metrics = metrics if metrics is not None else Metrics()
     dispatcher["broadcasts"] = broadcasts
-    dispatcher["subscribers"] = subscribers
     dispatcher["live"] = live
     dispatcher["bot_settings"] = settings
     dispatcher["metrics"] = metrics
     dispatcher.update.outer_middleware(CountUpdates(metrics))
     dispatcher.update.outer_middleware(UserTexts(translations))
-    dispatcher.message.outer_middleware(SubscriberRefresh(subscribers))
+    dispatcher.update.outer_middleware(BotSubscribers(subscribers))
+    dispatcher.message.outer_middleware(SubscriberRefresh())
 
     dispatcher.include_router(subscribing.router())
     # Everything below `admin` passes one check: its inner middlewares apply to the
@@ -154,7 +155,7 @@ async def assemble(
     connection = await natsconn.connect(settings.nats, component=Component.BOT, name="herald-bot")
     try:
         broadcasts = KubernetesBroadcasts(api)
-        subscribers = PostgresSubscribers(pool)
+        subscribers = PostgresSubscriberBook(pool)
         live = LiveStatus(
             bot,
             broadcasts,
@@ -177,7 +178,8 @@ async def assemble(
             namespaces=settings.bot.listed_namespaces,
             default_namespace=settings.bot.namespace,
             durable=settings.bot.durable,
-            subscribers=subscribers,
+            # Reports go out through this bot, in the language its subscribers told it.
+            subscribers=subscribers.of(bot.id),
             translations=translations,
             metrics=metrics,
         )

@@ -1,5 +1,5 @@
-"""Cross-cutting steps of every update: the user's language, the subscriber refresh, and the
-one place where admin rights are checked."""
+"""Cross-cutting steps of every update: the user's language, the subscribers of the bot the
+update came to, the subscriber refresh, and the one place where admin rights are checked."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
-from aiogram import BaseMiddleware
+from aiogram import BaseMiddleware, Bot
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from herald.bot.metrics import Metrics
-from herald.bot.stores import SubscriberProfile, SubscriberStore
+from herald.bot.stores import SubscriberBook, SubscriberProfile, SubscriberStore
 from herald.bot.translations import Translations
 
-__all__ = ["AdminOnly", "SubscriberRefresh", "UserTexts", "profile_of"]
+__all__ = ["AdminOnly", "BotSubscribers", "SubscriberRefresh", "UserTexts", "profile_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +44,27 @@ class UserTexts(BaseMiddleware):
         return await handler(event, data)
 
 
+class BotSubscribers(BaseMiddleware):
+    """Puts ``subscribers``, the subscribers of the bot the update came to, into every
+    handler's arguments: what a user does with one bot is recorded for that bot only."""
+
+    def __init__(self, book: SubscriberBook) -> None:
+        self._book = book
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        bot: Bot = data["bot"]
+        data["subscribers"] = self._book.of(bot.id)
+        return await handler(event, data)
+
+
 class SubscriberRefresh(BaseMiddleware):
     """Keeps a known subscriber's name and language current from any private message."""
 
-    def __init__(self, subscribers: SubscriberStore) -> None:
-        self._subscribers = subscribers
-
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         if isinstance(event, Message) and event.chat.type == "private" and event.from_user:
+            subscribers: SubscriberStore = data["subscribers"]
             try:
-                await self._subscribers.refresh(profile_of(event.from_user))
+                await subscribers.refresh(profile_of(event.from_user))
             except Exception:
                 # A stale profile must not cost the user their answer: the command still runs.
                 logger.warning("Could not refresh subscriber %s", event.from_user.id, exc_info=True)

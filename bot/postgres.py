@@ -1,4 +1,5 @@
-"""The subscriber table in Postgres (:class:`herald.bot.stores.SubscriberStore`)."""
+"""The subscriber table in Postgres (:class:`herald.bot.stores.SubscriberBook`), where every
+row belongs to one bot: each statement names the bot first."""
 
 from __future__ import annotations
 
@@ -6,12 +7,24 @@ import asyncpg
 
 from herald.bot.stores import LanguageCount, SubscriberProfile
 
-__all__ = ["PostgresSubscribers"]
+__all__ = ["PostgresSubscriberBook", "PostgresSubscribers"]
+
+
+class PostgresSubscriberBook:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def of(self, bot_id: int) -> PostgresSubscribers:
+        return PostgresSubscribers(self._pool, bot_id=bot_id)
 
 
 class PostgresSubscribers:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    """The subscribers of one bot."""
+
+    def __init__(self, pool: asyncpg.Pool, *, bot_id: int) -> None:
         self._pool = pool
+        # As the table keeps it: the decimal digits, like broadcasts.bot_id.
+        self._bot_id = str(bot_id)
 
     async def subscribe(self, profile: SubscriberProfile) -> None:
         # Tags belong to the application and stay as they are; everything Telegram tells is
@@ -19,9 +32,9 @@ class PostgresSubscribers:
         await self._pool.execute(
             """
             INSERT INTO subscribers
-                (chat_id, username, first_name, last_name, language_code, is_active)
-            VALUES ($1, $2, $3, $4, $5, true)
-            ON CONFLICT (chat_id) DO UPDATE SET
+                (bot_id, chat_id, username, first_name, last_name, language_code, is_active)
+            VALUES ($6, $1, $2, $3, $4, $5, true)
+            ON CONFLICT (bot_id, chat_id) DO UPDATE SET
                 username = EXCLUDED.username,
                 first_name = EXCLUDED.first_name,
                 last_name = EXCLUDED.last_name,
@@ -30,6 +43,7 @@ class PostgresSubscribers:
                 updated_at = now()
             """,
             *_columns(profile),
+            self._bot_id,
         )
 
     async def refresh(self, profile: SubscriberProfile) -> None:
@@ -39,11 +53,12 @@ class PostgresSubscribers:
             UPDATE subscribers SET
                 username = $2, first_name = $3, last_name = $4, language_code = $5,
                 updated_at = now()
-            WHERE chat_id = $1
+            WHERE bot_id = $6 AND chat_id = $1
               AND (username, first_name, last_name, language_code)
                   IS DISTINCT FROM ($2, $3, $4, $5)
             """,
             *_columns(profile),
+            self._bot_id,
         )
 
     async def set_active(self, profile: SubscriberProfile, *, active: bool) -> None:
@@ -52,24 +67,29 @@ class PostgresSubscribers:
         await self._pool.execute(
             """
             INSERT INTO subscribers
-                (chat_id, username, first_name, last_name, language_code, is_active)
-            VALUES ($1, $2, $3, $4, $5, $6)
-            ON CONFLICT (chat_id) DO UPDATE SET
+                (bot_id, chat_id, username, first_name, last_name, language_code, is_active)
+            VALUES ($7, $1, $2, $3, $4, $5, $6)
+            ON CONFLICT (bot_id, chat_id) DO UPDATE SET
                 is_active = EXCLUDED.is_active,
                 updated_at = now()
             """,
             *_columns(profile),
             active,
+            self._bot_id,
         )
 
     async def language_of(self, chat_id: int) -> str | None:
         value = await self._pool.fetchval(
-            "SELECT language_code FROM subscribers WHERE chat_id = $1", chat_id
+            "SELECT language_code FROM subscribers WHERE bot_id = $1 AND chat_id = $2",
+            self._bot_id,
+            chat_id,
         )
         return value if isinstance(value, str) else None
 
     async def count_active(self) -> int:
-        value = await self._pool.fetchval("SELECT count(*) FROM subscribers WHERE is_active")
+        value = await self._pool.fetchval(
+            "SELECT count(*) FROM subscribers WHERE bot_id = $1 AND is_active", self._bot_id
+        )
         return int(value or 0)
 
     async def active_languages(self, *, limit: int) -> list[LanguageCount]:
@@ -77,11 +97,12 @@ class PostgresSubscribers:
             """
             SELECT language_code, count(*) AS subscribers
             FROM subscribers
-            WHERE is_active AND language_code IS NOT NULL
+            WHERE bot_id = $1 AND is_active AND language_code IS NOT NULL
             GROUP BY language_code
             ORDER BY count(*) DESC, language_code
-            LIMIT $1
+            LIMIT $2
             """,
+            self._bot_id,
             limit,
         )
         return [

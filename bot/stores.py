@@ -1,4 +1,4 @@
-"""What the handlers need from the outside world, as two small interfaces.
+"""What the handlers need from the outside world, as small interfaces.
 
 Handlers depend on these protocols only; :mod:`herald.bot.kubeapi` and
 :mod:`herald.bot.postgres` implement them. Errors from the libraries are translated once, in
@@ -20,6 +20,7 @@ __all__ = [
     "BroadcastStore",
     "LanguageCount",
     "StoreError",
+    "SubscriberBook",
     "SubscriberProfile",
     "SubscriberStore",
 ]
@@ -74,7 +75,7 @@ class LanguageCount:
 
 
 class SubscriberStore(Protocol):
-    """The subscriber table."""
+    """The subscriber table as one bot sees it: its own subscribers, nobody else's."""
 
     async def subscribe(self, profile: SubscriberProfile) -> None:
         """Insert or refresh the subscriber and make them active (they said /start)."""
@@ -92,3 +93,10 @@ class SubscriberStore(Protocol):
 
     async def active_languages(self, *, limit: int) -> list[LanguageCount]:
         """The most common languages of active subscribers, most common first."""
+
+
+class SubscriberBook(Protocol):
+    """The subscriber table, by bot: each bot has its own subscribers."""
+
+    def of(self, bot_id: int) -> SubscriberStore:
+        """The subscribers of the bot with this id (the one Telegram's getMe returns)."""

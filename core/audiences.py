@@ -94,8 +94,9 @@ class Audience(Contract):
     subscribers: SubscriberSelector | None = Field(
         default=None,
         description=(
-            "Active subscribers of the bot (those who sent /start and have not blocked it), "
-            "optionally filtered by language and tags. {} selects all of them."
+            "Active subscribers of the Broadcast's bot (those who sent /start to that bot, or "
+            "were imported for it, and have not blocked it), optionally filtered by language "
+            "and tags. {} selects all of them; another bot's subscribers are never selected."
         ),
     )
     segment: str | None = Field(
@@ -106,7 +107,9 @@ class Audience(Contract):
         description=(
             "Name of an application-maintained Postgres view herald_segment_<name> with a "
             "chat_id column, dashes in the name becoming underscores (unfinished-poll reads "
-            "herald_segment_unfinished_poll). Read once, when the Broadcast starts."
+            "herald_segment_unfinished_poll). A view that also has a bot_id column gives the "
+            "rows of the Broadcast's bot only; without one, all its rows. Read once, when the "
+            "Broadcast starts."
         ),
     )
     chat_ids: tuple[Annotated[int, Field(json_schema_extra={"format": "int64"})], ...] | None = (

@@ -23,6 +23,7 @@ from herald.core.sealing import KeyRing, SealError
 __all__ = [
     "BotHalt",
     "BotRecord",
+    "BotSpend",
     "BroadcastState",
     "CompletionOutcome",
     "CompletionRecord",
@@ -214,6 +215,8 @@ class FaultReason(enum.StrEnum):
     CONTENT_REJECTED = "ContentRejected"  # Telegram refused the content on the first sends
     BOT_UNAUTHORIZED = "BotUnauthorized"  # Telegram refused the token (revoked)
     BUDGET_EXHAUSTED = "BudgetExhausted"  # spec.rate.starsBudget is spent; a raise resumes
+    # The Bot's limits.paid.starsPerDay is spent for today (UTC); the next day resumes.
+    DAILY_BUDGET_EXHAUSTED = "DailyBudgetExhausted"
 
 
 class FaultRecord(_Record):
@@ -230,6 +233,15 @@ class BotHalt(_Record):
 
     bot_id: str
     until: AwareDatetime
+
+
+class BotSpend(_Record):
+    """Paid messages a bot sent on one UTC day (KV, key ``spend.<bot_id>``), written by the
+    lease holder about once a second, so the next holder goes on counting from it."""
+
+    bot_id: str
+    day: str  # YYYY-MM-DD, UTC
+    paid: int
 
 
 class Lease(_Record):

@@ -15,10 +15,13 @@ from importlib import resources
 
 import asyncpg
 
+from herald.core import subscribers
+
 __all__ = [
     "Migration",
     "MigrationError",
     "apply_migrations",
+    "check_bot_id",
     "ensure_schema",
     "load_migrations",
     "pending_migrations",
@@ -71,8 +74,11 @@ CREATE TABLE IF NOT EXISTS herald_schema_migrations (
 """
 
 
-async def _pending(connection: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
-    """The migrations the database lacks; an error when its history disagrees with ours."""
+async def _pending(
+    connection: asyncpg.Connection, migrations: list[Migration], *, through: int | None = None
+) -> list[Migration]:
+    """The migrations the database lacks; an error when its history disagrees with ours.
+    ``through``: ``migrations`` stop at that version, so later ones may be applied."""
     exists = await connection.fetchval("SELECT to_regclass('herald_schema_migrations') IS NOT NULL")
     rows = (
         await connection.fetch("SELECT version, checksum FROM herald_schema_migrations")
@@ -90,7 +96,7 @@ async def _pending(connection: asyncpg.Connection, migrations: list[Migration]) 
                 f"migration {migration.version:04d}_{migration.name} was edited after it "
                 "was applied; add a new migration instead"
             )
-    if applied:
+    if applied and (through is None or min(applied) <= through):
         raise MigrationError(
             f"the database has migrations this Herald does not know: {sorted(applied)}; "
             "it was migrated by a newer version"
@@ -103,16 +109,48 @@ async def pending_migrations(connection: asyncpg.Connection) -> list[Migration]:
     return await _pending(connection, load_migrations())
 
 
-async def apply_migrations(connection: asyncpg.Connection) -> list[Migration]:
-    """Apply the pending migrations; return those applied now. Safe to run concurrently."""
-    migrations = load_migrations()
+def check_bot_id(bot_id: str) -> str:
+    """``bot_id`` if it is a bot id as the schema stores it, else :class:`MigrationError`."""
+    if not subscribers.is_bot_id(bot_id):
+        raise MigrationError(f"{bot_id!r} is not a bot id: {subscribers.BOT_ID_FORM}")
+    return bot_id
+
+
+async def apply_migrations(
+    connection: asyncpg.Connection,
+    *,
+    legacy_bot_id: str | None = None,
+    through: int | None = None,
+) -> list[Migration]:
+    """Apply the pending migrations (up to version ``through``, all when None); return those
+    applied now. Safe to run concurrently.
+
+    ``legacy_bot_id`` is the bot the subscribers recorded before subscribers were kept per
+    bot belong to; only 0004 reads it, and only when it cannot tell the bot itself. A
+    migration that refuses raises :class:`MigrationError` with its reason, having changed
+    nothing."""
+    if legacy_bot_id is not None:
+        check_bot_id(legacy_bot_id)
+    migrations = [m for m in load_migrations() if through is None or m.version <= through]
     await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await connection.execute(_HISTORY_TABLE)
-        pending = await _pending(connection, migrations)
+        pending = await _pending(connection, migrations, through=through)
         for migration in pending:
             async with connection.transaction():
-                await connection.execute(migration.sql)
+                # Local to the transaction: the setting never outlives the migration.
+                await connection.execute(
+                    "SELECT set_config('herald.legacy_bot_id', $1, true)", legacy_bot_id or ""
+                )
+                try:
+                    await connection.execute(migration.sql)
+                except asyncpg.RaiseError as exc:
+                    # A migration's own refusal: its words, and what to do, for a person.
+                    hint = f"; {exc.hint}" if exc.hint else ""
+                    raise MigrationError(
+                        f"migration {migration.version:04d}_{migration.name} refused: "
+                        f"{exc.message}{hint}"
+                    ) from exc
                 await connection.execute(
                     "INSERT INTO herald_schema_migrations (version, name, checksum) "
                     "VALUES ($1, $2, $3)",
@@ -125,10 +163,12 @@ async def apply_migrations(connection: asyncpg.Connection) -> list[Migration]:
         await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
 
 
-async def ensure_schema(connection: asyncpg.Connection, *, migrate: bool) -> list[Migration]:
+async def ensure_schema(
+    connection: asyncpg.Connection, *, migrate: bool, legacy_bot_id: str | None = None
+) -> list[Migration]:
     """At a component's start: migrate (when allowed), else refuse to run on an old schema."""
     if migrate:
-        return await apply_migrations(connection)
+        return await apply_migrations(connection, legacy_bot_id=legacy_bot_id)
     pending = await pending_migrations(connection)
     if pending:
         names = ", ".join(f"{m.version:04d}_{m.name}" for m in pending)

@@ -170,6 +170,16 @@ class DatabaseSettings(BaseSettings):
             "false: a DBA runs `herald db migrate` and the operator only checks."
         ),
     )
+    legacy_bot_id: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{0,18}$",
+        description=(
+            "Only for the upgrade that keeps subscribers per bot (migration 0004): the id of "
+            "the bot the subscribers recorded before it belong to, when Herald cannot tell "
+            "(no Broadcast, or Broadcasts of several bots, so far). The digits before the "
+            "colon of the bot's token; the same as `herald db migrate --bot-id`."
+        ),
+    )
     min_connections: int = Field(
         default=1, ge=0, description="Pool floor; one keeps idle components cheap."
     )

@@ -16,6 +16,7 @@ __all__ = [
     "bot_id_of",
     "bot_lease_key",
     "bot_record_key",
+    "bot_spend_key",
     "control_key",
     "fault_key",
     "work_consumer",
@@ -55,6 +56,11 @@ def bot_halt_key(bot_id: str) -> str:
 def bot_lease_key(bot_id: str) -> str:
     """Which sender replica currently sends for the bot."""
     return f"lease.{bot_id}"
+
+
+def bot_spend_key(bot_id: str) -> str:
+    """The bot's paid messages of the current UTC day, against its daily Stars budget."""
+    return f"spend.{bot_id}"
 
 
 def bot_record_key(namespace: str, name: str) -> str:

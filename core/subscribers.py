@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from herald.core.contracts import LANGUAGE_CODE_PATTERN
 
-__all__ = ["CSV_COLUMNS", "CsvError", "Subscriber", "parse_csv"]
+__all__ = ["BOT_ID_FORM", "CSV_COLUMNS", "CsvError", "Subscriber", "is_bot_id", "parse_csv"]
 
 CSV_COLUMNS = ("chat_id", "username", "first_name", "last_name", "language_code", "tags")
 _REQUIRED = frozenset({"chat_id"})
@@ -23,6 +23,15 @@ _TAG = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 _LANGUAGE = re.compile(LANGUAGE_CODE_PATTERN)
 _INT64 = 2**63
 _MAX_ERRORS = 50  # past this the file is wrong wholesale; more lines would not help
+# Subscribers are kept per bot, by the id Telegram's getMe returns, stored as its decimal
+# digits (the subscribers_bot_id_digits check of migration 0004): a positive int64.
+_BOT_ID = re.compile(r"[1-9][0-9]{0,18}")
+BOT_ID_FORM = "a bot id is the digits before the colon of the bot's token"
+
+
+def is_bot_id(text: str) -> bool:
+    """Whether ``text`` is a bot id as Herald stores it: digits, no sign, no leading zero."""
+    return _BOT_ID.fullmatch(text) is not None and int(text) < _INT64
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ class EmulatorState:
             raise ApiError(status, _SERVER_ERRORS[status])
         if faults.bad_gateway_ratio and self._random.random() < faults.bad_gateway_ratio:
             raise ApiError(502, "Bad Gateway", page=BAD_GATEWAY_PAGE)
-        chat = self._chat(params)
+        chat = self._chat(params, token)
         contents = self._compose(method, params)
         paid = _flag(params, "allow_paid_broadcast")
         retry_after = self._limiter.retry_after(token, chat["id"], paid=paid, now=now)
@@ -307,7 +307,7 @@ class EmulatorState:
 
     # --- chats and messages ----------------------------------------------------------
 
-    def _chat(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _chat(self, params: Mapping[str, Any], token: str) -> dict[str, Any]:
         raw = params.get("chat_id")
         if raw is None or raw == "":
             raise ApiError(400, "Bad Request: chat_id is empty")
@@ -315,7 +315,7 @@ class EmulatorState:
         chat_id = chat["id"]
         if chat_id in self.config.not_found:
             raise ApiError(400, "Bad Request: chat not found")
-        if chat_id in self.config.blocked:
+        if chat_id in self.config.blocked or chat_id in self.config.blocked_by.get(token, ()):
             raise ApiError(403, "Forbidden: bot was blocked by the user")
         if chat_id in self.config.deactivated:
             raise ApiError(403, "Forbidden: user is deactivated")
@@ -392,7 +392,7 @@ class EmulatorState:
         if params.get("inline_message_id"):
             self._record(token, "editMessageText", params)
             return True
-        chat = self._chat(params)
+        chat = self._chat(params, token)
         message_id = _int(params, "message_id")
         if message_id is None:
             raise ApiError(400, "Bad Request: message to edit not found")

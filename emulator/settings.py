@@ -75,6 +75,11 @@ class EmulatorConfig(_Model):
     blocked: frozenset[int] = Field(
         default=frozenset(), description='Chats answering 403 "bot was blocked by the user".'
     )
+    blocked_by: dict[str, frozenset[int]] = Field(
+        default_factory=dict,
+        description='Per bot token, chats that blocked that bot only (403 "bot was blocked by '
+        'the user" to it, answered normally for other bots).',
+    )
     deactivated: frozenset[int] = Field(
         default=frozenset(), description='Chats answering 403 "user is deactivated".'
     )

@@ -14,7 +14,7 @@ import asyncpg
 
 from herald.core.audiences import Audience
 
-__all__ = ["Connection", "audience_query", "materialise", "segment_exists"]
+__all__ = ["Connection", "audience_query", "materialise", "segment_exists", "segment_has_bot_id"]
 
 # A connection of its own or one borrowed from a pool: both run queries the same way.
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -25,17 +25,25 @@ def _quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def audience_query(audience: Audience) -> tuple[str, list[Any]]:
-    """The SELECT of the audience's chat ids (deduplicated, inactive excluded) and its
-    parameters, starting at ``$2`` (``$1`` is the broadcast uid in the INSERT).
+def audience_query(
+    audience: Audience, *, bot_id: str, segment_has_bot_id: bool = False
+) -> tuple[str, list[Any]]:
+    """The SELECT of the audience's chat ids for the bot ``bot_id`` (deduplicated, who is
+    inactive for that bot excluded) and its parameters, starting at ``$2`` (``$1`` is the
+    broadcast uid in the INSERT).
+
+    Subscribers are the bot's own. A segment view with a ``bot_id`` column
+    (``segment_has_bot_id``) serves several bots and gives its rows of this bot; a view of
+    ``chat_id`` alone is the list of whichever bot names it, as chatIds are.
 
     Only fixed SQL and a quoted, pattern-checked view name are formatted into the text;
     every value travels as a parameter (hence the S608 waivers below)."""
     parts: list[str] = []
-    params: list[Any] = []
+    params: list[Any] = [bot_id]
+    bot = "$2"
     selector = audience.subscribers
     if selector is not None:
-        where = ["is_active"]
+        where = [f"bot_id = {bot}", "is_active"]
         if selector.languages:
             params.append(list(selector.languages))
             n = len(params) + 1
@@ -50,7 +58,9 @@ def audience_query(audience: Audience) -> tuple[str, list[Any]]:
         parts.append(f"SELECT chat_id FROM subscribers WHERE {' AND '.join(where)}")  # noqa: S608
     view = audience.segment_view
     if view is not None:
-        parts.append(f"SELECT chat_id::bigint FROM {_quote_identifier(view)}")  # noqa: S608
+        # The view's bot_id may be any type (text, bigint): compared as its digits.
+        of_bot = f" WHERE bot_id::text = {bot}" if segment_has_bot_id else ""
+        parts.append(f"SELECT chat_id::bigint FROM {_quote_identifier(view)}{of_bot}")  # noqa: S608
     if audience.chat_ids:
         params.append(list(audience.chat_ids))
         parts.append(f"SELECT unnest(${len(params) + 1}::bigint[])")
@@ -58,7 +68,8 @@ def audience_query(audience: Audience) -> tuple[str, list[Any]]:
     query = (
         f"SELECT a.chat_id FROM ({union}) AS a(chat_id) "  # noqa: S608
         "WHERE a.chat_id IS NOT NULL AND NOT EXISTS ("
-        "SELECT 1 FROM subscribers s WHERE s.chat_id = a.chat_id AND NOT s.is_active)"
+        f"SELECT 1 FROM subscribers s WHERE s.bot_id = {bot} AND s.chat_id = a.chat_id "
+        "AND NOT s.is_active)"
     )
     return query, params
 
@@ -72,6 +83,20 @@ async def segment_exists(connection: Connection | asyncpg.Pool, audience: Audien
     return bool(found)
 
 
+async def segment_has_bot_id(connection: Connection, audience: Audience) -> bool:
+    """Whether the audience's segment view has a ``bot_id`` column (False: it names none,
+    or it is a view of ``chat_id`` alone, as segments were before bots had their own)."""
+    view = audience.segment_view
+    if view is None:
+        return False
+    found = await connection.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) "
+        "AND attname = 'bot_id' AND attnum > 0 AND NOT attisdropped)",
+        _quote_identifier(view),
+    )
+    return bool(found)
+
+
 async def materialise(
     connection: Connection,
     *,
@@ -81,8 +106,8 @@ async def materialise(
     bot_id: str,
     audience: Audience,
 ) -> int:
-    """Write the audience into the ledger once; return the number of recipients."""
-    select, params = audience_query(audience)
+    """Write the audience of the bot ``bot_id`` into the ledger once; return the number of
+    recipients."""
     async with connection.transaction():
         await connection.execute(
             "INSERT INTO broadcasts (uid, namespace, name, bot_id) VALUES ($1, $2, $3, $4) "
@@ -99,6 +124,11 @@ async def materialise(
         )
         if row is not None and row["materialised_at"] is not None:
             return int(row["total"])
+        select, params = audience_query(
+            audience,
+            bot_id=bot_id,
+            segment_has_bot_id=await segment_has_bot_id(connection, audience),
+        )
         status = await connection.execute(
             "INSERT INTO deliveries (broadcast_uid, chat_id) "  # noqa: S608
             f"SELECT $1, chat_id FROM ({select}) "

@@ -142,7 +142,7 @@ class BotReconciler:
                 missing = f"Secret {ref.name!r} has no webhook secret token under {ref.key!r}"
         counts = None
         if resolved.bot_id is not None:
-            counts = await self._counts(int(resolved.bot_id))
+            counts = await self._counts(resolved.bot_id)
         now = datetime.now(UTC)
         status = bot_status(
             previous,
@@ -198,7 +198,8 @@ class BotReconciler:
     async def _webhook_secret(self, namespace: str, ref: SecretKeyRef) -> str | None:
         return _secret_value(await self._r.secret_data(namespace, ref.name), ref.key)
 
-    async def _counts(self, bot_id: int) -> SubscriberCounts | None:
+    async def _counts(self, bot_id: str) -> SubscriberCounts | None:
+        # The subscriber table keeps bot ids as their digits, as broadcasts.bot_id does.
         async with self._r.c.database("counting the Bot's subscribers"):
             try:
                 row = await self._r.c.pool.fetchrow(

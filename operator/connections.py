@@ -99,7 +99,9 @@ async def connect(settings: Settings) -> Connections:
     )
     connection = await asyncpg.connect(dsn)
     try:
-        await migrating.ensure_schema(connection, migrate=s.database.migrate)
+        await migrating.ensure_schema(
+            connection, migrate=s.database.migrate, legacy_bot_id=s.database.legacy_bot_id
+        )
     finally:
         await connection.close()
     nc = await natsconn.connect(

@@ -30,7 +30,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
@@ -90,6 +90,8 @@ class Reason(enum.StrEnum):
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
 # Others (a missing Secret or segment view, a spent budget) wait for a fix and then go on.
 _FINAL_STALLS: frozenset[str] = frozenset({Reason.DEADLINE_EXCEEDED, FaultReason.CONTENT_REJECTED})
+# Faults that hold a broadcast until answered, instead of ending it.
+_HELD_FAULTS = frozenset({FaultReason.BUDGET_EXHAUSTED, FaultReason.DAILY_BUDGET_EXHAUSTED})
 _WAITS = frozenset(
     {Reason.WAITING_FOR_DATABASE, Reason.WAITING_FOR_NATS, Reason.WAITING_FOR_KUBERNETES}
 )
@@ -260,7 +262,17 @@ def _situation(
         return final
 
     fault = facts.fault
-    if fault is not None and fault.reason is not FaultReason.BUDGET_EXHAUSTED:
+    if fault is not None and fault.reason is FaultReason.DAILY_BUDGET_EXHAUSTED:
+        if fault.at.astimezone(UTC).date() == now.astimezone(UTC).date():
+            return _Situation(
+                reason=FaultReason.DAILY_BUDGET_EXHAUSTED,
+                message=f"{fault.message} (the Bot's spec.limits.paid.starsPerDay).",
+                stalled=True,
+                paused=True,
+                control=BroadcastState.PAUSED,
+            )
+        fault = None  # a new UTC day: a new budget
+    if fault is not None and fault.reason not in _HELD_FAULTS:
         return _stopped(fault.reason, fault.message)
 
     ledger = facts.ledger
@@ -350,7 +362,8 @@ def _situation(
 
     materialise = ledger is None or not ledger.materialised
     publish = not materialise and ledger is not None and not ledger.published
-    clear_fault = False
+    # A daily budget's fault of an earlier day is answered by the date.
+    clear_fault = facts.fault is not None and fault is None
     if fault is not None:  # budget exhausted: hold until a new spec answers it
         previous = prev.condition(ConditionType.PAUSED)
         answered = (

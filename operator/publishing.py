@@ -76,10 +76,14 @@ async def purge_work(js: JetStreamContext, uid: str) -> None:
 
 
 # One page of the ledger after the cursor, in chat id order (the primary key's order, so a
-# range scan). A page is whole batches, so batches are cut from the cursor as before.
+# range scan). A page is whole batches, so batches are cut from the cursor as before. The
+# profile (language, names) is the one the broadcast's bot knows: a user may be the
+# subscriber of several bots, with another language in each.
 _PAGE = """
 SELECT d.chat_id, s.language_code, s.first_name, s.last_name, s.username
-  FROM deliveries d LEFT JOIN subscribers s ON s.chat_id = d.chat_id
+  FROM deliveries d
+  JOIN broadcasts b ON b.uid = d.broadcast_uid
+  LEFT JOIN subscribers s ON s.bot_id = b.bot_id AND s.chat_id = d.chat_id
  WHERE d.broadcast_uid = $1 AND d.chat_id > $2 AND d.state = 'pending'
  ORDER BY d.chat_id
  LIMIT $3

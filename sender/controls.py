@@ -15,6 +15,7 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from herald.core import subjects
 from herald.core.envelopes import (
     BotHalt,
+    BotSpend,
     ControlRecord,
     DecodeError,
     FaultRecord,
@@ -155,6 +156,19 @@ class Controls:
             return decode(BotHalt, entry.value) if entry.value else None
         except DecodeError:
             return None
+
+    async def spend_of(self, bot_id: str) -> BotSpend | None:
+        try:
+            entry = await self._kv.get(subjects.bot_spend_key(bot_id))
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        try:
+            return decode(BotSpend, entry.value) if entry.value else None
+        except DecodeError:
+            return None
+
+    async def spend(self, spend: BotSpend) -> None:
+        await self._kv.put(subjects.bot_spend_key(spend.bot_id), encode(spend))
 
     async def fault(self, fault: FaultRecord) -> None:
         await self._kv.put(subjects.fault_key(fault.uid), encode(fault))

@@ -72,9 +72,11 @@ WHERE d.broadcast_uid = $1 AND d.chat_id = u.chat_id
   AND d.state = 'claimed' AND d.claimed_by = $6
 """
 
+# Per bot: a user who blocked one bot is still the subscriber of the others.
 _DEACTIVATE = """
-UPDATE subscribers SET is_active = false, updated_at = now()
-WHERE chat_id = ANY($1::bigint[]) AND is_active
+UPDATE subscribers s SET is_active = false, updated_at = now()
+FROM unnest($1::text[], $2::bigint[]) AS u(bot_id, chat_id)
+WHERE s.bot_id = u.bot_id AND s.chat_id = u.chat_id AND s.is_active
 """
 
 _DELIVERED = "SELECT count(*) FROM deliveries WHERE broadcast_uid = $1 AND state = 'delivered'"
@@ -88,7 +90,9 @@ class Row:
     state: DeliveryState
     reason: str | None = None
     message_id: int | None = None
-    deactivate: bool = False
+    # The bot Telegram answered 403 for (blocked, deactivated): the user is no longer its
+    # subscriber. None: nothing to deactivate.
+    deactivate_for: str | None = None
 
 
 @dataclass(slots=True)
@@ -134,7 +138,12 @@ class Ledger:
 
     async def record(self, writes: dict[str, list[Row]]) -> None:
         """Write outcomes of several broadcasts in one transaction."""
-        deactivate = [row.chat_id for rows in writes.values() for row in rows if row.deactivate]
+        deactivate = [
+            (row.deactivate_for, row.chat_id)
+            for rows in writes.values()
+            for row in rows
+            if row.deactivate_for is not None
+        ]
         async with self._pool.acquire() as connection, connection.transaction():
             for uid, rows in writes.items():
                 await connection.execute(
@@ -147,7 +156,8 @@ class Ledger:
                     self._me,
                 )
             if deactivate:
-                await connection.execute(_DEACTIVATE, deactivate)
+                bots, chats = zip(*deactivate, strict=True)
+                await connection.execute(_DEACTIVATE, list(bots), list(chats))
 
     async def delivered(self, uid: str) -> int:
         count = await self._pool.fetchval(_DELIVERED, UUID(uid))

@@ -27,7 +27,15 @@ from nats.js import JetStreamContext
 from herald.core import logs
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
-from herald.core.envelopes import BroadcastState, ControlRecord, FaultReason, FaultRecord, Recipient
+from herald.core.envelopes import (
+    BotSpend,
+    BroadcastState,
+    ControlRecord,
+    FaultReason,
+    FaultRecord,
+    Recipient,
+    SendLimits,
+)
 from herald.core.sealing import KeyRing, SealError
 from herald.sender import gating, ledgers, pacing, tasks
 from herald.sender.controls import Controls
@@ -132,6 +140,12 @@ class BotWorker:
         self._scheduler = tasks.spawn(
             self._tasks, self._schedule(), vital=(vitals, f"the scheduler of bot {bot_id}")
         )
+        # The bot's paid messages today (UTC), against its Bot's daily Stars budget: counted
+        # here, kept in the control bucket for the next lease holder.
+        self._limits: SendLimits | None = None
+        self._spend = BotSpend(bot_id=bot_id, day=_today(), paid=0)
+        self._spend_kept = True
+        tasks.spawn(self._tasks, self._keep_spend())
 
     def _client_for(self, token: str) -> TelegramClient:
         client = self._clients.get(token)
@@ -161,6 +175,7 @@ class BotWorker:
                 self.drop(record.uid)
             return
         client = self._client_for(token)
+        self._limits = record.limits
         if record.limits is not None:
             limits = record.limits
             self._pacer.limit(
@@ -195,6 +210,8 @@ class BotWorker:
             log.info("%s/%s: sending with a new token", record.namespace, record.name)
             if current.tripped_by is FaultReason.BOT_UNAUTHORIZED:
                 current.tripped, current.tripped_by = False, None  # the token Telegram refused
+        if current.tripped_by is FaultReason.DAILY_BUDGET_EXHAUSTED and self._spend.day != _today():
+            current.tripped, current.tripped_by = False, None  # a new day, a new budget
         current.record, current.client = record, client
         if was_active and not current.active:
             # Paused: nothing new leaves; rows claimed but not sent go back to pending.
@@ -350,13 +367,26 @@ class BotWorker:
         if not broadcast.active:
             return False
         record = broadcast.record
+        self._roll_day()
         verdict = gating.gate(
-            deadline=record.deadline, rate=record.rate, paid_sent=broadcast.paid_sent, now=now
+            deadline=record.deadline,
+            rate=record.rate,
+            paid_sent=broadcast.paid_sent,
+            now=now,
+            limits=self._limits,
+            paid_today=self._spend.paid,
         )
         if verdict is Gate.DEADLINE_PASSED:
             # Never send after the deadline; the operator reports DeadlineExceeded.
             self._release(broadcast, requeue=False)
             broadcast.tripped = True
+        elif verdict is Gate.DAILY_BUDGET_SPENT:
+            stars = self._limits.stars_per_day if self._limits else None
+            self._trip(
+                broadcast,
+                FaultReason.DAILY_BUDGET_EXHAUSTED,
+                f"the bot's daily Stars budget of {stars} is spent; sending goes on at 00:00 UTC",
+            )
         elif verdict is Gate.BUDGET_SPENT:
             budget = record.rate.stars_budget
             self._trip(
@@ -394,6 +424,9 @@ class BotWorker:
             recipient = broadcast.work.ready.popleft()
             if broadcast.record.rate.allow_paid_broadcast:
                 broadcast.paid_sent += 1
+                spend = self._spend
+                self._spend = spend.model_copy(update={"paid": spend.paid + 1})
+                self._spend_kept = False
             self._in_flight += 1
             self._metrics.in_flight.inc()
             tasks.spawn(self._sends, self._send(broadcast, recipient))
@@ -446,7 +479,7 @@ class BotWorker:
                 verdict.state,
                 verdict.reason,
                 message_id,
-                deactivate=verdict.action is Action.DEACTIVATE,
+                deactivate_for=self.bot_id if verdict.action is Action.DEACTIVATE else None,
             )
             self._recorder.add(broadcast.uid, row, lambda: self._settle(broadcast, [chat_id]))
         elif verdict.action is Action.RETRY:
@@ -482,6 +515,33 @@ class BotWorker:
             uid=broadcast.uid, reason=reason, message=message[:500], at=datetime.now(UTC)
         )
         tasks.spawn(self._tasks, self._controls.fault(fault))
+
+    # --- the daily Stars budget --------------------------------------------------------
+
+    def _roll_day(self) -> None:
+        today = _today()
+        if self._spend.day != today:
+            self._spend = BotSpend(bot_id=self.bot_id, day=today, paid=0)
+            self._spend_kept = False
+
+    async def _keep_spend(self) -> None:
+        """Go on from the previous holder's count, then keep ours about once a second. A
+        crash loses at most the last second's count: the budget may be overspent by that."""
+        with contextlib.suppress(nats.errors.Error):
+            kept = await self._controls.spend_of(self.bot_id)
+            if kept is not None and kept.day == self._spend.day:
+                self._spend = self._spend.model_copy(update={"paid": self._spend.paid + kept.paid})
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self._spend_kept:
+                continue
+            spend = self._spend
+            try:
+                await self._controls.spend(spend)
+            except nats.errors.Error as error:
+                log.warning("keeping the paid count of bot %s failed: %s", self.bot_id, error)
+                continue
+            self._spend_kept = self._spend is spend
 
     # --- bookkeeping -------------------------------------------------------------------
 
@@ -537,3 +597,7 @@ class BotWorker:
             task.cancel()
         for client in self._clients.values():
             await client.close()
+
+
+def _today() -> str:
+    return datetime.now(UTC).date().isoformat()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import yaml
 
 from herald.core.importing import import_subscribers
 from herald.core.subscribers import Subscriber
@@ -47,10 +48,16 @@ def demo_subscribers() -> list[Subscriber]:
     ]
 
 
-async def _seed(env: dict[str, str]) -> None:
+def demo_bot_id(secret: Path) -> str:
+    """The id of the demo's bot: its token's digits before the colon."""
+    token: str = yaml.safe_load(secret.read_text())["stringData"]["token"]
+    return token.partition(":")[0]
+
+
+async def _seed(env: dict[str, str], *, bot_id: str) -> None:
     connection = await asyncpg.connect(env["HERALD_DATABASE_URL"])
     try:
-        await import_subscribers(connection, demo_subscribers())
+        await import_subscribers(connection, demo_subscribers(), bot_id=bot_id)
     finally:
         await connection.close()
     async with EmulatorClient(env["HERALD_TELEGRAM_API_URL"]) as emulator:
@@ -86,8 +93,8 @@ def run_demo(state_dir: Path, *, say: Callable[[str], None], timeout: float = 60
     admin("create", "namespace", NAMESPACE, check=False)
     kubectl = admin.in_namespace(NAMESPACE)
     say(f"loading {SUBSCRIBERS} demo subscribers ({len(BLOCKED)} blocked the bot)")
-    asyncio.run(_seed(state.env))
     examples = repo_root() / "examples"
+    asyncio.run(_seed(state.env, bot_id=demo_bot_id(examples / "bot-secret.yaml")))
     kubectl("delete", "-f", str(examples / "broadcast.yaml"), "--ignore-not-found", "--wait")
     kubectl(
         "apply",

@@ -31,6 +31,7 @@ from herald.emulator import EmulatorClient
 __all__ = ["TOKEN", "LocalSystem", "bot_manifest", "local_system"]
 
 TOKEN = "123456:local-secret"  # noqa: S105 - the emulator accepts any well-formed token
+BOT_ID = TOKEN.partition(":")[0]  # whose subscribers `seed` writes
 BOT_SECRET = "bot"  # noqa: S105 - the name of the Secret, not its value
 
 
@@ -73,7 +74,7 @@ class LocalSystem:
     async def seed(self, subscribers: list[Subscriber]) -> None:
         connection = await asyncpg.connect(self.database)
         try:
-            await import_subscribers(connection, subscribers)
+            await import_subscribers(connection, subscribers, bot_id=BOT_ID)
         finally:
             await connection.close()
 

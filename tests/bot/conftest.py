@@ -26,6 +26,8 @@ from herald.dev.nats import NatsAccess
 from herald.emulator import EmulatorClient, RecordedMessage, RunningEmulator
 
 TOKEN = "424242:bot-test-token"
+BOT_ID = "424242"  # whose subscribers the bot records
+OTHER_BOT_ID = "535353"  # a bot the same database serves, which this one must leave alone
 ADMIN = {"id": 1001, "is_bot": False, "first_name": "Ada", "language_code": "en"}
 ADMIN_RU = {"id": 1002, "is_bot": False, "first_name": "Борис", "language_code": "ru"}
 USER = {"id": 2001, "is_bot": False, "first_name": "Uma", "username": "uma", "language_code": "de"}
@@ -78,6 +80,8 @@ class Harness:
     ADMIN_RU = ADMIN_RU
     USER = USER
     TOKEN = TOKEN
+    BOT_ID = BOT_ID
+    OTHER_BOT_ID = OTHER_BOT_ID
 
     app: BotApp
     app_kubernetes: client.ApiClient
@@ -212,6 +216,13 @@ class Harness:
 
     async def sent_count(self, chat_id: int) -> int:
         return len(await self.calls(chat_id, "sendMessage"))
+
+    async def execute(self, query: str, *args: Any) -> None:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            await connection.execute(query, *args)
+        finally:
+            await connection.close()
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         connection = await asyncpg.connect(self.dsn)

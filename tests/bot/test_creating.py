@@ -18,7 +18,13 @@ def _buttons(call: Any) -> dict[str, str]:
 async def test_forwarded_post_becomes_a_broadcast(herald_bot: Harness) -> None:
     h = herald_bot
     admin = h.ADMIN["id"]
-    # Two subscribers, so the audience question offers their languages.
+    # Two subscribers, so the audience question offers their languages; the subscribers of
+    # another bot in the same database are not this bot's to count.
+    await h.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, language_code) "
+        "SELECT $1, g, 'ru' FROM generate_series(1, 5) g",
+        h.OTHER_BOT_ID,
+    )
     await h.send(h.USER, "/start")
     await h.send(h.ADMIN_RU, "/start")
     await h.reply(h.ADMIN_RU["id"], "Борис")

@@ -26,7 +26,14 @@ async def test_completion_record_is_reported_to_every_admin(
     herald_bot: Harness, nats_url: str
 ) -> None:
     h = herald_bot
-    # The Russian admin has started the bot, so the bot knows their language.
+    # The Russian admin has started the bot, so the bot knows their language. The other
+    # admin started another bot only, in Russian: this bot does not know them, and reports
+    # to them in English.
+    await h.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, language_code) VALUES ($1, $2, 'ru')",
+        h.OTHER_BOT_ID,
+        h.ADMIN["id"],
+    )
     await h.send(h.ADMIN_RU, "/start")
     await h.reply(h.ADMIN_RU["id"], "Борис")
     started = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

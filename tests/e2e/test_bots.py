@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import nats
 import yaml
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import BroadcastState, ControlRecord
+from herald.core.importing import import_subscribers
+from herald.core.subscribers import Subscriber
 from herald.dev.nats import NatsServer
 from herald.dev.systems import TOKEN, bot_manifest
 from herald.dev.systems import LocalSystem as Herald
@@ -156,3 +159,52 @@ async def test_no_token_rests_on_nats_in_clear_and_a_stopped_broadcast_drops_its
     for path in store.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+async def test_two_bots_send_at_once_each_with_its_token_to_its_own_subscribers(
+    herald: Herald,
+) -> None:
+    """Overlapping audiences (chats 1..80 started both bots), a Broadcast on each at once:
+    each message leaves with its own bot's token, to that bot's subscribers only, each bot
+    at its own 30/s; a user who blocked bot A still gets bot B's message."""
+    news_token = "888001:news-secret"
+    shop_only, shared, news_only = range(1, 41), range(41, 81), range(81, 121)
+    connection = await asyncpg.connect(herald.database)
+    try:
+        for bot_id, chats in (("123456", [*shop_only, *shared]), ("888001", [*shared, *news_only])):
+            rows = [Subscriber(chat_id=c, first_name=f"U{c}") for c in chats]
+            await import_subscribers(connection, rows, bot_id=bot_id)
+    finally:
+        await connection.close()
+    async with herald.emulator() as emulator:
+        # Chat 41 blocked the shop bot, not the news bot.
+        await emulator.configure({"blocked_by": {TOKEN: [41]}})
+        herald.create_bot_secret("news-token", news_token)
+        herald.kubectl("apply", "-f", "-", input=json.dumps(bot_manifest("news", "news-token")))
+        for name, bot_name in (("sale", "bot"), ("digest", "news")):
+            manifest = yaml.safe_load(broadcast(name, bot_name, range(0)))
+            manifest["spec"]["audience"] = {"subscribers": {}}
+            manifest["spec"]["rate"] = {"messagesPerSecond": 30}
+            herald.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+        for name in ("sale", "digest"):
+            await herald.wait_condition(name, "Complete", within=90)
+        summary = await emulator.summary()
+        sent = [m for m in await emulator.messages() if m.method == "sendMessage"]
+    by_token: dict[str, set[int]] = {}
+    for message in sent:
+        by_token.setdefault(message.token, set()).add(message.chat_id or 0)
+        assert message.payload["text"] == ("from sale" if message.token == TOKEN else "from digest")
+    assert by_token[TOKEN] == set(shop_only) | set(shared) - {41}
+    assert by_token[news_token] == set(shared) | set(news_only)
+    assert summary.duplicates == {}
+    assert summary.max_per_second[TOKEN] <= 30
+    assert summary.max_per_second[news_token] <= 30
+    assert herald.status("sale")["blocked"] == 1
+    assert herald.status("digest")["delivered"] == 80
+    # The block deactivated chat 41 for the shop bot only.
+    state = await herald.sql(
+        "SELECT bot_id, is_active FROM subscribers WHERE chat_id = 41 ORDER BY bot_id"
+    )
+    assert [(r["bot_id"], r["is_active"]) for r in state] == [("123456", False), ("888001", True)]
+    news = bot(herald, "news")["status"]
+    assert news["subscribers"] == {"active": 80, "inactive": 0}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 import asyncpg
 
@@ -21,9 +22,10 @@ async def test_union_of_selectors_once(database: str) -> None:
     db = await asyncpg.connect(database)
     try:
         await db.execute(
-            "INSERT INTO subscribers (chat_id, language_code, tags, is_active) VALUES "
-            "(1, 'en', '{beta}', true), (2, 'en-gb', '{}', true), (3, 'ru', '{beta}', true), "
-            "(4, 'en', '{beta}', false), (5, 'de', '{vip}', true), (6, 'de', '{}', true)"
+            "INSERT INTO subscribers (bot_id, chat_id, language_code, tags, is_active) VALUES "
+            "('1', 1, 'en', '{beta}', true), ('1', 2, 'en-gb', '{}', true), "
+            "('1', 3, 'ru', '{beta}', true), ('1', 4, 'en', '{beta}', false), "
+            "('1', 5, 'de', '{vip}', true), ('1', 6, 'de', '{}', true)"
         )
         audience = Audience.model_validate(
             {
@@ -65,8 +67,8 @@ async def test_all_active_subscribers(database: str) -> None:
     db = await asyncpg.connect(database)
     try:
         await db.execute(
-            "INSERT INTO subscribers (chat_id, is_active) "
-            "VALUES (10, true), (11, false), (12, true)"
+            "INSERT INTO subscribers (bot_id, chat_id, is_active) "
+            "VALUES ('1', 10, true), ('1', 11, false), ('1', 12, true)"
         )
         uid = str(uuid.uuid4())
         audience = Audience.model_validate({"subscribers": {}})
@@ -74,5 +76,114 @@ async def test_all_active_subscribers(database: str) -> None:
             db, uid=uid, namespace="ns", name="b", bot_id="1", audience=audience
         )
         assert await _ledger(db, uid) == [10, 12]
+    finally:
+        await db.close()
+
+
+# Two bots with overlapping subscriber bases. Bot A ("111"): 1, 2, 3 active, 4 blocked it.
+# Bot B ("222"): 2, 4 and 5 active, 3 blocked it; 1 never started it.
+_TWO_BOTS = (
+    "INSERT INTO subscribers (bot_id, chat_id, language_code, tags, is_active) VALUES "
+    "('111', 1, 'en', '{beta}', true), ('111', 2, 'en', '{}', true), "
+    "('111', 3, 'ru', '{beta}', true), ('111', 4, 'en', '{beta}', false), "
+    "('222', 2, 'ru', '{beta}', true), ('222', 3, 'en', '{beta}', false), "
+    "('222', 4, 'en', '{}', true), ('222', 5, 'en', '{beta}', true)"
+)
+
+
+async def _audience_of(
+    db: asyncpg.Connection, bot_id: str, audience: Mapping[str, object]
+) -> list[int]:
+    uid = str(uuid.uuid4())
+    await audiences.materialise(
+        db,
+        uid=uid,
+        namespace="ns",
+        name=f"b-{uid[:8]}",
+        bot_id=bot_id,
+        audience=Audience.model_validate(audience),
+    )
+    return await _ledger(db, uid)
+
+
+async def test_each_bot_reaches_its_own_subscribers_only(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        assert await _audience_of(db, "111", {"subscribers": {}}) == [1, 2, 3]
+        assert await _audience_of(db, "222", {"subscribers": {}}) == [2, 4, 5]
+        # Language and tags are what each bot knows of the user.
+        assert await _audience_of(db, "111", {"subscribers": {"languages": ["en"]}}) == [1, 2]
+        assert await _audience_of(db, "222", {"subscribers": {"languages": ["en"]}}) == [4, 5]
+        assert await _audience_of(db, "222", {"subscribers": {"tags": ["beta"]}}) == [2, 5]
+        # A bot nobody started has no subscribers, whoever started the others.
+        assert await _audience_of(db, "333", {"subscribers": {}}) == []
+    finally:
+        await db.close()
+
+
+async def test_blocked_is_excluded_for_the_bot_blocked_only(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        listed = {"chatIds": [1, 2, 3, 4, 5, 6]}
+        # 4 blocked A, 3 blocked B; 6 is nobody's subscriber; explicit ids reach the others.
+        assert await _audience_of(db, "111", listed) == [1, 2, 3, 5, 6]
+        assert await _audience_of(db, "222", listed) == [1, 2, 4, 5, 6]
+    finally:
+        await db.close()
+
+
+async def test_a_segment_of_chat_ids_alone_is_the_list_of_the_bot_naming_it(
+    database: str,
+) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        # A view as segments were before bots had their own subscribers: chat_id only.
+        await db.execute(
+            "CREATE VIEW herald_segment_poll AS "
+            "SELECT chat_id FROM (VALUES (3::bigint), (4), (6)) AS v(chat_id)"
+        )
+        audience = {"segment": "poll"}
+        assert not await audiences.segment_has_bot_id(db, Audience.model_validate(audience))
+        assert await _audience_of(db, "111", audience) == [3, 6]
+        assert await _audience_of(db, "222", audience) == [4, 6]
+    finally:
+        await db.close()
+
+
+async def test_a_segment_with_bot_ids_gives_each_bot_its_rows(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        # An application's table for several bots, its bot id a number, as getMe gives it.
+        await db.execute(
+            "CREATE TABLE poll_answers (bot bigint, chat bigint); "
+            "INSERT INTO poll_answers VALUES (111, 1), (111, 4), (111, 7), (222, 2), (222, 3); "
+            "CREATE VIEW herald_segment_unfinished_poll AS "
+            "SELECT chat AS chat_id, bot AS bot_id FROM poll_answers"
+        )
+        audience = {"segment": "unfinished-poll"}
+        assert await audiences.segment_has_bot_id(db, Audience.model_validate(audience))
+        # 4 blocked A and 3 blocked B: excluded still.
+        assert await _audience_of(db, "111", audience) == [1, 7]
+        assert await _audience_of(db, "222", audience) == [2]
+        assert await _audience_of(db, "333", audience) == []
+    finally:
+        await db.close()
+
+
+async def test_a_segment_over_the_subscriber_table_with_its_bot_id(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        # The shape docs/semantics.md suggests for a segment of Herald's own subscribers.
+        await db.execute(
+            "CREATE VIEW herald_segment_beta AS "
+            "SELECT bot_id, chat_id FROM subscribers WHERE 'beta' = ANY(tags)"
+        )
+        assert await _audience_of(db, "111", {"segment": "beta"}) == [1, 3]
+        assert await _audience_of(db, "222", {"segment": "beta"}) == [2, 5]
     finally:
         await db.close()

@@ -44,6 +44,7 @@ from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, free_port, wait_until
+from herald.dev.systems import bot_manifest
 from herald.emulator import RunningEmulator
 
 pytestmark = pytest.mark.controlplane
@@ -206,12 +207,18 @@ def condition(kubectl: Kubectl, name: str, type_: str) -> dict[str, Any]:
     return {}
 
 
+BOT_ID = TOKEN.partition(":")[0]
+OTHER_BOT_ID = "999999"
+
+
 async def seed(db: asyncpg.Connection, count: int, *, first: int = 1000) -> None:
+    """Subscribers of the test's bot."""
     await db.execute(
-        "INSERT INTO subscribers (chat_id, first_name, language_code) "
-        "SELECT g, 'user' || g, 'en' FROM generate_series($1::bigint, $2::bigint) g",
+        "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code) "
+        "SELECT $3, g, 'user' || g, 'en' FROM generate_series($1::bigint, $2::bigint) g",
         first,
         first + count - 1,
+        BOT_ID,
     )
 
 
@@ -278,18 +285,52 @@ def replicas(kubectl: Kubectl) -> int:
     return int(out or 0)
 
 
+async def test_a_bot_counts_its_own_subscribers(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
+) -> None:
+    await seed(db, 2)  # 1000, 1001: active
+    await db.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, is_active) VALUES "
+        "($1, 1002, false), ($2, 1000, false), ($2, 5000, true), ($2, 5001, true)",
+        BOT_ID,
+        OTHER_BOT_ID,
+    )
+    apply_secret(kubectl)
+    kubectl("apply", "-f", "-", input=json.dumps(bot_manifest("shop", "shop-bot")))
+
+    async def counted() -> dict[str, Any] | None:
+        status = json.loads(kubectl("get", "bot", "shop", "-o", "json").stdout).get("status", {})
+        counts: dict[str, Any] | None = status.get("subscribers")
+        return counts
+
+    assert await eventually(counted, what="the Bot's subscriber counts") == {
+        "active": 2,
+        "inactive": 1,
+    }
+
+
 async def test_broadcast_lifecycle(
     operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
 ) -> None:
     await seed(db, 5)  # 1000..1004, language en
     await db.execute(
-        "INSERT INTO subscribers (chat_id, language_code, is_active) VALUES "
-        "(2000, 'en', false), (2001, 'ru', true), (2002, 'en-us', true)"
+        "INSERT INTO subscribers (bot_id, chat_id, language_code, is_active) VALUES "
+        "($1, 2000, 'en', false), ($1, 2001, 'ru', true), ($1, 2002, 'en-us', true)",
+        BOT_ID,
+    )
+    # Another bot's subscribers: some of the same users, who blocked that bot, not this one,
+    # and a user of that bot only.
+    await db.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code, is_active) "
+        "VALUES ($1, 1000, 'other', 'en', false), ($1, 1001, 'other', 'en', false), "
+        "($1, 5000, 'other', 'en', true)",
+        OTHER_BOT_ID,
     )
     sender_deployment(kubectl)
     apply_secret(kubectl)
     # 1002 is selected twice (dedupe), 2000 is inactive (excluded even when listed),
-    # 3000 is no subscriber at all (explicit ids are included), 2001 speaks ru.
+    # 3000 is no subscriber at all (explicit ids are included), 2001 speaks ru; 5000 is the
+    # other bot's, and 1000 and 1001 blocked the other bot only.
     uid = apply_broadcast(
         kubectl,
         "sale",

@@ -79,6 +79,7 @@ class Case:
     purge: bool = False
     close: str | None = None
     completion: CompletionOutcome | None = None
+    clear_fault: bool = False
 
 
 def previous(
@@ -329,12 +330,35 @@ CASES = [
         control=BroadcastState.PAUSED,
     ),
     Case(
+        "the-bot-s-daily-budget-holds-the-broadcast-today",
+        facts(fault=fault(FaultReason.DAILY_BUDGET_EXHAUSTED), ledger=ledger(pending=10)),
+        spec=spec(rate=PAID),
+        phase=Phase.STALLED,
+        reason="DailyBudgetExhausted",
+        true=frozenset({ConditionType.PAUSED, ConditionType.STALLED}),
+        control=BroadcastState.PAUSED,
+    ),
+    Case(
+        "a-new-utc-day-answers-the-daily-budget",
+        facts(
+            fault=fault(FaultReason.DAILY_BUDGET_EXHAUSTED).model_copy(
+                update={"at": NOW - timedelta(hours=10)}
+            ),
+            ledger=ledger(pending=10),
+        ),
+        spec=spec(rate=PAID),
+        true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
+        control=BroadcastState.ACTIVE,
+        clear_fault=True,
+    ),
+    Case(
         "budget-raised-resumes",
         facts(fault=fault(FaultReason.BUDGET_EXHAUSTED), ledger=ledger(pending=10), generation=2),
         spec=spec(rate=PAID),
         status=BUDGET,
         true=frozenset({ConditionType.RECONCILING, ConditionType.PROGRESSING}),
         control=BroadcastState.ACTIVE,
+        clear_fault=True,
     ),
 ]
 
@@ -351,6 +375,7 @@ def test_plan(case: Case) -> None:
     assert result.purge_work == case.purge
     assert result.close_pending == case.close
     assert result.completion == case.completion
+    assert result.clear_fault == case.clear_fault
     # observedGeneration is written whatever the situation, paused or not.
     assert st.observed_generation == case.facts.generation
     assert {c.observed_generation for c in st.conditions} == {case.facts.generation}

@@ -137,3 +137,30 @@ async def test_a_pool_that_gives_no_connection_is_a_reported_wait(
         assert report.recipients == 3
     finally:
         await pool.close()
+
+
+async def test_each_recipient_is_addressed_as_the_broadcasts_bot_knows_them(
+    database: str, js: JetStreamContext
+) -> None:
+    pool = await asyncpg.create_pool(database, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            # One user, two bots, told each a different name and language.
+            await connection.execute(
+                "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code) VALUES "
+                "('1', 7, 'Anna', 'en'), ('2', 7, 'Анна', 'ru')"
+            )
+        uid = await _materialised(pool, range(7, 8))  # of bot "1"
+        await publishing.publish_work(pool, js, uid=uid, batch_size=2, window=2, timeouts=TIMEOUTS)
+        sub = await js.pull_subscribe_bind(
+            durable=subjects.work_consumer(uid), stream=subjects.WORK_STREAM
+        )
+        [message] = await sub.fetch(batch=1, timeout=5)
+        [recipient] = envelopes.decode(WorkBatch, message.data).recipients
+        assert (recipient.chat_id, recipient.first_name, recipient.language_code) == (
+            7,
+            "Anna",
+            "en",
+        )
+    finally:
+        await pool.close()

@@ -30,6 +30,7 @@ from herald.core.envelopes import (
     ControlRecord,
     FaultRecord,
     Recipient,
+    SendLimits,
     SendRate,
     WorkBatch,
     decode,
@@ -87,14 +88,19 @@ class Pipeline:
     # --- what the operator does -----------------------------------------------------
 
     async def seed(
-        self, uid: str, chat_ids: Iterable[int], *, language: str | None = None
+        self,
+        uid: str,
+        chat_ids: Iterable[int],
+        *,
+        language: str | None = None,
+        bot_id: str = BOT_ID,
     ) -> list[int]:
-        """Subscribers and pending ledger rows for `chat_ids`."""
+        """Subscribers of the bot and pending ledger rows for `chat_ids`."""
         chats = sorted(chat_ids)
         await self.db.executemany(
-            "INSERT INTO subscribers (chat_id, first_name, language_code) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING",
-            [(chat, f"User{chat}", language) for chat in chats],
+            "INSERT INTO subscribers (bot_id, chat_id, first_name, language_code) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [(bot_id, chat, f"User{chat}", language) for chat in chats],
         )
         await self.db.executemany(
             "INSERT INTO deliveries (broadcast_uid, chat_id) VALUES ($1, $2)",
@@ -113,10 +119,11 @@ class Pipeline:
         batch: int = 100,
         token: str = TOKEN,
         stars_budget: int | None = None,
+        limits: SendLimits | None = None,
     ) -> str:
         """A new active broadcast to `chat_ids`, fully published; returns its uid."""
         uid = str(uuid.uuid4())
-        chats = await self.seed(uid, chat_ids)
+        chats = await self.seed(uid, chat_ids, bot_id=token.partition(":")[0])
         await self.js.add_consumer(
             subjects.WORK_STREAM,
             ConsumerConfig(
@@ -148,6 +155,7 @@ class Pipeline:
             ),
             delivery=delivery,
             state=BroadcastState.ACTIVE,
+            limits=limits,
         )
         await self.put(record)
         return uid

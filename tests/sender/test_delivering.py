@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from nats.js.errors import KeyNotFoundError
 
+from herald.core import subjects
+from herald.core.envelopes import BotSpend, SendLimits, decode
+
+BOT_ID = "123456"  # the sender tests' token's bot, as tests/sender/conftest.py has it
 Pipeline = Any  # the fixture's class lives in conftest.py
 
 
@@ -53,6 +58,26 @@ async def test_blocked_deactivated_and_missing_chats(pipeline: Pipeline) -> None
         (2003, "Deactivated"),
         (2004, "ChatNotFound"),
     ]
+
+
+async def test_a_block_is_the_business_of_the_bot_blocked(pipeline: Pipeline) -> None:
+    # Two bots, one sender, overlapping subscribers: 4001 blocked bot A, which messaged them;
+    # bot B never did, so 4001 is B's subscriber still. 4005 answered 403 to both.
+    bot_a, bot_b = "710001:bot-a-token", "710002:bot-b-token"
+    await pipeline.client.configure({"blocked": [4001, 4005]})
+    await pipeline.db.execute("INSERT INTO subscribers (bot_id, chat_id) VALUES ('710002', 4001)")
+    of_a = await pipeline.open(range(4001, 4011), rate=50, token=bot_a)
+    of_b = await pipeline.open(range(4002, 4011), rate=50, token=bot_b)
+    async with pipeline.sender():
+        assert await pipeline.wait_done(of_a, within=20) == {"delivered": 8, "blocked": 2}
+        assert await pipeline.wait_done(of_b, within=20) == {"delivered": 8, "blocked": 1}
+    rows = await pipeline.db.fetch(
+        "SELECT bot_id, chat_id FROM subscribers WHERE NOT is_active ORDER BY bot_id, chat_id"
+    )
+    assert [tuple(row) for row in rows] == [("710001", 4001), ("710001", 4005), ("710002", 4005)]
+    assert await pipeline.db.fetchval(
+        "SELECT is_active FROM subscribers WHERE bot_id = '710002' AND chat_id = 4001"
+    )
 
 
 async def test_bad_markup_stops_the_broadcast_after_the_first_sends(pipeline: Pipeline) -> None:
@@ -115,6 +140,36 @@ async def test_server_errors_are_retried_with_backoff(pipeline: Pipeline, fault:
     assert summary.duplicates == {}
     failed = await pipeline.db.fetch("SELECT DISTINCT reason FROM deliveries WHERE state='failed'")
     assert {row["reason"] for row in failed} <= {"ServerError"}
+
+
+async def test_the_bot_s_daily_stars_budget_holds_all_its_paid_broadcasts(
+    pipeline: Pipeline,
+) -> None:
+    limits = SendLimits(messages_per_second=30, paid_messages_per_second=1000, stars_per_day=2)
+    first = await pipeline.open(range(7001, 7016), rate=200, paid=True, limits=limits)
+    second = await pipeline.open(range(7101, 7116), rate=200, paid=True, limits=limits)
+    async with pipeline.sender():
+
+        async def both_held() -> bool:
+            return None not in (await pipeline.fault(first), await pipeline.fault(second))
+
+        await pipeline.wait_for(both_held, within=10, what="two fault records")
+
+        async def kept() -> bool:
+            try:
+                entry = await pipeline.kv.get(subjects.bot_spend_key(BOT_ID))
+            except KeyNotFoundError:
+                return False
+            return entry.value is not None and decode(BotSpend, entry.value).paid == 20
+
+        await pipeline.wait_for(kept, within=5, what="the day's paid count kept")
+    for uid in (first, second):
+        fault = await pipeline.fault(uid)
+        assert fault is not None and fault.reason == "DailyBudgetExhausted"
+    # Two Stars pay for 20 paid messages a day, over both broadcasts of the bot.
+    assert (await pipeline.client.summary()).total == 20
+    delivered = [(await pipeline.states(uid)).get("delivered", 0) for uid in (first, second)]
+    assert sum(delivered) == 20
 
 
 async def test_a_stars_budget_stops_paid_sending_before_it_is_exceeded(

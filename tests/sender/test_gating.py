@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from herald.core.envelopes import SendRate
-from herald.sender.gating import Gate, gate, paid_allowance
+from herald.core.envelopes import SendLimits, SendRate
+from herald.sender.gating import Gate, daily_allowance, gate, paid_allowance
 
 NOW = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
 SECOND = dt.timedelta(seconds=1)
@@ -51,3 +51,26 @@ def test_gate(deadline: dt.datetime | None, rate: SendRate, paid_sent: int, expe
 )
 def test_paid_allowance(rate: SendRate, expected: int | None) -> None:
     assert paid_allowance(rate) == expected
+
+
+def test_the_bot_s_daily_budget_holds_its_paid_broadcasts_only() -> None:
+    limits = SendLimits(messages_per_second=30, paid_messages_per_second=1000, stars_per_day=2)
+    assert daily_allowance(limits) == 20
+    assert daily_allowance(SendLimits(messages_per_second=30)) is None
+
+    def at(rate: SendRate, paid_today: int, paid_sent: int = 0) -> Gate:
+        return gate(
+            deadline=None,
+            rate=rate,
+            paid_sent=paid_sent,
+            now=NOW,
+            limits=limits,
+            paid_today=paid_today,
+        )
+
+    assert at(PAID, 19) is Gate.OPEN
+    assert at(PAID, 20) is Gate.DAILY_BUDGET_SPENT
+    # A free broadcast of the same bot pays nothing.
+    assert at(FREE, 20) is Gate.OPEN
+    # The broadcast's own budget is checked first.
+    assert at(BUDGET_3, 20, paid_sent=30) is Gate.BUDGET_SPENT
