@@ -106,6 +106,7 @@ def _watch_bucket(what: str, create: str) -> tuple[Grant, ...]:
 # Key patterns: each key function with a wildcard for its id.
 _LEASES = subjects.bot_lease_key("*")
 _HALTS = subjects.bot_halt_key("*")
+_SPENDS = subjects.bot_spend_key("*")
 _FAULTS = subjects.fault_key("*")
 _BROADCASTS = subjects.control_key("*")
 
@@ -189,20 +190,26 @@ SENDER = Permissions(
         ),
         Grant(
             f"{_API}.STREAM.MSG.GET.{_CONTROL}",
-            "Read a bot's lease and halt (nats-py's KV get on a bucket without direct gets).",
+            "Read a bot's lease, halt and spend (nats-py's KV get on a bucket without direct "
+            "gets).",
         ),
         *(
             Grant(
                 f"{_API}.DIRECT.GET.{_CONTROL}.{_key(key)}",
                 "The same on a bucket that allows direct gets.",
             )
-            for key in (_LEASES, _HALTS)
+            for key in (_LEASES, _HALTS, _SPENDS)
         ),
         Grant(
             _key(_LEASES),
             "Take, renew and release bot leases `lease.<bot id>` (compare-and-set writes).",
         ),
         Grant(_key(_HALTS), "Halt a bot for every replica after a 429: `halt.<bot id>`."),
+        Grant(
+            _key(_SPENDS),
+            "Count a bot's paid messages of the day against its Stars budget, for the next "
+            "lease holder: `spend.<bot id>`.",
+        ),
         Grant(_key(_FAULTS), "Report that a broadcast cannot go on: `fault.<uid>`."),
     ),
     subscribe=(_inbox(Component.SENDER),),
