@@ -43,8 +43,8 @@ def build_dispatcher(
     *,
     subscribers: SubscriberBook,
     translations: Translations,
+    storage: BaseStorage,
     metrics: Metrics | None = None,
-    storage: BaseStorage | None = None,
 ) -> Dispatcher:
     """The Dispatcher with every router, its middlewares and its dependencies.
 
@@ -52,9 +52,9 @@ def build_dispatcher(
     of the bot the update came to) from :class:`BotSubscribers`, ``served_bot``,
     ``broadcasts`` and ``live`` (the bot's own) from whoever feeds the update
     (:class:`herald.bot.serving.Fleet`), and ``texts`` from :class:`UserTexts`; nothing is
-    global.
+    global. ``storage`` keeps the creation dialogs (:class:`herald.bot.dialogs.DialogStorage`).
     """
-    dispatcher = Dispatcher(storage=storage or DialogStorage(capacity=1000, ttl=3600.0))
+    dispatcher = Dispatcher(storage=storage)
     metrics = metrics if metrics is not None else Metrics()
     dispatcher["metrics"] = metrics
     dispatcher.update.outer_middleware(CountUpdates(metrics))

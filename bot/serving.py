@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -47,7 +47,7 @@ from herald.core import probes, streams
 from herald.core.envelopes import BotRecord, CompletionRecord
 from herald.core.sealing import KeyRing
 
-__all__ = ["Fleet", "new_bot", "set_commands"]
+__all__ = ["Fleet", "Gate", "new_bot", "set_commands"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,35 @@ async def set_commands(bot: Bot, admins: Iterable[int], *, label: str) -> None:
         except TelegramAPIError as exc:
             # An admin who never opened the bot has no chat yet; the commands still work.
             logger.warning("%s: no command menu for admin %s: %s", label, admin, type(exc).__name__)
+
+
+class Gate:
+    """At most ``limit`` updates in flight, over every bot: :meth:`admit` waits for room,
+    then runs the update in the background, so whoever brings updates (a poll loop, a
+    webhook call) takes the next one only once there is room for it."""
+
+    def __init__(self, limit: int) -> None:
+        self._room = asyncio.Semaphore(limit)
+        self.in_flight = 0
+
+    async def admit(
+        self, work: Coroutine[Any, Any, None], *, into: set[asyncio.Task[None]]
+    ) -> asyncio.Task[None]:
+        try:
+            await self._room.acquire()
+        except BaseException:
+            work.close()  # never started: no "never awaited" warning
+            raise
+        self.in_flight += 1
+        task = asyncio.create_task(work)
+        into.add(task)
+        task.add_done_callback(into.discard)
+        task.add_done_callback(self._release)
+        return task
+
+    def _release(self, _: asyncio.Task[None]) -> None:
+        self.in_flight -= 1
+        self._room.release()
 
 
 class _Served:
@@ -135,7 +164,7 @@ class Fleet:
         self.webhooks = Webhooks(
             host=settings.webhook_host, port=settings.webhook_port, metrics=metrics
         )
-        self._gate = asyncio.Semaphore(settings.max_concurrent_updates)
+        self._gate = Gate(settings.max_concurrent_updates)
         self._running: dict[str, _Served] = {}
         self._records: dict[str, BotRecord] = {}
         self._notes: dict[str, str] = {}  # what was last logged about a bot not served
@@ -218,17 +247,16 @@ class Fleet:
     # --- converging ------------------------------------------------------------------------
 
     def _wanted(self) -> tuple[list[Wanted], dict[str, Skipped]]:
-        wanted: list[Wanted] = []
+        wanted = [self._legacy] if self._legacy is not None else []
         skipped: dict[str, Skipped] = {}
+        if self._ring is None:  # no records are read without one (start)
+            return wanted, skipped
         for key, record in sorted(self._records.items()):
-            # Records are only read with a ring (start).
-            got = rosters.wanted_of(record, self._ring) if self._ring is not None else None
+            got = rosters.wanted_of(record, self._ring)
             if isinstance(got, Skipped):
                 skipped[key] = got
-            elif got is not None:
+            else:
                 wanted.append(got)
-        if self._legacy is not None:
-            wanted.append(self._legacy)
         return wanted, skipped
 
     def _note(self, skipped: Mapping[str, Skipped]) -> None:
@@ -254,7 +282,12 @@ class Fleet:
             for key, want in roster.serve.items():
                 current = self._running.get(key)
                 if current is None:
-                    await self._start(want)
+                    try:
+                        await self._start(want)
+                    except Exception:
+                        # One bot that cannot start leaves the others served; its next
+                        # record tries again.
+                        logger.exception("%s: not served: it did not start", want.served.label)
                 elif current.wanted != want:
                     self._change(current, want)
             for mode in ("polling", "webhook"):
@@ -273,9 +306,9 @@ class Fleet:
             capacity=self._settings.live_messages,
         )
         running = _Served(want, bot=bot, live=live, broadcasts=scoped)
-        try:
-            if want.webhook is not None:
-                await self.webhooks.start()
+        if want.webhook is not None:
+            try:
+                await self.webhooks.start()  # the port taken, say
                 self.webhooks.add(
                     want.webhook.path,
                     Route(
@@ -285,10 +318,9 @@ class Fleet:
                         label=served.label,
                     ),
                 )
-        except (OSError, ValueError) as exc:
-            logger.error("%s: not served: the webhook server cannot take it: %s", served.label, exc)
-            await bot.session.close()
-            return
+            except BaseException:
+                await bot.session.close()
+                raise
         live.start()
         running.loop = asyncio.create_task(
             self._updates(running), name=f"herald-bot-updates {served.label}"
@@ -377,14 +409,7 @@ class Fleet:
 
     async def _admit(self, running: _Served, update: Update) -> None:
         """Run ``update`` once fewer than the limit are in flight; returns once it runs."""
-        await self._gate.acquire()
-        try:
-            task = asyncio.create_task(self._handle(running, update))
-        except BaseException:
-            self._gate.release()
-            raise
-        running.updates.add(task)
-        task.add_done_callback(running.updates.discard)
+        await self._gate.admit(self._handle(running, update), into=running.updates)
 
     async def _handle(self, running: _Served, update: Update) -> None:
         try:
@@ -393,8 +418,6 @@ class Fleet:
                 await self._dispatcher.silent_call_request(running.bot, result)
         except Exception:
             logger.exception("%s: update %d failed", running.served.label, update.update_id)
-        finally:
-            self._gate.release()
 
     # --- completion reports ----------------------------------------------------------------
 

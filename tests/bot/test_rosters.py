@@ -1,8 +1,9 @@
-"""Which bots the process serves, which changes restart one, who reports a Broadcast, and how
-long a creation dialog is remembered: the pure decisions, on tables."""
+"""Which bots the process serves, which changes restart one, who reports a Broadcast, how long
+a creation dialog is remembered and how many updates run at once: the decisions, on tables."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from herald.bot import rosters
 from herald.bot.app import NothingToServe, assemble
 from herald.bot.dialogs import DialogStorage
 from herald.bot.rosters import ServedBot, Skipped, Wanted, Webhook
+from herald.bot.serving import Gate
 from herald.bot.settings import BotSettings, Settings
 from herald.core import subjects
 from herald.core.bots import UpdatesMode
@@ -262,3 +264,29 @@ async def test_dialogs_are_kept_only_while_they_go_on() -> None:
     await dialogs.set_data(_key(3), {})
     assert await dialogs.get_state(_key(3)) is None
     assert len(dialogs) == 1
+
+
+async def test_updates_beyond_the_limit_wait_for_room() -> None:
+    gate = Gate(2)
+    tasks: set[asyncio.Task[None]] = set()
+    release = asyncio.Event()
+    ran: list[int] = []
+
+    async def update(n: int) -> None:
+        ran.append(n)
+        await release.wait()
+
+    await gate.admit(update(1), into=tasks)
+    await gate.admit(update(2), into=tasks)
+    third = asyncio.create_task(gate.admit(update(3), into=tasks))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    # Whoever brings the third update waits: it is not taken, let alone run.
+    assert not third.done()
+    assert (gate.in_flight, sorted(ran)) == (2, [1, 2])
+
+    release.set()
+    await third
+    await asyncio.gather(*list(tasks))
+    assert (gate.in_flight, sorted(ran)) == (0, [1, 2, 3])
+    assert tasks == set()
