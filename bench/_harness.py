@@ -28,6 +28,7 @@ from herald.core.envelopes import (
     encode,
 )
 from herald.core.migrating import apply_migrations
+from herald.core.permissions import Component
 from herald.dev import keys
 from herald.dev.nats import NatsServer
 from herald.dev.postgres import PostgresCluster
@@ -68,6 +69,7 @@ class Infrastructure:
 
     @property
     def nats_url(self) -> str:
+        """The admin's: the harness plays the operator."""
         return self.nats.url
 
 
@@ -164,7 +166,7 @@ def sender_env(infra: Infrastructure, api_url: str, **extra: str) -> dict[str, s
     """The environment of a herald-sender process pointed at this run's servers."""
     return {
         **os.environ,
-        "HERALD_NATS_URL": infra.nats_url,
+        **infra.nats.credentials(Component.SENDER),
         "HERALD_DATABASE_URL": infra.dsn,
         "HERALD_TELEGRAM_API_URL": api_url,
         "HERALD_TOKEN_KEYS": keys.token_keys(),

@@ -41,7 +41,7 @@ from kubernetes import client, config
 from herald.dev import controlplane
 from herald.dev.fleets import Bot, Fleet, fleet, wait_all_complete
 from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsServer
+from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem
 
@@ -58,12 +58,12 @@ DEFAULTS = {"HERALD_OPERATOR_TIMER_SECONDS": "2", "HERALD_OPERATOR_REFRESH_SECON
 
 @asynccontextmanager
 async def system(
-    workdir: Path, plane: controlplane.ControlPlane, nats_url: str, pg: PostgresCluster
+    workdir: Path, plane: controlplane.ControlPlane, nats: NatsAccess, pg: PostgresCluster
 ) -> AsyncIterator[LocalSystem]:
     settings = {**DEFAULTS, "HERALD_SCALING_MAX_REPLICAS": "4"}
     flags = ["--latency-ms=80"]
     async with pipeline.system(
-        workdir, plane, nats_url, pg, emulator_flags=flags, settings=settings
+        workdir, plane, nats, pg, emulator_flags=flags, settings=settings
     ) as running:
         yield running
 
@@ -245,10 +245,10 @@ async def main() -> None:
                     print(line, flush=True)
                 lines.extend(new)
 
-            async with system(workdir, plane, nats_server.url, pg) as herald:
+            async with system(workdir, plane, nats_server.access, pg) as herald:
                 report(await run(herald, plane.kubeconfig, planned, label="run 1"))
             if args.completed:
-                async with system(workdir, plane, nats_server.url, pg) as herald:
+                async with system(workdir, plane, nats_server.access, pg) as herald:
                     report([await settle_completed(herald, args.completed)])
                     report(
                         await run(

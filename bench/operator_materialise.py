@@ -26,9 +26,10 @@ import nats
 
 from herald.core import subjects
 from herald.core.migrating import apply_migrations
+from herald.core.permissions import Component
 from herald.dev import controlplane
 from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsServer
+from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.processes import ManagedProcess, wait_until
 
@@ -56,7 +57,13 @@ async def seed(dsn: str, count: int) -> None:
 
 
 async def run_once(
-    *, plane: controlplane.ControlPlane, nats_url: str, dsn: str, size: int, batch: int, work: Path
+    *,
+    plane: controlplane.ControlPlane,
+    nats_access: NatsAccess,
+    dsn: str,
+    size: int,
+    batch: int,
+    work: Path,
 ) -> tuple[float, float, float, int]:
     namespace = f"bench-{size}-{batch}-{int(time.time())}"
     kubectl = Kubectl(plane.kubeconfig)
@@ -64,9 +71,9 @@ async def run_once(
     kubectl = kubectl.in_namespace(namespace)
     kubectl("create", "secret", "generic", "bot", "--from-literal=token=123456:bench")
     env = dict(os.environ)
+    env.update(nats_access.env(Component.OPERATOR))
     env.update(
         KUBECONFIG=str(plane.kubeconfig),
-        HERALD_NATS_URL=nats_url,
         HERALD_DATABASE_URL=dsn,
         HERALD_OPERATOR_NAMESPACES=json.dumps([namespace]),
         HERALD_OPERATOR_BATCH_SIZE=str(batch),
@@ -119,7 +126,7 @@ async def run_once(
         finally:
             await db.close()
         rss = peak_rss_mb(operator.pid)
-        client = await nats.connect(nats_url)
+        client = await nats.connect(nats_access.url)
         js = client.jetstream()
         info = await js.stream_info(
             subjects.WORK_STREAM, subjects_filter=subjects.work_subject(uid)
@@ -161,7 +168,7 @@ async def main() -> None:
                 for batch in args.batch_sizes:
                     materialised, queued, rss, messages = await run_once(
                         plane=plane,
-                        nats_url=nats_server.url,
+                        nats_access=nats_server.access,
                         dsn=dsn,
                         size=size,
                         batch=batch,

@@ -30,7 +30,7 @@ import asyncpg
 from herald.core.migrating import apply_migrations
 from herald.dev import controlplane
 from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsServer
+from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.systems import TOKEN, LocalSystem, local_system
 
@@ -39,7 +39,7 @@ from herald.dev.systems import TOKEN, LocalSystem, local_system
 async def system(
     workdir: Path,
     plane: controlplane.ControlPlane,
-    nats_url: str,
+    nats: NatsAccess,
     pg: PostgresCluster,
     *,
     emulator_flags: list[str],
@@ -58,7 +58,7 @@ async def system(
         kubeconfig=plane.kubeconfig,
         kubectl=kubectl.in_namespace(name),
         database=pg.dsn(name),
-        nats_url=nats_url,
+        nats=nats,
         logs=workdir / name,
         emulator_flags=emulator_flags,
         settings=settings,
@@ -156,21 +156,21 @@ async def main() -> None:
 
             latency = ["--latency-ms=80"]
             async with system(
-                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
             ) as herald:
                 report(await rate_run(herald, rate=30, paid=False, count=int(30 * args.seconds)))
             async with system(
-                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
             ) as herald:
                 report(await rate_run(herald, rate=1000, paid=True, count=int(1000 * args.seconds)))
             async with system(
-                workdir, plane, nats_server.url, pg, emulator_flags=latency, settings={}
+                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
             ) as herald:
                 report(await first_message(herald, "cold, 0 replicas"))
             async with system(
                 workdir,
                 plane,
-                nats_server.url,
+                nats_server.access,
                 pg,
                 emulator_flags=latency,
                 settings={"HERALD_SCALING_MIN_REPLICAS": "1"},

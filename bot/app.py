@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-import nats
 from aiogram import Dispatcher, F, Router
 from aiogram.fsm.storage.base import BaseStorage
 from kubernetes import client
@@ -27,7 +26,8 @@ from herald.bot.serving import Fleet
 from herald.bot.settings import Settings
 from herald.bot.stores import SubscriberBook
 from herald.bot.translations import Translations
-from herald.core import probes
+from herald.core import natsconn, probes
+from herald.core.permissions import Component
 from herald.kube import connecting
 
 __all__ = ["BotApp", "NothingToServe", "assemble", "build_dispatcher", "run"]
@@ -128,7 +128,7 @@ async def assemble(
         min_size=settings.database.min_connections,
         max_size=settings.database.max_connections,
     )
-    connection = await nats.connect(settings.nats.url)
+    connection = await natsconn.connect(settings.nats, component=Component.BOT, name="herald-bot")
     try:
         broadcasts = KubernetesBroadcasts(api)
         subscribers = PostgresSubscriberBook(pool)

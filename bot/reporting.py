@@ -36,7 +36,7 @@ from herald.bot.translations import Translations
 from herald.bot.views import report_text
 from herald.core import probes, subjects
 from herald.core.envelopes import CompletionRecord, DecodeError, decode
-from herald.core.streams import ensure_events_stream
+from herald.core.streams import expect_events_stream
 
 __all__ = ["MAX_DELIVER", "CompletionReports", "Reporter", "Route"]
 
@@ -87,7 +87,7 @@ class CompletionReports:
         self._subscription: JetStreamContext.PullSubscription | None = None
 
     async def start(self) -> None:
-        await ensure_events_stream(self._js)
+        await expect_events_stream(self._js)
         self._subscription = await self._js.pull_subscribe(
             subjects.COMPLETIONS_SUBJECT,
             durable=self._durable,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.core.sealing import KeyRing, SealError
@@ -27,13 +28,24 @@ __all__ = [
 
 
 class NatsSettings(BaseSettings):
-    """Where the JetStream server is."""
+    """Where the JetStream server is and how this component proves who it is.
+
+    Each component has its own NATS user with only the subjects it needs (docs/nats.md), so
+    it authenticates with exactly one of: a user and password, a token, an nkey seed file or a
+    .creds file (a user JWT and its seed, for decentralised auth). TLS is on when the URL says
+    ``tls://`` or the server requires it; the ``tls_*`` files add a private CA and a client
+    certificate for mutual TLS.
+    """
 
     model_config = SettingsConfigDict(env_prefix="HERALD_NATS_", frozen=True)
 
     url: str = Field(
         default="nats://127.0.0.1:4222",
-        description="NATS server URL; the default matches a local nats-server -js.",
+        description=(
+            "NATS server URL, or a comma-separated list of the URLs of a cluster's servers "
+            "(the client picks one and fails over to the others); the default matches a local "
+            "nats-server -js."
+        ),
     )
     replicas: int = Field(
         default=1,
@@ -44,6 +56,101 @@ class NatsSettings(BaseSettings):
             "NATS cluster, so a broadcast survives the loss of a node; 1 for a single server."
         ),
     )
+    user: str | None = Field(
+        default=None,
+        description="NATS user name; needs HERALD_NATS_PASSWORD. One user per component.",
+    )
+    password: SecretStr | None = Field(default=None, description="Password of HERALD_NATS_USER.")
+    token: SecretStr | None = Field(
+        default=None,
+        description="Token authentication, instead of a user: one token gives one identity.",
+    )
+    nkey_seed_file: Path | None = Field(
+        default=None,
+        description="File holding this component's nkey seed (SU...), for nkey authentication.",
+    )
+    creds_file: Path | None = Field(
+        default=None,
+        description=(
+            "A .creds file (user JWT and nkey seed, as `nsc` writes it), for accounts managed "
+            "with JWTs."
+        ),
+    )
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description=(
+            "PEM bundle of the CA that signed the server's certificate; default: the system's "
+            "trust store."
+        ),
+    )
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM client certificate, for servers that verify clients (mutual TLS).",
+    )
+    tls_key_file: Path | None = Field(
+        default=None, description="PEM private key of HERALD_NATS_TLS_CERT_FILE."
+    )
+    tls_server_name: str | None = Field(
+        default=None,
+        description=(
+            "Name to verify the server's certificate against, when it differs from the URL's "
+            "host (a server reached by IP address or through another DNS name)."
+        ),
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _servers_listed(cls, url: str) -> str:
+        if not all(part.strip() for part in url.split(",")):
+            raise ValueError(
+                "HERALD_NATS_URL is one URL or a comma-separated list of URLs, with no empty "
+                f"entry: {url!r}"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _one_identity(self) -> NatsSettings:
+        if (self.user is None) != (self.password is None):
+            given, missing = ("USER", "PASSWORD") if self.password is None else ("PASSWORD", "USER")
+            raise ValueError(f"HERALD_NATS_{given} is set without HERALD_NATS_{missing}")
+        identities = [
+            name
+            for name, value in (
+                ("HERALD_NATS_USER", self.user),
+                ("HERALD_NATS_TOKEN", self.token),
+                ("HERALD_NATS_NKEY_SEED_FILE", self.nkey_seed_file),
+                ("HERALD_NATS_CREDS_FILE", self.creds_file),
+            )
+            if value is not None
+        ]
+        if len(identities) > 1:
+            raise ValueError(
+                f"{' and '.join(identities)} are set together: a component authenticates one "
+                "way only"
+            )
+        if identities and any(_carries_credentials(server) for server in self.servers):
+            raise ValueError(
+                f"HERALD_NATS_URL carries credentials and {identities[0]} is set too: keep the "
+                "credentials in one place (the variables, not the URL)"
+            )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            given, missing = (
+                ("CERT_FILE", "KEY_FILE")
+                if self.tls_key_file is None
+                else ("KEY_FILE", "CERT_FILE")
+            )
+            raise ValueError(f"HERALD_NATS_TLS_{given} is set without HERALD_NATS_TLS_{missing}")
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        """The URLs of HERALD_NATS_URL, in order."""
+        return [part.strip() for part in self.url.split(",")]
+
+
+def _carries_credentials(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
 
 
 class DatabaseSettings(BaseSettings):

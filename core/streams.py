@@ -1,10 +1,12 @@
-"""The JetStream resources Herald uses, declared once and created idempotently by whoever
-starts first (the operator, a sender, a test).
+"""The JetStream resources Herald uses, declared once.
 
-Only the operator owns their configuration: it passes ``replicas`` (HERALD_NATS_REPLICAS) and
-converges an existing stream on it. Senders and the bot pass nothing: they create what is
-missing with one replica and leave an existing stream as they find it, so a component with
-other settings can never shrink an R3 stream to R1.
+The operator owns them: it creates what is missing when it starts (``ensure_*``, idempotent)
+and converges an existing stream on ``replicas`` (HERALD_NATS_REPLICAS). Senders and the bot
+only expect them (``expect_*``): their NATS users may look a stream up but not create or
+change it (docs/nats.md), so a sender with other settings can never shrink an R3 stream to R1,
+and one started before the operator ever ran stops with :class:`MissingStreamError`, which
+says so, and is restarted. ``ensure_*`` without ``replicas`` creates with one replica and
+leaves an existing stream alone: tests and tools with full access play the operator with it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, BucketNotFoundError
+from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from herald.core import subjects
 
-__all__ = ["ensure_control_bucket", "ensure_events_stream", "ensure_work_stream"]
+__all__ = [
+    "MissingStreamError",
+    "ensure_control_bucket",
+    "ensure_events_stream",
+    "ensure_work_stream",
+    "expect_control_bucket",
+    "expect_events_stream",
+    "expect_work_stream",
+]
 
 # Long enough to cover an operator restart mid-publish; the ledger claim guards beyond it.
 WORK_DUPLICATE_WINDOW = 15 * 60.0
@@ -85,3 +95,37 @@ async def ensure_control_bucket(js: JetStreamContext, *, replicas: int | None = 
                 replicas=replicas or 1,
             )
         )
+
+
+class MissingStreamError(RuntimeError):
+    """A stream only the operator creates is not there (yet)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(
+            f"the JetStream stream {stream} does not exist: the operator creates it when it "
+            "starts, so start the operator first, and check that this component's NATS user "
+            "is in the operator's account (HERALD_NATS_*)"
+        )
+        self.stream = stream
+
+
+async def _expect(js: JetStreamContext, stream: str) -> None:
+    try:
+        await js.stream_info(stream)
+    except NotFoundError as error:
+        raise MissingStreamError(stream) from error
+
+
+async def expect_work_stream(js: JetStreamContext) -> None:
+    await _expect(js, subjects.WORK_STREAM)
+
+
+async def expect_events_stream(js: JetStreamContext) -> None:
+    await _expect(js, subjects.EVENTS_STREAM)
+
+
+async def expect_control_bucket(js: JetStreamContext) -> KeyValue:
+    try:
+        return await js.key_value(subjects.CONTROL_BUCKET)
+    except BucketNotFoundError as error:
+        raise MissingStreamError(f"KV_{subjects.CONTROL_BUCKET}") from error

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
-import nats
 from kubernetes import client
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from herald.core import migrating, streams
+from herald.core import migrating, natsconn, streams
+from herald.core.permissions import Component
 from herald.kube import connecting
 from herald.kube.broadcasts import Broadcasts
 from herald.kube.secrets import Secrets
@@ -104,7 +104,9 @@ async def connect(settings: Settings) -> Connections:
         )
     finally:
         await connection.close()
-    nc = await nats.connect(s.nats.url, max_reconnect_attempts=-1, name="herald-operator")
+    nc = await natsconn.connect(
+        s.nats, component=Component.OPERATOR, name="herald-operator", max_reconnect_attempts=-1
+    )
     js = nc.jetstream(timeout=s.operator.nats_timeout_seconds)
     replicas = s.nats.replicas
     await streams.ensure_work_stream(js, replicas=replicas)

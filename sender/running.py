@@ -15,12 +15,12 @@ import logging
 from typing import Any
 
 import asyncpg
-import nats
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from herald.core import probes, streams
+from herald.core import natsconn, probes, streams
 from herald.core.envelopes import BroadcastState, ControlRecord
+from herald.core.permissions import Component
 from herald.core.sealing import SealError
 from herald.sender import controls, ledgers
 from herald.sender.controls import Controls
@@ -52,8 +52,11 @@ class Sender:
     async def run(self, stopping: asyncio.Event) -> bool:
         """Until ``stopping`` is set, or a vital loop fails; returns whether all was well."""
         settings = self.config.sender
-        client: NatsClient = await nats.connect(
-            self.config.nats.url, name=f"herald-sender {settings.id}", max_reconnect_attempts=-1
+        client: NatsClient = await natsconn.connect(
+            self.config.nats,
+            component=Component.SENDER,
+            name=f"herald-sender {settings.id}",
+            max_reconnect_attempts=-1,
         )
         pool = await asyncpg.create_pool(
             self.config.database.url.get_secret_value(),
@@ -62,8 +65,8 @@ class Sender:
         )
         try:
             js = client.jetstream()
-            await streams.ensure_work_stream(js)
-            kv = await streams.ensure_control_bucket(js)
+            await streams.expect_work_stream(js)
+            kv = await streams.expect_control_bucket(js)
             self._js = js
             self._controls = Controls(kv, me=settings.id, lease_seconds=settings.lease_seconds)
             self._ledger = Ledger(pool, me=settings.id, claim_ttl=settings.claim_ttl_seconds)

@@ -16,7 +16,7 @@ from herald.core.migrating import apply_migrations
 from herald.dev import controlplane as controlplanes
 from herald.dev import keys
 from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsServer
+from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.emulator import RunningEmulator, run_emulator
 
@@ -46,6 +46,8 @@ def kubectl(controlplane: controlplanes.ControlPlane) -> Iterator[Kubectl]:
 
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """nats-server with a user per component, each with only its permissions (docs/nats.md),
+    and an admin user, whose URL (credentials embedded) is ``nats_server.url``."""
     with NatsServer(tmp_path_factory.mktemp("nats")) as server:
         yield server
 
@@ -63,11 +65,22 @@ async def _wipe_jetstream(url: str) -> None:
 
 @pytest.fixture
 async def nats_url(nats_server: NatsServer) -> AsyncIterator[str]:
-    """The session's NATS with no streams or KV buckets (KV buckets are streams) left over:
-    Herald's stream and bucket names are fixed, so each test starts from an empty JetStream."""
+    """The session's NATS, as its admin, with no streams or KV buckets (KV buckets are
+    streams) left over: Herald's stream and bucket names are fixed, so each test starts from
+    an empty JetStream. A component that the test ran under its own user and that was refused
+    a subject fails the test: its permissions in herald.core.permissions are short."""
     await _wipe_jetstream(nats_server.url)
+    seen = nats_server.log_size()
     yield nats_server.url
     await _wipe_jetstream(nats_server.url)
+    refused = nats_server.violations(since=seen)
+    assert not refused, "NATS refused a component:\n" + "\n".join(refused)
+
+
+@pytest.fixture
+def nats_access(nats_url: str, nats_server: NatsServer) -> NatsAccess:
+    """``nats_url``'s server with every user's credentials: components run with their own."""
+    return nats_server.access
 
 
 @pytest.fixture

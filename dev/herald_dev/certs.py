@@ -1,5 +1,7 @@
-"""The control plane's PKI: a CA, the API server's serving cert, an admin client cert and the
-service-account signing key, all generated fresh for each control plane.
+"""The harness's PKIs, generated fresh for each server: the control plane's (a CA, the API
+server's serving cert, an admin client cert and the service-account signing key) and a
+service's for mutual TLS (a CA, a serving cert for the loopback, a client cert), which
+nats-server uses.
 
 EC P-256 keeps generation instant for TLS; the service-account key is RSA because RS256 is the
 signing algorithm every Kubernetes client and webhook verifier accepts.
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["ControlPlanePki", "write_pki"]
+__all__ = ["ControlPlanePki", "ServicePki", "write_pki", "write_service_pki"]
 
 _VALIDITY = dt.timedelta(days=7)
 
@@ -33,6 +35,17 @@ class ControlPlanePki:
     admin_key: Path
     service_account_key: Path
     service_account_pub: Path
+
+
+@dataclass(frozen=True)
+class ServicePki:
+    """Paths of a service's generated PEM files: its CA, its serving pair, a client pair."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
@@ -73,16 +86,13 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def write_pki(directory: Path) -> ControlPlanePki:
-    """Generate the PKI into ``directory`` (created private) and return the file paths."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name("herald-dev-ca")
+def _new_ca(name: x509.Name) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
     ca = _issue(
-        subject=ca_name,
-        key=ca_key,
-        issuer=ca_name,
-        issuer_key=ca_key,
+        subject=name,
+        key=key,
+        issuer=name,
+        issuer_key=key,
         extensions=[
             (x509.BasicConstraints(ca=True, path_length=None), True),
             (
@@ -101,6 +111,14 @@ def write_pki(directory: Path) -> ControlPlanePki:
             ),
         ],
     )
+    return key, ca
+
+
+def write_pki(directory: Path) -> ControlPlanePki:
+    """Generate the PKI into ``directory`` (created private) and return the file paths."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_name = _name("herald-dev-ca")
+    ca_key, ca = _new_ca(ca_name)
     serving_key = ec.generate_private_key(ec.SECP256R1())
     serving = _issue(
         subject=_name("kube-apiserver"),
@@ -155,5 +173,57 @@ def write_pki(directory: Path) -> ControlPlanePki:
         sa_key.public_key().public_bytes(pem, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     for path in (pki.serving_key, pki.admin_key, pki.service_account_key):
+        path.chmod(0o600)
+    return pki
+
+
+def write_service_pki(directory: Path, *, service: str) -> ServicePki:
+    """A CA, a serving certificate for ``localhost`` and 127.0.0.1, and a client certificate,
+    into ``directory`` (created private)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_name = _name(f"herald-dev-{service}-ca")
+    ca_key, ca = _new_ca(ca_name)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = _issue(
+        subject=_name(service),
+        key=server_key,
+        issuer=ca_name,
+        issuer_key=ca_key,
+        extensions=[
+            (
+                x509.SubjectAlternativeName(
+                    [
+                        x509.DNSName("localhost"),
+                        x509.DNSName(service),
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    ]
+                ),
+                False,
+            ),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = _issue(
+        subject=_name(f"{service}-client"),
+        key=client_key,
+        issuer=ca_name,
+        issuer_key=ca_key,
+        extensions=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+    )
+    pki = ServicePki(
+        ca_cert=directory / "ca.crt",
+        server_cert=directory / "server.crt",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.crt",
+        client_key=directory / "client.key",
+    )
+    pem = serialization.Encoding.PEM
+    pki.ca_cert.write_bytes(ca.public_bytes(pem))
+    pki.server_cert.write_bytes(server.public_bytes(pem))
+    pki.server_key.write_bytes(_pem_key(server_key))
+    pki.client_cert.write_bytes(client.public_bytes(pem))
+    pki.client_key.write_bytes(_pem_key(client_key))
+    for path in (pki.server_key, pki.client_key):
         path.chmod(0o600)
     return pki

@@ -62,6 +62,13 @@ def _resolve(state_dir: Path | None) -> Path:
     return (state_dir or default_state_dir()).resolve()
 
 
+def _echo_env(env: dict[str, str]) -> None:
+    for key, value in env.items():
+        # Keys and passwords stay in the (private) env file, out of terminals and CI logs.
+        shown = "(in the env file)" if key.endswith(("PASSWORD", "TOKEN_KEYS")) else value
+        click.echo(f"  {key}={shown}")
+
+
 @dev.command()
 @_state_dir
 @_with_ports
@@ -78,8 +85,7 @@ def up(
     directory = _resolve(state_dir)
     options = stack.StackOptions(telegram_url, nats_port, postgres_port, emulator_port)
     state = stack.up(directory, options, say=click.echo)
-    for key, value in state.env.items():
-        click.echo(f"  {key}={value}")
+    _echo_env(state.env)
     env_file = directory / "env"
     click.echo(f"\nready. Use it from a shell:\n  . {env_file}\n  kubectl get broadcasts -A")
 
@@ -105,8 +111,7 @@ def status(state_dir: Path | None) -> None:
         sys.exit(1)
     for name, running in alive.items():
         click.echo(f"  {name:<18} {'running' if running else 'STOPPED'}")
-    for key, value in state.env.items():
-        click.echo(f"  {key}={value}")
+    _echo_env(state.env)
     if not all(alive.values()):
         sys.exit(1)
 
@@ -160,7 +165,8 @@ def build_tools() -> None:
 @dev.command("docs")
 @click.option("--check", is_flag=True, help="Fail if a committed page differs; write nothing.")
 def docs(check: bool) -> None:
-    """Regenerate docs/api.md and docs/configuration.md from the CRD and the settings."""
+    """Regenerate docs/api.md, docs/configuration.md and the tables of docs/nats.md from
+    the CRD, the settings and the NATS permissions."""
     from herald.dev import kubectl, reference  # noqa: PLC0415
 
     stale = []

@@ -5,6 +5,12 @@ process and tears them all down on SIGTERM, so ``down`` has one process to stop 
 shell leaves nothing behind. The supervisor reports readiness through ``state.json`` and the
 shell exports through ``env`` in the state directory.
 
+NATS runs with authorization on, a user per component (:mod:`herald.dev.nats`): the operator
+and the senders the stack runs connect as their own users. ``env`` gives a shell the admin
+user, for tools; ``env.<component>`` (operator, sender, bot), sourced after it, switches
+HERALD_NATS_USER and HERALD_NATS_PASSWORD to that component's user, to run it by hand as it
+runs in a cluster.
+
 The stack runs the operator, the senders (as the sender Deployment's replicas) and the bot
 process, and has one Bot to serve: ``demo-bot`` of the ``demo`` namespace (examples/bot.yaml,
 with the token of examples/bot-secret.yaml, which the emulator takes as its own bot).
@@ -23,22 +29,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import asyncpg
 
 from herald.core.migrating import apply_migrations
+from herald.core.permissions import Component
 from herald.dev import controlplane, keys, processes
 from herald.dev.kubectl import Kubectl, repo_root
-from herald.dev.nats import NatsServer
+from herald.dev.nats import ADMIN, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 
 __all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "status", "up"]
 
 DATABASE = "herald"
+_ENV_HEADING = "# herald dev environment: source this file (. .herald/dev/env)"
 SYSTEM_NAMESPACE = "herald-system"
 # Where the dev Bot lives, and where `herald dev demo` sends from.
 DEV_NAMESPACE = "demo"
@@ -103,10 +111,33 @@ def _check_port(port: int, flag: str) -> None:
             ) from exc
 
 
-def env_text(env: dict[str, str]) -> str:
-    lines = ["# herald dev environment: source this file (. .herald/dev/env)"]
+def env_text(env: Mapping[str, str], *, heading: str = _ENV_HEADING) -> str:
+    lines = [heading]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
     return "\n".join(lines) + "\n"
+
+
+def _env_files(state_dir: Path) -> list[Path]:
+    return [state_dir / "env", *(state_dir / f"env.{c.value}" for c in Component)]
+
+
+def _write_env_files(state_dir: Path, env: Mapping[str, str], nats: NatsServer) -> None:
+    """``env`` (the admin's NATS user) and one ``env.<component>`` per component; private,
+    since they hold passwords."""
+    files = {state_dir / "env": env_text(env)}
+    for component in Component:
+        own = nats.credentials(component)
+        heading = (
+            f"# the {component.value}'s NATS user: source after env "
+            f"(. .herald/dev/env && . .herald/dev/env.{component.value})"
+        )
+        files[state_dir / f"env.{component.value}"] = env_text(
+            {key: own[key] for key in ("HERALD_NATS_USER", "HERALD_NATS_PASSWORD")},
+            heading=heading,
+        )
+    for path, text in files.items():
+        path.touch(mode=0o600)
+        path.write_text(text)
 
 
 def up(state_dir: Path, options: StackOptions, *, say: Callable[[str], None]) -> StackState:
@@ -168,7 +199,8 @@ def down(state_dir: Path, *, say: Callable[[str], None]) -> bool:
     for pid in state.services.values():
         processes.stop_group(pid, timeout=10)
     state_file.unlink(missing_ok=True)
-    (state_dir / "env").unlink(missing_ok=True)
+    for path in _env_files(state_dir):
+        path.unlink(missing_ok=True)
     say("the dev stack is stopped")
     return True
 
@@ -196,7 +228,11 @@ async def _create_database(postgres: PostgresCluster) -> None:
 
 
 def _start_components(
-    stack: contextlib.ExitStack, state: StackState, kubeconfig: Path, logs: Path
+    stack: contextlib.ExitStack,
+    state: StackState,
+    nats: NatsServer,
+    kubeconfig: Path,
+    logs: Path,
 ) -> None:
     """The operator, the supervisor that plays kubelet for the sender Deployment, and the bot
     process with the dev Bot to serve."""
@@ -231,7 +267,7 @@ def _start_components(
         name="herald-operator",
         argv=[sys.executable, "-m", "herald.operator"],
         log_path=logs / "operator.log",
-        env=env,
+        env=env | nats.credentials(Component.OPERATOR),
     ).start()
     stack.callback(operator.stop, timeout=30)
     state.services["herald-operator"] = operator.pid
@@ -239,7 +275,7 @@ def _start_components(
         kubeconfig=kubeconfig,
         namespace=SYSTEM_NAMESPACE,
         deployment=SENDER_DEPLOYMENT,
-        env=env,
+        env=env | nats.credentials(Component.SENDER),
         logs=logs,
     ).start()
     stack.callback(supervisor.stop)
@@ -249,6 +285,7 @@ def _start_components(
         log_path=logs / "bot.log",
         env={
             **env,
+            **nats.credentials(Component.BOT),
             "HERALD_BOT_HEALTH_PORT": str(processes.free_port()),
             "HERALD_BOT_METRICS_PORT": "0",
             # No Bot of the stack takes webhooks; the port must not be another's 8080.
@@ -288,14 +325,14 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                 state.services["telegram-emulator"] = emulator.pid
             state.env = {
                 "KUBECONFIG": str(plane.kubeconfig),
-                "HERALD_NATS_URL": nats.url,
+                **nats.credentials(ADMIN),
                 "HERALD_DATABASE_URL": postgres.dsn(DATABASE),
                 "HERALD_TELEGRAM_API_URL": telegram_url,
                 # Kept in the state folder: the stack that comes back opens its old records.
                 "HERALD_TOKEN_KEYS": keys.token_keys(state_dir),
             }
-            (state_dir / "env").write_text(env_text(state.env))
-            _start_components(stack, state, plane.kubeconfig, logs)
+            _write_env_files(state_dir, state.env, nats)
+            _start_components(stack, state, nats, plane.kubeconfig, logs)
             state.ready = True
             state.save(state_file)
             stop.wait()

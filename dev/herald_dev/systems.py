@@ -1,6 +1,7 @@
 """A whole Herald system on local processes, scoped to one namespace, database and JetStream:
 the emulator, the operator and the sender supervisor, as end-to-end tests and benchmarks use
-it on top of a running control plane, NATS and Postgres."""
+it on top of a running control plane, NATS and Postgres. The operator and the senders connect
+to NATS as their own users, so everything the system does also tests their permissions."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ import asyncpg
 import yaml
 
 from herald.core.importing import import_subscribers
+from herald.core.permissions import Component
 from herald.core.subscribers import Subscriber
 from herald.dev import keys, processes
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 from herald.emulator import EmulatorClient
 
@@ -46,7 +49,7 @@ def bot_manifest(name: str, secret: str, **spec: Any) -> dict[str, Any]:
 class LocalSystem:
     kubectl: Kubectl
     database: str
-    nats_url: str
+    nats_url: str  # the admin's, for the test's own checks
     emulator_url: str
     supervisor: SenderSupervisor
     operator: processes.ManagedProcess
@@ -139,7 +142,7 @@ async def local_system(
     kubeconfig: Path,
     kubectl: Kubectl,
     database: str,
-    nats_url: str,
+    nats: NatsAccess,
     logs: Path,
     emulator_flags: list[str] | None = None,
     settings: Mapping[str, str] | None = None,
@@ -157,7 +160,6 @@ async def local_system(
         env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
-            "HERALD_NATS_URL": nats_url,
             "HERALD_DATABASE_URL": database,
             "HERALD_TELEGRAM_API_URL": emulator_url,
             "HERALD_TOKEN_KEYS": keys.token_keys(),
@@ -170,13 +172,16 @@ async def local_system(
             "HERALD_SENDER_DEPLOYMENT": SENDER_DEPLOYMENT,
             "HERALD_SENDER_METRICS_PORT": "0",
             "HERALD_SENDER_HEALTH_PORT": "0",
-            **(settings or {}),
         }
+
+        def env_of(component: Component) -> dict[str, str]:
+            return env | nats.env(component) | dict(settings or {})
+
         operator = processes.ManagedProcess(
             name="operator",
             argv=[sys.executable, "-m", "herald.operator"],
             log_path=logs / "operator.log",
-            env=env,
+            env=env_of(Component.OPERATOR),
         ).start()
         stack.callback(operator.stop, timeout=15)
         # Watching, before anything is applied: a test's startAt or deadline a few seconds
@@ -192,7 +197,7 @@ async def local_system(
             kubeconfig=kubeconfig,
             namespace=kubectl.namespace or "default",
             deployment=SENDER_DEPLOYMENT,
-            env=env,
+            env=env_of(Component.SENDER),
             logs=logs,
             interval=0.2,
         ).start()
@@ -200,7 +205,7 @@ async def local_system(
         yield LocalSystem(
             kubectl=kubectl,
             database=database,
-            nats_url=nats_url,
+            nats_url=nats.url,
             emulator_url=emulator_url,
             supervisor=supervisor,
             operator=operator,

@@ -27,9 +27,11 @@ from herald.bot.settings import BotSettings, Settings
 from herald.core import streams, subjects
 from herald.core.bots import UpdatesMode
 from herald.core.envelopes import BotRecord, encode
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.permissions import Component
+from herald.core.settings import DatabaseSettings, TelegramSettings
 from herald.dev import keys
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import free_port
 from herald.emulator import EmulatorClient, RecordedMessage, RunningEmulator
 
@@ -339,7 +341,7 @@ class Harness:
 
 
 def bot_settings(
-    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator, **bot: Any
+    kubectl: Kubectl, database: str, nats_access: NatsAccess, emulator: RunningEmulator, **bot: Any
 ) -> Settings:
     namespace = kubectl.namespace
     assert namespace is not None
@@ -354,7 +356,7 @@ def bot_settings(
     }
     return Settings(
         bot=BotSettings(**fields),
-        nats=NatsSettings(url=nats_url),
+        nats=nats_access.settings(Component.BOT),
         database=DatabaseSettings(url=database, min_connections=1, max_connections=3),
         telegram=TelegramSettings(api_url=emulator.url),
     )
@@ -362,9 +364,10 @@ def bot_settings(
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    kubectl: Kubectl, settings: Settings, *, nats_url: str, emulator: RunningEmulator
+    kubectl: Kubectl, settings: Settings, *, nats_access: NatsAccess, emulator: RunningEmulator
 ) -> AsyncIterator[Harness]:
     await asyncio.to_thread(kubectl, "apply", "-f", str(RBAC))
+    await nats_access.create_streams()
     namespace = kubectl.namespace
     assert namespace is not None
     api = impersonating_client(kubectl.kubeconfig, namespace)
@@ -377,7 +380,7 @@ async def running_bot(
                 emulator_client,
                 kubectl,
                 settings.database.url.get_secret_value(),
-                nats_url,
+                nats_access.url,
                 itertools.count(10_000),
             )
     finally:
@@ -387,22 +390,24 @@ async def running_bot(
 
 @pytest.fixture
 def start_bot(
-    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator
+    kubectl: Kubectl, database: str, nats_access: NatsAccess, emulator: RunningEmulator
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[Harness]]:
     """Starts the process with other bot settings: ``start_bot(webhook_url=...)``."""
 
     def start(**bot: Any) -> contextlib.AbstractAsyncContextManager[Harness]:
-        settings = bot_settings(kubectl, database, nats_url, emulator, **bot)
-        return running_bot(kubectl, settings, nats_url=nats_url, emulator=emulator)
+        settings = bot_settings(kubectl, database, nats_access, emulator, **bot)
+        return running_bot(kubectl, settings, nats_access=nats_access, emulator=emulator)
 
     return start
 
 
 @pytest.fixture
 async def herald_bot(
-    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator
+    kubectl: Kubectl, database: str, nats_access: NatsAccess, emulator: RunningEmulator
 ) -> AsyncIterator[Harness]:
     """The process with the older form's bot (TOKEN, admins ADMIN and ADMIN_RU) only."""
-    settings = bot_settings(kubectl, database, nats_url, emulator)
-    async with running_bot(kubectl, settings, nats_url=nats_url, emulator=emulator) as harness:
+    settings = bot_settings(kubectl, database, nats_access, emulator)
+    async with running_bot(
+        kubectl, settings, nats_access=nats_access, emulator=emulator
+    ) as harness:
         yield harness

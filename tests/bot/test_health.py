@@ -9,8 +9,10 @@ from kubernetes import client
 
 from herald.bot.app import run
 from herald.bot.settings import BotSettings, Settings
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.permissions import Component
+from herald.core.settings import DatabaseSettings, TelegramSettings
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import free_port, http_get
 from herald.emulator import RunningEmulator
 from herald.kube import connecting
@@ -23,15 +25,16 @@ def probe(port: int, path: str) -> tuple[int, str]:
 
 
 async def test_a_running_bot_is_live_and_ready(
-    kubectl: Kubectl, database: str, nats_url: str, emulator: RunningEmulator
+    kubectl: Kubectl, database: str, nats_access: NatsAccess, emulator: RunningEmulator
 ) -> None:
+    await nats_access.create_streams()
     namespace = kubectl.namespace
     assert namespace is not None
     api = client.ApiClient(connecting.load(kubeconfig=str(kubectl.kubeconfig)).configuration)
     port = free_port()
     settings = Settings(
         bot=BotSettings(token=TOKEN, namespace=namespace, health_port=port, metrics_port=0),
-        nats=NatsSettings(url=nats_url),
+        nats=nats_access.settings(Component.BOT),
         database=DatabaseSettings(url=database, min_connections=1, max_connections=2),
         telegram=TelegramSettings(api_url=emulator.url),
     )

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from herald.core.permissions import Component
 from herald.dev import tools
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl, repo_root
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.controlplane
@@ -78,6 +80,16 @@ def test_everything_the_chart_renders_passes_a_server_side_dry_run(
         "--set=networkPolicy.enabled=true",
         "--set=networkPolicy.egress[0].ports[0].port=4222",
         "--set=nats.existingSecret=herald-nats",
+        # NATS identities of each kind and TLS files: their env and volumes pass too.
+        "--set=nats.tls.caSecret=nats-ca",
+        "--set=nats.auth.operator.existingSecret=herald-nats-operator",
+        "--set=nats.auth.operator.tokenKey=token",
+        "--set=nats.auth.sender.user=herald-sender",
+        "--set=nats.auth.sender.existingSecret=herald-nats-sender",
+        "--set=nats.auth.sender.passwordKey=password",
+        "--set=nats.auth.sender.tlsSecret=herald-sender-tls",
+        "--set=nats.auth.bot.existingSecret=herald-nats-bot",
+        "--set=nats.auth.bot.nkeySeedKey=seed",
         namespace=str(kubectl.namespace),
         release=f"r{uuid.uuid4().hex[:6]}",
     )
@@ -275,7 +287,7 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
     kubectl: Kubectl,
     controlplane: ControlPlane,
     render_text: RenderText,
-    nats_url: str,
+    nats_access: NatsAccess,
     database: str,
     tmp_path: Path,
 ) -> None:
@@ -289,7 +301,7 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
 
     variables = {
         "KUBECONFIG": str(kubeconfig),
-        "HERALD_NATS_URL": nats_url,
+        **nats_access.env(Component.OPERATOR),
         "HERALD_DATABASE_URL": database,
         "HERALD_OPERATOR_NAMESPACES": json.dumps([namespace]),
         "HERALD_SENDER_NAMESPACE": namespace,

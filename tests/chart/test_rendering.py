@@ -28,6 +28,19 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "sender": (*SHARED, TelegramSettings, SenderSettings),
     "bot": (*SHARED, TelegramSettings, BotSettings),
 }
+# A NATS identity of each kind, and TLS with a private CA.
+NATS_AUTH = (
+    "--set=nats.tls.caSecret=nats-ca",
+    "--set=nats.tls.serverName=nats.nats.svc",
+    "--set=nats.auth.operator.existingSecret=herald-nats-operator",
+    "--set=nats.auth.operator.tokenKey=token",
+    "--set=nats.auth.sender.user=herald-sender",
+    "--set=nats.auth.sender.existingSecret=herald-nats-sender",
+    "--set=nats.auth.sender.passwordKey=password",
+    "--set=nats.auth.sender.tlsSecret=herald-sender-tls",
+    "--set=nats.auth.bot.existingSecret=herald-nats-bot",
+    "--set=nats.auth.bot.credsKey=bot.creds",
+)
 # Every optional part on at once.
 EVERYTHING = (
     "--set=bot.enabled=true",
@@ -42,6 +55,7 @@ EVERYTHING = (
     "--set=networkPolicy.enabled=true",
     "--set=networkPolicy.egress[0].ports[0].port=4222",
     "--set=nats.existingSecret=herald-nats",
+    *NATS_AUTH,
 )
 
 
@@ -227,8 +241,8 @@ def test_secrets_are_referenced_by_name_never_inlined(render: Render) -> None:
     objects = render(*EVERYTHING)
     assert by_kind(objects, "Secret") == []
     secret_refs = {
-        "operator": {"HERALD_DATABASE_URL", "HERALD_NATS_URL"},
-        "sender": {"HERALD_DATABASE_URL", "HERALD_NATS_URL"},
+        "operator": {"HERALD_DATABASE_URL", "HERALD_NATS_URL", "HERALD_NATS_TOKEN"},
+        "sender": {"HERALD_DATABASE_URL", "HERALD_NATS_URL", "HERALD_NATS_PASSWORD"},
         "bot": {
             "HERALD_DATABASE_URL",
             "HERALD_NATS_URL",
@@ -368,3 +382,107 @@ def test_disruption_budgets_never_block_a_drain(render: Render) -> None:
     assert len(budgets) == 3
     assert all(b["spec"] == {**b["spec"], "maxUnavailable": 1} for b in budgets)
     assert all("minAvailable" not in b["spec"] for b in budgets)
+
+
+def volume(objects: list[Any], component: str, name: str) -> dict[str, Any]:
+    pod = deployment(objects, component)["spec"]["template"]["spec"]
+    (found,) = (v for v in pod["volumes"] if v["name"] == name)
+    mounts = {m["name"]: m for m in container(objects, component)["volumeMounts"]}
+    assert mounts[name]["readOnly"] is True
+    return {"mountPath": mounts[name]["mountPath"], **found["secret"]}
+
+
+def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Render) -> None:
+    objects = render("--set=bot.enabled=true", *NATS_AUTH)
+    operator, sender, bot = (env(objects, c) for c in ("operator", "sender", "bot"))
+
+    assert operator["HERALD_NATS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "herald-nats-operator",
+        "key": "token",
+    }
+    assert sender["HERALD_NATS_USER"]["value"] == "herald-sender"
+    assert sender["HERALD_NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "herald-nats-sender",
+        "key": "password",
+    }
+    assert "HERALD_NATS_USER" not in operator and "HERALD_NATS_TOKEN" not in sender
+
+    creds = volume(objects, "bot", "nats-auth")
+    assert creds["secretName"] == "herald-nats-bot"
+    assert creds["items"] == [{"key": "bot.creds", "path": "user.creds"}]
+    assert creds["defaultMode"] == 0o440
+    assert bot["HERALD_NATS_CREDS_FILE"]["value"] == f"{creds['mountPath']}/user.creds"
+
+    client = volume(objects, "sender", "nats-client-tls")
+    assert client["secretName"] == "herald-sender-tls"
+    assert sender["HERALD_NATS_TLS_CERT_FILE"]["value"] == f"{client['mountPath']}/tls.crt"
+    assert sender["HERALD_NATS_TLS_KEY_FILE"]["value"] == f"{client['mountPath']}/tls.key"
+    for component, variables in (("operator", operator), ("sender", sender), ("bot", bot)):
+        ca = volume(objects, component, "nats-ca")
+        assert ca["secretName"] == "nats-ca"
+        assert variables["HERALD_NATS_TLS_CA_FILE"]["value"] == f"{ca['mountPath']}/ca.crt"
+        assert variables["HERALD_NATS_TLS_SERVER_NAME"]["value"] == "nats.nats.svc"
+
+    # Nothing set: no identity, no NATS volume, as before.
+    plain = render("--set=bot.enabled=true")
+    for component in ("operator", "sender", "bot"):
+        names = set(env(plain, component))
+        assert {n for n in names if n.startswith("HERALD_NATS_")} == {"HERALD_NATS_URL"}
+        mounts = container(plain, component)["volumeMounts"]
+        assert [m["name"] for m in mounts] == ["tmp"]
+
+
+def test_the_settings_validate_what_the_chart_renders(render: Render) -> None:
+    """The variables of each identity are accepted together by NatsSettings."""
+    objects = render("--set=bot.enabled=true", *NATS_AUTH)
+    for component in ("operator", "sender", "bot"):
+        variables = {
+            name: item.get("value", "from-a-secret")
+            for name, item in env(objects, component).items()
+            if name.startswith("HERALD_NATS_")
+        }
+        fields = {name.removeprefix("HERALD_NATS_").lower(): v for name, v in variables.items()}
+        fields["url"] = "tls://nats:4222"  # the URL Secret's value
+        NatsSettings.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        pytest.param(
+            ("--set=nats.auth.sender.user=herald-sender",),
+            "nats.auth.sender.user needs nats.auth.sender.passwordKey",
+            id="user-without-password",
+        ),
+        pytest.param(
+            ("--set=nats.auth.sender.tokenKey=token",),
+            "nats.auth.sender.tokenKey names a key of nats.auth.sender.existingSecret, which is "
+            "not set",
+            id="key-without-secret",
+        ),
+        pytest.param(
+            (
+                "--set=nats.auth.operator.existingSecret=s",
+                "--set=nats.auth.operator.tokenKey=token",
+                "--set=nats.auth.operator.credsKey=creds",
+            ),
+            "nats.auth.operator: set one of user, tokenKey, nkeySeedKey and credsKey",
+            id="two-ways",
+        ),
+    ],
+)
+def test_a_nats_identity_that_cannot_work_fails_to_render_with_a_reason(
+    flags: tuple[str, ...], message: str
+) -> None:
+    result = tools.helm("template", "herald", str(ROOT / "charts" / "herald"), *flags)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_a_cluster_is_a_comma_separated_url_and_a_bad_one_is_refused(render: Render) -> None:
+    objects = render("--set=nats.url=nats://a:4222\\,nats://b:4222")
+    assert env(objects, "sender")["HERALD_NATS_URL"]["value"] == "nats://a:4222,nats://b:4222"
+    result = tools.helm(
+        "template", "herald", str(ROOT / "charts" / "herald"), "--set=nats.url=nats://a:4222\\,b"
+    )
+    assert "at '/nats/url'" in result.stderr

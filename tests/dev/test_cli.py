@@ -40,9 +40,17 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
         assert set(env) >= {
             "KUBECONFIG",
             "HERALD_NATS_URL",
+            "HERALD_NATS_USER",
+            "HERALD_NATS_PASSWORD",
             "HERALD_DATABASE_URL",
             "HERALD_TELEGRAM_API_URL",
         }
+        assert env["HERALD_NATS_USER"] == "admin"
+        for component in ("operator", "sender", "bot"):
+            own = read_env(state_dir / f"env.{component}")
+            assert own["HERALD_NATS_USER"] == f"herald-{component}"
+            assert own["HERALD_NATS_PASSWORD"] not in {"", env["HERALD_NATS_PASSWORD"]}
+            assert (state_dir / f"env.{component}").stat().st_mode & 0o077 == 0
         again = herald("dev", "up", f"--state-dir={state_dir}")
         assert again.returncode == 0
         assert "already running" in again.stdout
@@ -58,12 +66,13 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
         table = kubectl("get", "bc").stdout.splitlines()
         assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "DELIVERED", "FAILED", "AGE"]
         assert len(table) > 5
+        assert env["HERALD_NATS_PASSWORD"] not in status.stdout
     finally:
         stopped = herald("dev", "down", f"--state-dir={state_dir}")
     assert stopped.returncode == 0
     state = StackState.load(state_dir / "state.json")
     assert state is None
-    assert not (state_dir / "env").exists()
+    assert not list(state_dir.glob("env*"))
     status = herald("dev", "status", f"--state-dir={state_dir}")
     assert status.returncode == 1
     assert "not running" in status.stdout

@@ -10,6 +10,7 @@ import pytest
 
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.systems import LocalSystem, local_system
 
 
@@ -18,14 +19,14 @@ async def herald(
     controlplane: ControlPlane,
     kubectl: Kubectl,
     database: str,
-    nats_url: str,
+    nats_access: NatsAccess,
     tmp_path: Path,
 ) -> AsyncIterator[LocalSystem]:
     async with local_system(
         kubeconfig=controlplane.kubeconfig,
         kubectl=kubectl,
         database=database,
-        nats_url=nats_url,
+        nats=nats_access,
         logs=tmp_path / "logs",
     ) as system:
         yield system

@@ -30,6 +30,7 @@ from herald.core.deliveries import DeliveryState
 from herald.dev import processes
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.systems import TOKEN, LocalSystem, local_system
 from herald.emulator import RecordedMessage, Refusal
 
@@ -86,7 +87,7 @@ async def system(
     kubectl: Kubectl,
     *,
     database: str,
-    nats_url: str,
+    nats_access: NatsAccess,
     logs: Path,
     settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[LocalSystem]:
@@ -95,7 +96,7 @@ async def system(
         kubeconfig=controlplane.kubeconfig,
         kubectl=kubectl,
         database=database,
-        nats_url=nats_url,
+        nats=nats_access,
         logs=logs,
         settings={**SETTINGS, **(settings or {})},
     ) as running:

@@ -11,6 +11,7 @@ import pytest
 from faults import checks
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.systems import LocalSystem
 
 
@@ -26,7 +27,7 @@ async def herald(
     controlplane: ControlPlane,
     kubectl: Kubectl,
     database: str,
-    nats_url: str,
+    nats_access: NatsAccess,
     tmp_path: Path,
 ) -> AsyncIterator[LocalSystem]:
     marker = request.node.get_closest_marker("herald_settings")
@@ -34,7 +35,7 @@ async def herald(
         controlplane,
         kubectl,
         database=database,
-        nats_url=nats_url,
+        nats_access=nats_access,
         logs=tmp_path / "logs",
         settings=marker.kwargs if marker is not None else None,
     ) as system:

@@ -19,7 +19,7 @@ from herald.core.migrating import apply_migrations
 from herald.dev import processes
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsServer
+from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 
 AUDIENCE = 5_000
@@ -31,6 +31,8 @@ DOWN_SECONDS = 2.0
 def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
     with NatsServer(tmp_path / "nats") as server:
         yield server
+    refused = server.violations()
+    assert not refused, "NATS refused a component:\n" + "\n".join(refused)
 
 
 @pytest.fixture
@@ -93,7 +95,11 @@ async def test_nats_restart_mid_broadcast(
     tmp_path: Path,
 ) -> None:
     async with checks.system(
-        controlplane, kubectl, database=database, nats_url=own_nats.url, logs=tmp_path / "logs"
+        controlplane,
+        kubectl,
+        database=database,
+        nats_access=own_nats.access,
+        logs=tmp_path / "logs",
     ) as herald:
         await checks.seed(herald, AUDIENCE)
         checks.apply_paid(herald, "through-nats", paused=True)
@@ -115,11 +121,15 @@ async def test_postgres_restart_mid_broadcast(
     kubectl: Kubectl,
     own_postgres: PostgresCluster,
     own_database: str,
-    nats_url: str,
+    nats_access: NatsAccess,
     tmp_path: Path,
 ) -> None:
     async with checks.system(
-        controlplane, kubectl, database=own_database, nats_url=nats_url, logs=tmp_path / "logs"
+        controlplane,
+        kubectl,
+        database=own_database,
+        nats_access=nats_access,
+        logs=tmp_path / "logs",
     ) as herald:
         await checks.seed(herald, AUDIENCE)
         checks.apply_paid(herald, "through-postgres")

@@ -37,10 +37,12 @@ from herald.core.envelopes import (
     FaultRecord,
     WorkBatch,
 )
+from herald.core.permissions import Component
 from herald.core.sealing import KeyRing
 from herald.dev import keys
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess, free_port, wait_until
 from herald.dev.systems import bot_manifest
 from herald.emulator import RunningEmulator
@@ -81,16 +83,16 @@ class Operator:
 def operator_env(
     controlplane: ControlPlane,
     kubectl: Kubectl,
-    nats_url: str,
+    nats: NatsAccess,
     database: str,
     telegram_url: str,
     **extra: str,
 ) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(nats.env(Component.OPERATOR))
     env.update(
         KUBECONFIG=str(controlplane.kubeconfig),
         HERALD_TELEGRAM_API_URL=telegram_url,
-        HERALD_NATS_URL=nats_url,
         HERALD_DATABASE_URL=database,
         HERALD_SENDER_NAMESPACE=str(kubectl.namespace),
         # Only this test's namespace: other tests' Broadcasts belong to other databases.
@@ -116,14 +118,14 @@ def operator_overrides() -> dict[str, str]:
 def operator(
     controlplane: ControlPlane,
     kubectl: Kubectl,
-    nats_url: str,
+    nats_access: NatsAccess,
     database: str,
     emulator: RunningEmulator,
     tmp_path: Path,
     operator_overrides: dict[str, str],
 ) -> Iterator[Operator]:
     env = operator_env(
-        controlplane, kubectl, nats_url, database, emulator.url, **operator_overrides
+        controlplane, kubectl, nats_access, database, emulator.url, **operator_overrides
     )
     argv = [str(Path(sys.executable).parent / "herald-operator")]
     process = ManagedProcess("herald-operator", argv, tmp_path / "operator.log", env).start()
@@ -137,6 +139,7 @@ def operator(
         # No secret ever reaches the log.
         assert TOKEN not in log
         assert database not in log
+        assert nats_access.passwords[Component.OPERATOR] not in log
         assert "Traceback" not in log, running.process.tail(60)
 
 

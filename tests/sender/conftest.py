@@ -36,8 +36,10 @@ from herald.core.envelopes import (
     decode,
     encode,
 )
-from herald.core.settings import DatabaseSettings, NatsSettings, TelegramSettings
+from herald.core.permissions import Component
+from herald.core.settings import DatabaseSettings, TelegramSettings
 from herald.dev import keys
+from herald.dev.nats import NatsAccess
 from herald.dev.processes import ManagedProcess
 from herald.emulator import EmulatorClient, RunningEmulator
 from herald.sender.metrics import Metrics
@@ -59,8 +61,9 @@ ACK_WAIT = 3.0
 
 
 class Pipeline:
-    def __init__(self, nats_url: str, dsn: str, emulator: RunningEmulator, logs: Path) -> None:
-        self.nats_url = nats_url
+    def __init__(self, nats: NatsAccess, dsn: str, emulator: RunningEmulator, logs: Path) -> None:
+        self.nats = nats
+        self.nats_url = nats.url  # the admin's: this pipeline plays the operator
         self.dsn = dsn
         self.emulator = emulator
         self.client = EmulatorClient(emulator.url)
@@ -209,7 +212,7 @@ class Pipeline:
     def config(self, **sender: Any) -> Config:
         return Config(
             sender=SenderSettings(**(FAST | sender)),
-            nats=NatsSettings(url=self.nats_url),
+            nats=self.nats.settings(Component.SENDER),
             database=DatabaseSettings(url=SecretStr(self.dsn)),
             telegram=TelegramSettings(api_url=self.emulator.url),
         )
@@ -230,7 +233,7 @@ class Pipeline:
         """A real `herald-sender` process."""
         env = {
             **os.environ,
-            "HERALD_NATS_URL": self.nats_url,
+            **self.nats.env(Component.SENDER),
             "HERALD_DATABASE_URL": self.dsn,
             "HERALD_TELEGRAM_API_URL": self.emulator.url,
             "HERALD_SENDER_ID": name,
@@ -245,9 +248,9 @@ class Pipeline:
 
 @pytest.fixture
 async def pipeline(
-    nats_url: str, database: str, emulator: RunningEmulator, tmp_path: Path
+    nats_access: NatsAccess, database: str, emulator: RunningEmulator, tmp_path: Path
 ) -> AsyncIterator[Pipeline]:
-    pipe = Pipeline(nats_url, database, emulator, tmp_path)
+    pipe = Pipeline(nats_access, database, emulator, tmp_path)
     await pipe.start()
     try:
         yield pipe

@@ -61,26 +61,161 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end -}}
 {{- end -}}
 
-{{/* The connections every component shares: NATS, PostgreSQL, logs. */}}
+{{/* The connections every component shares: NATS (with this component's own identity),
+PostgreSQL, logs. (dict "root" $ "component" "sender") */}}
 {{- define "herald.commonEnv" -}}
+{{- $values := .root.Values -}}
 - name: HERALD_NATS_URL
-{{- if .Values.nats.existingSecret }}
+{{- if $values.nats.existingSecret }}
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.nats.existingSecret }}
-      key: {{ .Values.nats.urlKey }}
+      name: {{ $values.nats.existingSecret }}
+      key: {{ $values.nats.urlKey }}
 {{- else }}
-  value: {{ .Values.nats.url | quote }}
+  value: {{ $values.nats.url | quote }}
 {{- end }}
+{{- include "herald.natsEnv" . }}
 - name: HERALD_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ required "database.existingSecret is required: the name of a Secret holding the PostgreSQL DSN" .Values.database.existingSecret }}
-      key: {{ .Values.database.urlKey }}
+      name: {{ required "database.existingSecret is required: the name of a Secret holding the PostgreSQL DSN" $values.database.existingSecret }}
+      key: {{ $values.database.urlKey }}
 - name: HERALD_LOG_FORMAT
-  value: {{ .Values.logs.format | quote }}
+  value: {{ $values.logs.format | quote }}
 - name: HERALD_LOG_LEVEL
-  value: {{ .Values.logs.level | quote }}
+  value: {{ $values.logs.level | quote }}
+{{- end -}}
+
+{{/* Where the NATS files are mounted; the HERALD_NATS_*_FILE variables point here. */}}
+{{- define "herald.natsDir" -}}/etc/herald/nats{{- end -}}
+
+{{/* The component's NATS identity, from nats.auth.<component>: each has its own NATS user
+with only its permissions (docs/nats.md). Passwords and tokens come from a Secret as
+variables, an nkey seed or .creds file from a Secret as a file, the CA and the client
+certificate from Secrets as files. (dict "root" $ "component" "sender") */}}
+{{- define "herald.natsAuth" -}}
+{{- $auth := index .root.Values.nats.auth .component -}}
+{{- $where := printf "nats.auth.%s" .component -}}
+{{- range $key := list "passwordKey" "tokenKey" "nkeySeedKey" "credsKey" -}}
+{{- if and (index $auth $key) (not $auth.existingSecret) -}}
+{{- fail (printf "%s.%s names a key of %s.existingSecret, which is not set" $where $key $where) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $auth.user (not $auth.passwordKey) -}}
+{{- fail (printf "%s.user needs %s.passwordKey: the key of %s.existingSecret holding the password" $where $where $where) -}}
+{{- end -}}
+{{- if and $auth.passwordKey (not $auth.user) -}}
+{{- fail (printf "%s.passwordKey needs %s.user" $where $where) -}}
+{{- end -}}
+{{- $ways := 0 -}}
+{{- range $key := list "user" "tokenKey" "nkeySeedKey" "credsKey" -}}
+{{- if index $auth $key }}{{ $ways = add1 $ways }}{{ end -}}
+{{- end -}}
+{{- if gt $ways 1 -}}
+{{- fail (printf "%s: set one of user, tokenKey, nkeySeedKey and credsKey; a component authenticates one way" $where) -}}
+{{- end -}}
+{{- toYaml $auth -}}
+{{- end -}}
+
+{{- define "herald.natsEnv" -}}
+{{- $auth := include "herald.natsAuth" . | fromYaml -}}
+{{- $tls := .root.Values.nats.tls -}}
+{{- $dir := include "herald.natsDir" . -}}
+{{- if $auth.user }}
+- name: HERALD_NATS_USER
+  value: {{ $auth.user | quote }}
+- name: HERALD_NATS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret }}
+      key: {{ $auth.passwordKey }}
+{{- end }}
+{{- if $auth.tokenKey }}
+- name: HERALD_NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $auth.existingSecret }}
+      key: {{ $auth.tokenKey }}
+{{- end }}
+{{- if $auth.nkeySeedKey }}
+- name: HERALD_NATS_NKEY_SEED_FILE
+  value: {{ printf "%s/auth/seed.nk" $dir | quote }}
+{{- end }}
+{{- if $auth.credsKey }}
+- name: HERALD_NATS_CREDS_FILE
+  value: {{ printf "%s/auth/user.creds" $dir | quote }}
+{{- end }}
+{{- if $tls.caSecret }}
+- name: HERALD_NATS_TLS_CA_FILE
+  value: {{ printf "%s/ca/ca.crt" $dir | quote }}
+{{- end }}
+{{- if $auth.tlsSecret }}
+- name: HERALD_NATS_TLS_CERT_FILE
+  value: {{ printf "%s/client/tls.crt" $dir | quote }}
+- name: HERALD_NATS_TLS_KEY_FILE
+  value: {{ printf "%s/client/tls.key" $dir | quote }}
+{{- end }}
+{{- with $tls.serverName }}
+- name: HERALD_NATS_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes for the NATS files of (dict "root" $ "component" "sender"); 0440: readable by
+the pod's fsGroup, which the container's user is in, and nobody else. */}}
+{{- define "herald.natsVolumes" -}}
+{{- $auth := include "herald.natsAuth" . | fromYaml -}}
+{{- $tls := .root.Values.nats.tls -}}
+{{- if or $auth.nkeySeedKey $auth.credsKey }}
+- name: nats-auth
+  secret:
+    secretName: {{ $auth.existingSecret }}
+    defaultMode: 288  # 0440
+    items:
+      {{- with $auth.nkeySeedKey }}
+      - {key: {{ . | quote }}, path: seed.nk}
+      {{- end }}
+      {{- with $auth.credsKey }}
+      - {key: {{ . | quote }}, path: user.creds}
+      {{- end }}
+{{- end }}
+{{- if $tls.caSecret }}
+- name: nats-ca
+  secret:
+    secretName: {{ $tls.caSecret }}
+    defaultMode: 288  # 0440
+    items:
+      - {key: {{ $tls.caKey | quote }}, path: ca.crt}
+{{- end }}
+{{- if $auth.tlsSecret }}
+- name: nats-client-tls
+  secret:
+    secretName: {{ $auth.tlsSecret }}
+    defaultMode: 288  # 0440
+    items:
+      - {key: tls.crt, path: tls.crt}
+      - {key: tls.key, path: tls.key}
+{{- end }}
+{{- end -}}
+
+{{- define "herald.natsVolumeMounts" -}}
+{{- $auth := include "herald.natsAuth" . | fromYaml -}}
+{{- $dir := include "herald.natsDir" . -}}
+{{- if or $auth.nkeySeedKey $auth.credsKey }}
+- name: nats-auth
+  mountPath: {{ printf "%s/auth" $dir }}
+  readOnly: true
+{{- end }}
+{{- if .root.Values.nats.tls.caSecret }}
+- name: nats-ca
+  mountPath: {{ printf "%s/ca" $dir }}
+  readOnly: true
+{{- end }}
+{{- if $auth.tlsSecret }}
+- name: nats-client-tls
+  mountPath: {{ printf "%s/client" $dir }}
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{/* The pod-level parts every component shares: (dict "root" $ "component" "sender") */}}
@@ -109,6 +244,7 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- include "herald.natsVolumes" . | nindent 2 }}
 {{- end -}}
 
 {{- define "herald.containerCommon" -}}
@@ -119,6 +255,7 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  {{- include "herald.natsVolumeMounts" . | nindent 2 }}
 {{- end -}}
 
 {{/* Pod template metadata: (dict "root" $ "component" "sender") */}}
