@@ -30,7 +30,6 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
 from herald.bot import polling, rosters, watching
 from herald.bot.callbacks import BroadcastRef
@@ -218,8 +217,9 @@ class Fleet:
             )
             self.loaded.set()
             return
-        kv = await streams.ensure_control_bucket(js)
-        self._watch = asyncio.create_task(self._follow(kv), name="herald-bot-records")
+        # Created by the operator; the bot's NATS user may only look it up.
+        await streams.expect_control_bucket(js)
+        self._watch = asyncio.create_task(self._follow(js), name="herald-bot-records")
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -233,14 +233,14 @@ class Fleet:
         await self.webhooks.stop()
         await self._dispatcher.storage.close()
 
-    async def _follow(self, kv: KeyValue) -> None:
+    async def _follow(self, js: JetStreamContext) -> None:
         while True:
             try:
-                async for records in watching.records(kv):
+                async for records in watching.records(js):
                     self._records = records
                     await self._converge()
                     self.loaded.set()
-            except NatsError as exc:
+            except (NatsError, watching.WatchLost) as exc:
                 logger.warning("The Bot records watch failed, watching again: %s", exc)
             await asyncio.sleep(_WATCH_RETRY_SECONDS)
 
