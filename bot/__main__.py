@@ -1,20 +1,23 @@
-"""Entry point of `herald-bot`: the admin and subscriber bot."""
+"""Entry point of `herald-bot`: the admin and subscriber bot process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import sys
 
-from herald.bot.app import run
+from pydantic import ValidationError
+
+from herald.bot.app import NothingToServe, run
 from herald.bot.settings import Settings
 from herald.core import logs
+from herald.core.sealing import SealError
 
 __all__ = ["main"]
 
 
-async def _main() -> None:
-    settings = Settings.from_environment()
+async def _main(settings: Settings) -> None:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -29,7 +32,13 @@ def main() -> None:
     # aiogram logs every update at INFO with its content (herald.core.logs quiets it); the
     # bot logs what it did instead.
     logs.configure()
-    asyncio.run(_main())
+    try:
+        settings = Settings.from_environment()
+        asyncio.run(_main(settings))
+    except (ValidationError, NothingToServe, SealError) as error:
+        # A webhook without its secret, no bot to serve, a token key that cannot be read:
+        # said once, plainly, rather than as a traceback.
+        sys.exit(f"herald-bot: invalid configuration:\n{logs.redact(str(error))}")
 
 
 if __name__ == "__main__":

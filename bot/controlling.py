@@ -20,7 +20,7 @@ from herald.bot.callbacks import (
 )
 from herald.bot.keyboards import markup
 from herald.bot.live import LiveStatus
-from herald.bot.settings import BotSettings
+from herald.bot.rosters import ServedBot
 from herald.bot.stores import BroadcastStore
 from herald.bot.translations import Texts
 from herald.bot.views import cancel_keyboard
@@ -55,18 +55,18 @@ async def show_status(
     )
 
 
-def _label(ref: BroadcastRef, settings: BotSettings) -> str:
-    return ref.label(default_namespace=settings.namespace)
+def _label(ref: BroadcastRef, served: ServedBot) -> str:
+    return ref.label(default_namespace=served.namespace)
 
 
 async def _ref(
-    message: Message, command: CommandObject, *, texts: Texts, settings: BotSettings
+    message: Message, command: CommandObject, *, texts: Texts, served: ServedBot
 ) -> BroadcastRef | None:
     """The Broadcast the command names, or ``None`` after telling the admin how to name it."""
     if not command.args:
         await message.answer(texts("usage", command=command.command))
         return None
-    ref = BroadcastRef.parse(command.args, default_namespace=settings.namespace)
+    ref = BroadcastRef.parse(command.args, default_namespace=served.namespace)
     if ref is None:
         await message.answer(texts("bad-name", text=command.args.strip()[:64]))
     return ref
@@ -79,9 +79,9 @@ async def status(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    bot_settings: BotSettings,
+    served_bot: ServedBot,
 ) -> None:
-    ref = await _ref(message, command, texts=texts, settings=bot_settings)
+    ref = await _ref(message, command, texts=texts, served=served_bot)
     if ref is None:
         return
     await show_status(message, ref, broadcasts=broadcasts, live=live, texts=texts)
@@ -94,11 +94,11 @@ async def set_paused(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    bot_settings: BotSettings,
+    served_bot: ServedBot,
 ) -> None:
     """/pause and /resume: which one is the command's name."""
     paused = command.command == "pause"
-    ref = await _ref(message, command, texts=texts, settings=bot_settings)
+    ref = await _ref(message, command, texts=texts, served=served_bot)
     if ref is None:
         return
     await broadcasts.set_paused(ref, paused=paused)
@@ -115,7 +115,7 @@ async def set_paused(
         broadcasts=broadcasts,
         live=live,
         texts=texts,
-        headline=texts("paused" if paused else "resumed", name=_label(ref, bot_settings)),
+        headline=texts("paused" if paused else "resumed", name=_label(ref, served_bot)),
     )
 
 
@@ -125,15 +125,15 @@ async def cancel(
     *,
     broadcasts: BroadcastStore,
     texts: Texts,
-    bot_settings: BotSettings,
+    served_bot: ServedBot,
 ) -> None:
-    ref = await _ref(message, command, texts=texts, settings=bot_settings)
+    ref = await _ref(message, command, texts=texts, served=served_bot)
     if ref is None:
         return
     await broadcasts.get(ref)  # a Broadcast that is not there is said so, not offered
-    keyboard = cancel_keyboard(ref, texts=texts, default_namespace=bot_settings.namespace)
+    keyboard = cancel_keyboard(ref, texts=texts, default_namespace=served_bot.namespace)
     await message.answer(
-        texts("cancel-ask", name=_label(ref, bot_settings)), reply_markup=markup(keyboard)
+        texts("cancel-ask", name=_label(ref, served_bot)), reply_markup=markup(keyboard)
     )
 
 
@@ -142,9 +142,9 @@ async def button(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    bot_settings: BotSettings,
+    served_bot: ServedBot,
 ) -> None:
-    parsed = parse_broadcast_button(query.data or "", default_namespace=bot_settings.namespace)
+    parsed = parse_broadcast_button(query.data or "", default_namespace=served_bot.namespace)
     if parsed is None or not isinstance(query.message, Message):
         await query.answer(texts("dialog-expired"))
         return
@@ -154,7 +154,7 @@ async def button(
         broadcasts=broadcasts,
         live=live,
         texts=texts,
-        settings=bot_settings,
+        served=served_bot,
     )
     await query.answer(answer)
 
@@ -175,12 +175,12 @@ async def _act(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    settings: BotSettings,
+    served: ServedBot,
 ) -> str | None:
     """Carry out one button press on ``message``; returns the callback answer."""
-    ref, name = button.ref, _label(button.ref, settings)
+    ref, name = button.ref, _label(button.ref, served)
     if button.action is BroadcastAction.CANCEL:
-        keyboard = cancel_keyboard(ref, texts=texts, default_namespace=settings.namespace)
+        keyboard = cancel_keyboard(ref, texts=texts, default_namespace=served.namespace)
         await message.answer(texts("cancel-ask", name=name), reply_markup=markup(keyboard))
         return None
     if button.action is BroadcastAction.CANCEL_CONFIRM:

@@ -23,7 +23,7 @@ from herald.bot.callbacks import (
 from herald.bot.keyboards import markup
 from herald.bot.live import LiveStatus
 from herald.bot.manifests import RATE_CHOICES, ForwardedPost, broadcast_name, new_broadcast
-from herald.bot.settings import BotSettings
+from herald.bot.rosters import ServedBot
 from herald.bot.stores import BroadcastExists, BroadcastStore, StoreError, SubscriberStore
 from herald.bot.translations import Texts
 from herald.bot.views import ButtonView, Keyboard
@@ -146,7 +146,7 @@ async def confirm(
     broadcasts: BroadcastStore,
     live: LiveStatus,
     texts: Texts,
-    bot_settings: BotSettings,
+    served_bot: ServedBot,
 ) -> None:
     choice = parse_dialog_button(query.data or "")
     if choice is None or not isinstance(query.message, Message):
@@ -165,8 +165,8 @@ async def confirm(
     )
     broadcast = new_broadcast(
         post,
-        namespace=bot_settings.namespace,
-        secret_name=bot_settings.secret_name,
+        namespace=served_bot.namespace,
+        bot_ref=served_bot.bot_ref,
         audience=str(data["audience"]),
         messages_per_second=int(data["rate"]),
     )
@@ -181,7 +181,7 @@ async def confirm(
         await query.message.edit_text(texts("kubernetes-error", reason=str(exc)), reply_markup=None)
         await query.answer()
         return
-    logger.info("Admin %s created Broadcast %s/%s", post.admin_id, bot_settings.namespace, name)
+    logger.info("Admin %s created Broadcast %s/%s", post.admin_id, served_bot.namespace, name)
     await query.message.edit_text(texts("created", name=name), reply_markup=None)
     await query.answer()
     rendered = live.render(created, texts)

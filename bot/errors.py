@@ -9,7 +9,7 @@ from aiogram.types import ErrorEvent, Message
 
 from herald.bot.callbacks import BroadcastRef
 from herald.bot.live import LiveStatus
-from herald.bot.settings import BotSettings
+from herald.bot.rosters import ServedBot
 from herald.bot.stores import BroadcastNotFound, StoreError
 from herald.bot.translations import Texts
 
@@ -17,12 +17,12 @@ __all__ = ["router"]
 
 
 async def store_failed(
-    event: ErrorEvent, texts: Texts, bot_settings: BotSettings, live: LiveStatus
+    event: ErrorEvent, texts: Texts, served_bot: ServedBot, live: LiveStatus
 ) -> None:
     exc = event.exception
     if isinstance(exc, BroadcastNotFound):
         ref = BroadcastRef(namespace=exc.namespace, name=exc.name)
-        answer = texts("not-found", name=ref.label(default_namespace=bot_settings.namespace))
+        answer = texts("not-found", name=ref.label(default_namespace=served_bot.namespace))
     else:
         answer = texts("kubernetes-error", reason=str(exc))
     update = event.update

@@ -48,9 +48,9 @@ class KubernetesBroadcasts:
     def __init__(self, api: client.ApiClient) -> None:
         self._broadcasts = AsyncBroadcasts(Broadcasts(api, field_manager=FIELD_MANAGER))
 
-    async def list(self, namespaces: Sequence[str]) -> list[Broadcast]:
+    async def list(self, namespaces: Sequence[str], *, bot: str | None = None) -> list[Broadcast]:
         with _translated():
-            items = await self._broadcasts.items(namespaces)
+            items = await self._broadcasts.items(namespaces, bot=bot)
         found = [_parsed(item) for item in items]
         return [broadcast for broadcast in found if broadcast is not None]
 

@@ -1,4 +1,4 @@
-"""/broadcasts: every Broadcast the bot can see, with its phase and progress; /help."""
+"""/broadcasts: every Broadcast of the bot, with its phase and progress; /help."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 
-from herald.bot.settings import BotSettings
+from herald.bot.rosters import ServedBot
 from herald.bot.stores import BroadcastStore
 from herald.bot.translations import Texts
 from herald.bot.views import list_text
@@ -19,12 +19,10 @@ def router() -> Router:
 
     @listing.message(Command("broadcasts"))
     async def broadcasts_list(
-        message: Message, broadcasts: BroadcastStore, texts: Texts, bot_settings: BotSettings
+        message: Message, broadcasts: BroadcastStore, texts: Texts, served_bot: ServedBot
     ) -> None:
-        found = await broadcasts.list(bot_settings.listed_namespaces)
-        await message.answer(
-            list_text(found, texts=texts, default_namespace=bot_settings.namespace)
-        )
+        found = await broadcasts.list(served_bot.namespaces)
+        await message.answer(list_text(found, texts=texts, default_namespace=served_bot.namespace))
 
     @listing.message(Command("help"))
     async def help_(message: Message, texts: Texts) -> None:

@@ -56,11 +56,12 @@ def new_broadcast(
     post: ForwardedPost,
     *,
     namespace: str,
-    secret_name: str,
+    bot_ref: str,
     audience: str,
     messages_per_second: int,
 ) -> Broadcast:
-    """The Broadcast that copies ``post`` to ``audience`` (``all`` or a language code).
+    """The Broadcast that copies ``post`` to ``audience`` (``all`` or a language code),
+    sent by the bot ``bot_ref`` names (the admin's Bot, or the older form's Secret).
 
     copyFrom points at the admin's chat: copyMessage then sends exactly what the admin saw,
     without the "forwarded from" header, whatever the post's origin (a channel the bot is
@@ -77,7 +78,7 @@ def new_broadcast(
             labels={_MANAGED_BY: "herald-bot", CREATED_BY_LABEL: str(post.admin_id)},
         ),
         spec=BroadcastSpec(
-            bot_ref=BotRef(name=secret_name),
+            bot_ref=BotRef(name=bot_ref),
             content=Content(copy_from=CopyFrom(chat_id=post.chat_id, message_id=post.message_id)),
             audience=Audience(subscribers=selector),
             rate=Rate(messages_per_second=messages_per_second),

@@ -15,6 +15,10 @@ Series, all prefixed ``herald_bot_``:
 - ``reports_total{result}``: completion reports to admins: ``sent``, ``retried`` (Telegram
   was unavailable; the record is redelivered) or ``failed`` (the admin cannot be messaged).
 - ``subscriber_changes_total{change}``: ``subscribed``, ``blocked``, ``unblocked``.
+- ``webhook_refusals_total{reason}``: webhook calls refused: ``no_secret`` or
+  ``wrong_secret`` (no or another X-Telegram-Bot-Api-Secret-Token than the bot's: someone
+  other than Telegram, or a secret rotated on one side only), ``unknown_path`` (no bot there).
+- ``bots{mode}``: bots served, by how their updates come: ``polling``, ``webhook``.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject, Update
 from aiogram.types.update import UpdateTypeLookupError
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 __all__ = [
     "ADMIN_COMMANDS",
     "CountAdminCommands",
     "CountUpdates",
     "Metrics",
+    "WebhookRefusal",
     "command_of",
 ]
 
@@ -56,6 +61,12 @@ class CommandResult(enum.StrEnum):
     OK = "ok"
     ERROR = "error"
     REFUSED = "refused"
+
+
+class WebhookRefusal(enum.StrEnum):
+    NO_SECRET = "no_secret"  # noqa: S105 - reasons, not secrets
+    WRONG_SECRET = "wrong_secret"  # noqa: S105
+    UNKNOWN_PATH = "unknown_path"
 
 
 class Metrics:
@@ -91,6 +102,22 @@ class Metrics:
             ["change"],
             registry=r,
         )
+        self.webhook_refusals = Counter(
+            "herald_bot_webhook_refusals",
+            "Webhook calls refused, by reason (no_secret, wrong_secret, unknown_path).",
+            ["reason"],
+            registry=r,
+        )
+        self.bots = Gauge(
+            "herald_bot_bots",
+            "Bots served, by how their updates come (polling, webhook).",
+            ["mode"],
+            registry=r,
+        )
+        for reason in WebhookRefusal:
+            self.webhook_refusals.labels(reason.value)
+        for mode in ("polling", "webhook"):
+            self.bots.labels(mode)
         for result in ("sent", "retried", "failed"):
             self.reports.labels(result)
         for change in ("subscribed", "blocked", "unblocked"):

@@ -4,13 +4,14 @@ update came to, the subscriber refresh, and the one place where admin rights are
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import CallbackQuery, Message, TelegramObject, User
 
 from herald.bot.metrics import Metrics
+from herald.bot.rosters import ServedBot
 from herald.bot.stores import SubscriberBook, SubscriberProfile, SubscriberStore
 from herald.bot.translations import Translations
 
@@ -40,7 +41,11 @@ class UserTexts(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        data["texts"] = self._translations.for_language(user.language_code if user else None)
+        served: ServedBot | None = data.get("served_bot")
+        data["texts"] = self._translations.for_language(
+            user.language_code if user else None,
+            default=served.default_language if served else None,
+        )
         return await handler(event, data)
 
 
@@ -52,8 +57,10 @@ class BotSubscribers(BaseMiddleware):
         self._book = book
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        served: ServedBot | None = data.get("served_bot")
+        # getMe's id for a Bot; the older form's bot has only its token's.
         bot: Bot = data["bot"]
-        data["subscribers"] = self._book.of(bot.id)
+        data["subscribers"] = self._book.of(served.bot_id if served else bot.id)
         return await handler(event, data)
 
 
@@ -72,27 +79,29 @@ class SubscriberRefresh(BaseMiddleware):
 
 
 class AdminOnly(BaseMiddleware):
-    """Runs the admin routers' handlers for allowlisted users only.
+    """Runs the admin routers' handlers for the admins of the bot the update came to only
+    (``served_bot``: a Bot's spec.admins, or HERALD_BOT_ADMINS for the older form).
 
     Registered as an inner middleware, it sees only updates a handler of the admin routers
     matched, so it refuses exactly the admin actions; everyone else's other messages pass by
     untouched. The refusal is logged with who and what kind of update, never the content.
     """
 
-    def __init__(self, admins: Collection[int], *, metrics: Metrics | None = None) -> None:
-        self._admins = frozenset(admins)
+    def __init__(self, *, metrics: Metrics | None = None) -> None:
         self._metrics = metrics
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is not None and user.id in self._admins:
+        served: ServedBot = data["served_bot"]
+        if user is not None and user.id in served.admins:
             return await handler(event, data)
         if self._metrics is not None:
             self._metrics.refused(event)
         logger.warning(
-            "Refused an admin %s from user %s",
+            "Refused an admin %s from user %s to %s",
             type(event).__name__,
             user.id if user else "unknown",
+            served.label,
         )
         refusal = data["texts"]("refused")
         if isinstance(event, Message):

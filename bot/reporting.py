@@ -1,5 +1,9 @@
 """Completion and failure reports: the operator's records on ``herald.events.completed``
-become a message to every admin, in the admin's language.
+become a message to every admin of the bot whose Broadcast it was, in the admin's language.
+
+Which bot that is, the process decides (``route``): the Bot the Broadcast names, or the
+older form's bot for its namespaces; a record that no bot served here reports is acked and
+left to whoever serves its bot.
 
 A durable pull consumer keeps the bot's place in the stream, so reports published while the
 bot was down arrive when it starts again (the stream keeps them for a week). Bad data is
@@ -11,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -26,14 +31,14 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from herald.bot.metrics import Metrics
-from herald.bot.stores import SubscriberStore
+from herald.bot.stores import SubscriberBook
 from herald.bot.translations import Translations
 from herald.bot.views import report_text
 from herald.core import probes, subjects
 from herald.core.envelopes import CompletionRecord, DecodeError, decode
 from herald.core.streams import expect_events_stream
 
-__all__ = ["MAX_DELIVER", "CompletionReports"]
+__all__ = ["MAX_DELIVER", "CompletionReports", "Reporter", "Route"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,26 +51,35 @@ _FETCH_TIMEOUT = 5.0
 _TRANSIENT = (TelegramNetworkError, TelegramServerError, TelegramRetryAfter)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Reporter:
+    """The bot that tells of a finished Broadcast, and whom it tells."""
+
+    bot: Bot
+    bot_id: int  # getMe's, as the subscriber table keeps its subscribers under
+    admins: tuple[int, ...]
+    default_namespace: str
+    default_language: str | None = None
+
+
+# The reporter of a record; None: no bot served here reports it.
+Route = Callable[[CompletionRecord], Awaitable[Reporter | None]]
+
+
 class CompletionReports:
     def __init__(
         self,
         js: JetStreamContext,
-        bot: Bot,
+        route: Route,
         *,
-        admins: Collection[int],
-        namespaces: Collection[str],
-        default_namespace: str,
         durable: str,
-        subscribers: SubscriberStore,
+        subscribers: SubscriberBook,
         translations: Translations,
         metrics: Metrics | None = None,
     ) -> None:
         self._js = js
         self._metrics = metrics if metrics is not None else Metrics()
-        self._bot = bot
-        self._admins = tuple(sorted(admins))
-        self._namespaces = frozenset(namespaces)
-        self._default_namespace = default_namespace
+        self._route = route
         self._durable = durable
         self._subscribers = subscribers
         self._translations = translations
@@ -124,16 +138,21 @@ class CompletionReports:
             logger.warning("Terminated a completion record that cannot be read: %s", exc)
             await msg.term()
             return
-        if record.namespace not in self._namespaces:
+        reporter = await self._route(record)
+        if reporter is None:
             # Another bot's Broadcast: its own bot reports it.
             await msg.ack()
             return
         retry = False
-        for admin in self._admins:
-            texts = self._translations.for_language(await self._subscribers.language_of(admin))
-            text = report_text(record, texts=texts, default_namespace=self._default_namespace)
+        # In the language each admin told the bot that reports, as its subscriber.
+        subscribers = self._subscribers.of(reporter.bot_id)
+        for admin in reporter.admins:
+            texts = self._translations.for_language(
+                await subscribers.language_of(admin), default=reporter.default_language
+            )
+            text = report_text(record, texts=texts, default_namespace=reporter.default_namespace)
             try:
-                await self._bot.send_message(admin, text)
+                await reporter.bot.send_message(admin, text)
             except _TRANSIENT:
                 self._metrics.reports.labels("retried").inc()
                 retry = True
@@ -153,5 +172,5 @@ class CompletionReports:
                 record.outcome,
                 record.namespace,
                 record.name,
-                len(self._admins),
+                len(reporter.admins),
             )

@@ -46,7 +46,8 @@ class BroadcastExists(StoreError):
 class BroadcastStore(Protocol):
     """Broadcasts as the Kubernetes API serves them, with the bot's own permissions."""
 
-    async def list(self, namespaces: Sequence[str]) -> list[Broadcast]: ...
+    async def list(self, namespaces: Sequence[str], *, bot: str | None = None) -> list[Broadcast]:
+        """The Broadcasts of ``namespaces``; with ``bot``, only those naming that Bot."""
 
     async def get(self, ref: BroadcastRef) -> Broadcast: ...
 

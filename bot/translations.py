@@ -76,10 +76,11 @@ class Translations:
             for locale in self.locales
         }
 
-    def for_language(self, language_code: str | None) -> Texts:
-        """Texts for ``ru``, ``ru-RU`` or ``pt-br`` (exact tag, then its primary language),
-        English when the language is unknown or not given."""
-        for candidate in _candidates(language_code):
+    def for_language(self, language_code: str | None, *, default: str | None = None) -> Texts:
+        """Texts for ``ru``, ``ru-RU`` or ``pt-br`` (exact tag, then its primary language);
+        when the bot does not speak that language, or it is not given, those of ``default``
+        (a Bot's defaultLanguage), and English when there is none of either."""
+        for candidate in (*_candidates(language_code), *_candidates(default)):
             if candidate in self._texts:
                 return self._texts[candidate]
         return self._texts[FALLBACK]

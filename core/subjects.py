@@ -7,6 +7,7 @@ reused, so a Broadcast deleted and re-created under the same name never sees old
 from __future__ import annotations
 
 __all__ = [
+    "BOT_RECORDS",
     "COMPLETIONS_SUBJECT",
     "CONTROL_BUCKET",
     "EVENTS_STREAM",
@@ -28,6 +29,8 @@ WORK_SUBJECTS = "herald.work.>"
 EVENTS_STREAM = "HERALD_EVENTS"
 COMPLETIONS_SUBJECT = "herald.events.completed"
 CONTROL_BUCKET = "herald-control"
+# Every key of bot_record_key: Bot names may hold dots, so not bot.*.*.
+BOT_RECORDS = "bot.>"
 
 
 def work_subject(uid: str) -> str:

@@ -42,6 +42,7 @@ _OTHER_METHODS = (
     "editMessageText",
     "answerCallbackQuery",
     "setMyCommands",
+    "setWebhook",
     "deleteWebhook",
     "close",
     "logOut",
@@ -278,6 +279,11 @@ class EmulatorState:
         elif method == "setMyCommands":
             if not isinstance(params.get("commands"), list):
                 raise ApiError(400, 'Bad Request: parameter "commands" is required')
+            self._record(token, method, params)
+        elif method == "setWebhook":
+            # Recorded, not called back: tests post the updates to the webhook themselves.
+            if not str(params.get("url") or "").startswith("https://"):
+                raise ApiError(400, "Bad Request: bad webhook: An HTTPS URL must be provided")
             self._record(token, method, params)
         return True  # deleteWebhook, close, logOut: nothing to do here
 

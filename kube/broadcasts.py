@@ -49,10 +49,14 @@ class Broadcasts:
             )
         return dict(body)
 
-    def items(self, namespaces: Iterable[str] | None = None) -> list[Body]:
+    def items(
+        self, namespaces: Iterable[str] | None = None, *, bot: str | None = None
+    ) -> list[Body]:
         """Every Broadcast of ``namespaces``, one namespace after the other; None: of the
-        whole cluster, in one call."""
+        whole cluster, in one call. With ``bot``, only those whose botRef names it, chosen
+        by the API server (the CRD's selectable field)."""
         objects = self._objects
+        selector = None if bot is None else f"spec.botRef.name={bot}"
         lists = (
             [functools.partial(objects.list_cluster_custom_object, GROUP, VERSION, PLURAL)]
             if namespaces is None
@@ -64,7 +68,7 @@ class Broadcasts:
         found: list[Body] = []
         for call in lists:
             with translated():
-                page: Any = call(_request_timeout=self.timeout)
+                page: Any = call(_request_timeout=self.timeout, field_selector=selector)
             found.extend(page.get("items", ()))
         return found
 
@@ -133,8 +137,10 @@ class AsyncBroadcasts:
     async def get(self, namespace: str, name: str) -> Body:
         return await asyncio.to_thread(self.blocking.get, namespace, name)
 
-    async def items(self, namespaces: Sequence[str] | None = None) -> list[Body]:
-        return await asyncio.to_thread(self.blocking.items, namespaces)
+    async def items(
+        self, namespaces: Sequence[str] | None = None, *, bot: str | None = None
+    ) -> list[Body]:
+        return await asyncio.to_thread(functools.partial(self.blocking.items, namespaces, bot=bot))
 
     async def create(self, namespace: str, manifest: Mapping[str, Any]) -> Body:
         return await asyncio.to_thread(self.blocking.create, namespace, manifest)

@@ -6,9 +6,12 @@ from the in-cluster service account, or KUBECONFIG outside a cluster.
 
 from __future__ import annotations
 
+import sys
+
 import kopf
 
 from herald.core import logs
+from herald.core.sealing import SealError
 from herald.operator import handlers
 from herald.operator.metrics import Metrics
 from herald.operator.settings import Settings
@@ -25,7 +28,12 @@ def main() -> None:
     metrics = Metrics()
     metrics.serve(settings.operator.metrics_port)
     registry = kopf.OperatorRegistry()
-    handlers.register(registry, handlers.Reconciler(settings, metrics))
+    try:
+        reconciler = handlers.Reconciler(settings, metrics)
+    except SealError as error:
+        # No key ring, or one that cannot be read: said once, plainly.
+        sys.exit(f"herald-operator: invalid configuration: {error}")
+    handlers.register(registry, reconciler)
     namespaces = settings.operator.namespaces
     port = settings.operator.liveness_port
     kopf.run(

@@ -10,6 +10,7 @@ import sys
 from pydantic import ValidationError
 
 from herald.core import logs
+from herald.core.sealing import SealError
 from herald.sender.metrics import Metrics
 from herald.sender.running import Sender
 from herald.sender.settings import Config
@@ -34,7 +35,8 @@ def main() -> None:
         # aiogram logs each failed request with its parameters, which include message bodies.
         logs.configure(floors={"aiogram": logging.WARNING})
         config = Config()
-    except ValidationError as error:
+        config.tokens.ring()  # refused here, plainly, rather than as a traceback later
+    except (ValidationError, SealError) as error:
         sys.exit(f"herald-sender: invalid configuration:\n{logs.redact(str(error))}")
     if not asyncio.run(_run(config)):
         sys.exit(1)  # a vital loop failed (logged); Kubernetes restarts the pod

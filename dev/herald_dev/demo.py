@@ -2,7 +2,8 @@
 
 Brings the dev stack up, loads demo subscribers (some of whom blocked the bot, as the
 emulator is told), applies the demo Broadcast and follows its status until it is Complete,
-then shows ``kubectl get bc`` and what the emulator actually received.
+then shows ``kubectl get bc``, what the emulator actually received, and the report the admin
+bot sent the Bot's admin.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from herald.emulator import EmulatorClient
 
 __all__ = ["run_demo"]
 
-NAMESPACE = "demo"
+NAMESPACE = stack.DEV_NAMESPACE
+# The admin of examples/bot.yaml, to whom the bot reports the broadcast.
+ADMIN = 1001
 SUBSCRIBERS = 2000
 BLOCKED = range(1_000_001, 1_000_041)  # 40 chats that blocked the bot
 DEACTIVATED = range(1_000_041, 1_000_051)  # 10 deleted accounts
@@ -50,8 +53,7 @@ def demo_subscribers() -> list[Subscriber]:
 
 def demo_bot_id(secret: Path) -> str:
     """The id of the demo's bot: its token's digits before the colon."""
-    token: str = yaml.safe_load(secret.read_text())["stringData"]["token"]
-    return token.partition(":")[0]
+    return _demo_token(secret).partition(":")[0]
 
 
 async def _seed(env: dict[str, str], *, bot_id: str) -> None:
@@ -85,6 +87,29 @@ def _condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+def _demo_token(secret: Path) -> str:
+    return str(yaml.safe_load(secret.read_text())["stringData"]["token"])
+
+
+async def _report(url: str, *, token: str, after: int, within: float = 30) -> str | None:
+    """The admin bot's report to the Bot's admin, once it is sent."""
+    deadline = time.monotonic() + within
+    async with EmulatorClient(url) as emulator:
+        while time.monotonic() < deadline:
+            sent = await emulator.messages(token=token, chat_id=ADMIN, method="sendMessage")
+            for message in sent[after:]:
+                text = str(message.payload.get("text", ""))
+                if "finished" in text:
+                    return text
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def _sent_to_admin(url: str, *, token: str) -> int:
+    async with EmulatorClient(url) as emulator:
+        return len(await emulator.messages(token=token, chat_id=ADMIN, method="sendMessage"))
+
+
 def run_demo(state_dir: Path, *, say: Callable[[str], None], timeout: float = 600) -> int:
     state = stack.up(state_dir, stack.StackOptions(), say=say)
     if "telegram-emulator" not in state.services:
@@ -94,8 +119,13 @@ def run_demo(state_dir: Path, *, say: Callable[[str], None], timeout: float = 60
     kubectl = admin.in_namespace(NAMESPACE)
     say(f"loading {SUBSCRIBERS} demo subscribers ({len(BLOCKED)} blocked the bot)")
     examples = repo_root() / "examples"
-    asyncio.run(_seed(state.env, bot_id=demo_bot_id(examples / "bot-secret.yaml")))
+    secret = examples / "bot-secret.yaml"
+    asyncio.run(_seed(state.env, bot_id=demo_bot_id(secret)))
+    telegram = state.env["HERALD_TELEGRAM_API_URL"]
+    token = _demo_token(secret)
     kubectl("delete", "-f", str(examples / "broadcast.yaml"), "--ignore-not-found", "--wait")
+    reports_before = asyncio.run(_sent_to_admin(telegram, token=token))
+    # The stack applied the Bot already; applying it again keeps the demo self-contained.
     kubectl(
         "apply",
         "-f",
@@ -126,15 +156,27 @@ def run_demo(state_dir: Path, *, say: Callable[[str], None], timeout: float = 60
     say("\n")
     say(kubectl("get", "bc").stdout)
 
+    if outcome == 0:
+        report = asyncio.run(_report(telegram, token=token, after=reports_before))
+        username = kubectl(
+            "get", "bot", "demo-bot", "-o", "jsonpath={.status.username}", check=False
+        ).stdout
+        if report is None:
+            say(f"the admin bot sent its admin {ADMIN} no report (see .herald/dev/logs/bot.log)")
+        else:
+            say(f"the admin bot @{username or '?'} reported to its admin {ADMIN}:")
+            say("  " + report.replace("\n", "\n  "))
+
     async def summary() -> dict[str, Any]:
-        async with EmulatorClient(state.env["HERALD_TELEGRAM_API_URL"]) as emulator:
+        async with EmulatorClient(telegram) as emulator:
             return (await emulator.summary()).model_dump()
 
     received = asyncio.run(summary())
     duplicates = sum(len(chats) for chats in received["duplicates"].values())
     say(
         "the Telegram emulator received: "
-        f"{received['total']} messages, {duplicates} chats messaged twice, "
+        f"{received['total']} messages (the admin bot's included), "
+        f"{duplicates} chats messaged twice, "
         f"at most {max(received['max_per_second'].values(), default=0)} in any second, "
         f"{sum(received['too_many_requests'].values())} answered 429, "
         f"errors by status {received['errors']}"

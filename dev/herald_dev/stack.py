@@ -10,6 +10,10 @@ and the senders the stack runs connect as their own users. ``env`` gives a shell
 user, for tools; ``env.<component>`` (operator, sender, bot), sourced after it, switches
 HERALD_NATS_USER and HERALD_NATS_PASSWORD to that component's user, to run it by hand as it
 runs in a cluster.
+
+The stack runs the operator, the senders (as the sender Deployment's replicas) and the bot
+process, and has one Bot to serve: ``demo-bot`` of the ``demo`` namespace (examples/bot.yaml,
+with the token of examples/bot-secret.yaml, which the emulator takes as its own bot).
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ __all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "
 DATABASE = "herald"
 _ENV_HEADING = "# herald dev environment: source this file (. .herald/dev/env)"
 SYSTEM_NAMESPACE = "herald-system"
+# Where the dev Bot lives, and where `herald dev demo` sends from.
+DEV_NAMESPACE = "demo"
+DEV_BOT = ("bot-secret.yaml", "bot.yaml")  # of examples/
 
 
 def default_state_dir() -> Path:
@@ -227,9 +234,14 @@ def _start_components(
     kubeconfig: Path,
     logs: Path,
 ) -> None:
-    """The operator, and the supervisor that plays kubelet for the sender Deployment."""
+    """The operator, the supervisor that plays kubelet for the sender Deployment, and the bot
+    process with the dev Bot to serve."""
     kubectl = Kubectl(kubeconfig)
     kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+    kubectl("create", "namespace", DEV_NAMESPACE, check=False)
+    examples = repo_root() / "examples"
+    dev_bot = [arg for name in DEV_BOT for arg in ("-f", str(examples / name))]
+    kubectl.in_namespace(DEV_NAMESPACE)("apply", *dev_bot)
     # Forced: the operator took .spec.replicas over through the scale subresource on an
     # earlier run (the control plane's data outlives `down`), and a fresh stack starts from
     # no senders anyway; the operator scales up again within seconds if anything sends.
@@ -267,6 +279,21 @@ def _start_components(
         logs=logs,
     ).start()
     stack.callback(supervisor.stop)
+    bot = processes.ManagedProcess(
+        name="herald-bot",
+        argv=[sys.executable, "-m", "herald.bot"],
+        log_path=logs / "bot.log",
+        env={
+            **env,
+            **nats.credentials(Component.BOT),
+            "HERALD_BOT_HEALTH_PORT": str(processes.free_port()),
+            "HERALD_BOT_METRICS_PORT": "0",
+            # No Bot of the stack takes webhooks; the port must not be another's 8080.
+            "HERALD_BOT_WEBHOOK_PORT": str(processes.free_port()),
+        },
+    ).start()
+    stack.callback(bot.stop, timeout=30)
+    state.services["herald-bot"] = bot.pid
 
 
 def serve(state_dir: Path, options: StackOptions) -> None:

@@ -156,7 +156,7 @@ async def test_live_progress_edits_the_status_message(herald_bot: Harness) -> No
     await asyncio.sleep(1.5)
     edits = await h.calls(h.ADMIN["id"], "editMessageText")
     assert len(edits) == 1
-    assert h.app.live.tracked == 0
+    assert h.live.tracked == 0
 
 
 async def test_live_progress_follows_a_stalled_broadcast_that_resumes(herald_bot: Harness) -> None:
@@ -167,7 +167,7 @@ async def test_live_progress_follows_a_stalled_broadcast_that_resumes(herald_bot
     await h.send(h.ADMIN, "/status sale")
     status = await h.reply(h.ADMIN["id"], "Broadcast sale: stalled")
     await asyncio.sleep(1.5)
-    assert h.app.live.tracked == 1  # waits for a fix, then goes on: still followed
+    assert h.live.tracked == 1  # waits for a fix, then goes on: still followed
 
     # The Secret appears and sending resumes.
     await h.set_status("sale", STATUS | {"delivered": 150, "pending": 40, "conditions": []})

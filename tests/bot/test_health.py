@@ -53,6 +53,6 @@ async def test_a_running_bot_is_live_and_ready(
             await running
         api.close()  # type: ignore[no-untyped-call]
     assert await asyncio.to_thread(probe, port, "/livez") == (0, "")  # closed with the bot
-    # And nothing of it polls on: aiogram's polling task stopped with the bot.
-    left = [t for t in asyncio.all_tasks() if "_polling" in repr(t.get_coro())]
+    # And nothing of it polls on: every bot's updates loop stopped with the process.
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith("herald-bot-")]
     assert left == []

@@ -154,7 +154,7 @@ def test_refs_as_admins_type_them() -> None:
 def test_new_broadcast_copies_the_admins_message() -> None:
     post = ForwardedPost(chat_id=1001, message_id=10_005, admin_id=1001)
     broadcast = new_broadcast(
-        post, namespace="ns", secret_name="herald-bot", audience="ru", messages_per_second=10
+        post, namespace="ns", bot_ref="herald-bot", audience="ru", messages_per_second=10
     )
     body = manifest(broadcast)
     assert body["metadata"]["name"] == broadcast_name(post) == "post-1001-10005"
@@ -165,7 +165,7 @@ def test_new_broadcast_copies_the_admins_message() -> None:
     # What goes to the API server is valid by the shared contract.
     assert BroadcastSpec.model_validate(body["spec"]).rate.messages_per_second == 10
     everyone = new_broadcast(
-        post, namespace="ns", secret_name="s", audience="all", messages_per_second=25
+        post, namespace="ns", bot_ref="s", audience="all", messages_per_second=25
     )
     assert manifest(everyone)["spec"]["audience"] == {"subscribers": {}}
 
@@ -173,7 +173,7 @@ def test_new_broadcast_copies_the_admins_message() -> None:
 def test_new_broadcast_refuses_what_the_api_server_would() -> None:
     post = ForwardedPost(chat_id=1, message_id=1, admin_id=1)
     with pytest.raises(ValueError, match="allowPaidBroadcast"):
-        new_broadcast(post, namespace="ns", secret_name="s", audience="all", messages_per_second=50)
+        new_broadcast(post, namespace="ns", bot_ref="s", audience="all", messages_per_second=50)
 
 
 def test_translations_fall_back_to_english() -> None:

@@ -5,6 +5,7 @@ its own ServiceAccount's token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from herald.core.permissions import Component
-from herald.dev import tools
+from herald.dev import keys, processes, tools
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import NatsAccess
@@ -299,6 +300,8 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
         yaml.safe_dump(token_kubeconfig(controlplane, kubectl, "herald-operator"))
     )
 
+    stack = contextlib.ExitStack()
+    telegram_url, _ = stack.enter_context(processes.emulator(tmp_path / "emulator.log"))
     variables = {
         "KUBECONFIG": str(kubeconfig),
         **nats_access.env(Component.OPERATOR),
@@ -310,6 +313,9 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
         "HERALD_OPERATOR_METRICS_PORT": "0",
         "HERALD_OPERATOR_TIMER_SECONDS": "0.5",
         "HERALD_OPERATOR_REFRESH_SECONDS": "1",
+        # A process of its own: this test blocks, an emulator on its loop would not answer.
+        "HERALD_TELEGRAM_API_URL": telegram_url,
+        "HERALD_TOKEN_KEYS": keys.token_keys(),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
     env.update(variables)
@@ -324,6 +330,14 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
         wait_until(lambda: replicas() == 0, timeout=60, what="scale to zero", process=operator)
 
         kubectl("create", "secret", "generic", "shop-bot", "--from-literal=token=123456:chart")
+        # A Bot: the operator indexes Bots, verifies the token and writes the Bot's status.
+        bot = {
+            "apiVersion": "herald.dev/v1alpha1",
+            "kind": "Bot",
+            "metadata": {"name": "shop-bot"},
+            "spec": {"tokenSecretRef": {"name": "shop-bot"}},
+        }
+        kubectl("apply", "-f", "-", input=json.dumps(bot))
         broadcast = {
             "apiVersion": "herald.dev/v1alpha1",
             "kind": "Broadcast",
@@ -350,6 +364,8 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
             process=operator,
         )
         wait_until(lambda: replicas() == 1, timeout=60, what="scale to one", process=operator)
+        verified = json.loads(kubectl("get", "bot/shop-bot", "-o", "json").stdout)["status"]
+        assert verified["botId"] == 123456
 
         def events() -> list[Any]:
             found = kubectl(
@@ -365,6 +381,7 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
         kubectl("delete", "broadcast/hello", "--timeout=60s", timeout=90)
     finally:
         operator.stop()
+        stack.close()
     log = operator.log_path.read_text(errors="replace")
     # How the API server's 403 and kopf's fallback for a refused scan read in the log.
     for refusal in ("Forbidden", "Not enough permissions"):

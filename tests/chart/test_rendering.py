@@ -3,6 +3,7 @@ the code (settings names, the CRD, the bot's Role, the sender's shutdown, no inl
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from collections.abc import Callable
@@ -14,7 +15,14 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from herald.bot.settings import BotSettings
-from herald.core.settings import DatabaseSettings, LogSettings, NatsSettings, TelegramSettings
+from herald.core.sealing import KeyRing
+from herald.core.settings import (
+    DatabaseSettings,
+    LogSettings,
+    NatsSettings,
+    TelegramSettings,
+    TokenKeySettings,
+)
 from herald.dev import tools
 from herald.dev.kubectl import repo_root
 from herald.operator.settings import OperatorSettings, ScalingSettings, SenderTarget
@@ -22,9 +30,14 @@ from herald.sender.settings import SenderSettings
 
 Render = Callable[..., list[Any]]
 ROOT = repo_root()
-SHARED: tuple[type[BaseSettings], ...] = (NatsSettings, DatabaseSettings, LogSettings)
+SHARED: tuple[type[BaseSettings], ...] = (
+    NatsSettings,
+    DatabaseSettings,
+    LogSettings,
+    TokenKeySettings,
+)
 SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
-    "operator": (*SHARED, OperatorSettings, ScalingSettings, SenderTarget),
+    "operator": (*SHARED, TelegramSettings, OperatorSettings, ScalingSettings, SenderTarget),
     "sender": (*SHARED, TelegramSettings, SenderSettings),
     "bot": (*SHARED, TelegramSettings, BotSettings),
 }
@@ -135,18 +148,21 @@ def test_the_chart_ships_the_repository_crd_exactly(render: Render, chart: Path)
     assert sorted(p.name for p in (chart / "files" / "crds").iterdir()) == sorted(
         p.name for p in (ROOT / "crds").glob("*.yaml")
     )
-    (crd,) = by_kind(render(), "CustomResourceDefinition")
-    expected = yaml.safe_load(source.read_text())
-    assert crd["spec"] == expected["spec"]
-    assert crd["metadata"]["name"] == expected["metadata"]["name"]
-    assert crd["metadata"]["labels"].items() >= expected["metadata"]["labels"].items()
-    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    rendered = {c["metadata"]["name"]: c for c in by_kind(render(), "CustomResourceDefinition")}
+    assert sorted(rendered) == ["bots.herald.dev", "broadcasts.herald.dev"]
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        assert (chart / "files" / "crds" / path.name).read_bytes() == path.read_bytes()
+        expected = yaml.safe_load(path.read_text())
+        crd = rendered[expected["metadata"]["name"]]
+        assert crd["spec"] == expected["spec"]
+        assert crd["metadata"]["labels"].items() >= expected["metadata"]["labels"].items()
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
 
 
 def test_the_crd_can_be_left_out_or_left_to_uninstall(render: Render) -> None:
     assert by_kind(render("--set=crds.enabled=false"), "CustomResourceDefinition") == []
-    (crd,) = by_kind(render("--set=crds.keep=false"), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    for crd in by_kind(render("--set=crds.keep=false"), "CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
 
 
 def test_the_bot_role_is_bot_rbac_yaml(render: Render) -> None:
@@ -239,7 +255,16 @@ def test_the_operator_is_one_replica_recreated_with_probes_on_its_liveness_port(
 
 def test_secrets_are_referenced_by_name_never_inlined(render: Render) -> None:
     objects = render(*EVERYTHING)
-    assert by_kind(objects, "Secret") == []
+    # The one Secret the chart makes holds a key it drew itself, never a value of values.yaml.
+    (keys,) = by_kind(objects, "Secret")
+    assert keys["metadata"]["name"] == "herald-token-keys"
+    assert keys["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert KeyRing.parse(base64.b64decode(keys["data"]["keys"]).decode()).primary == "k1"
+    assert by_kind(render(*EVERYTHING, "--set=tokenKeys.existingSecret=mine"), "Secret") == []
+    assert (
+        volume(render("--set=tokenKeys.existingSecret=mine"), "sender", "token-keys")["secretName"]
+        == "mine"
+    )
     secret_refs = {
         "operator": {"HERALD_DATABASE_URL", "HERALD_NATS_URL", "HERALD_NATS_TOKEN"},
         "sender": {"HERALD_DATABASE_URL", "HERALD_NATS_URL", "HERALD_NATS_PASSWORD"},
@@ -429,7 +454,7 @@ def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Ren
         names = set(env(plain, component))
         assert {n for n in names if n.startswith("HERALD_NATS_")} == {"HERALD_NATS_URL"}
         mounts = container(plain, component)["volumeMounts"]
-        assert [m["name"] for m in mounts] == ["tmp"]
+        assert [m["name"] for m in mounts] == ["tmp", "token-keys"]
 
 
 def test_the_settings_validate_what_the_chart_renders(render: Render) -> None:

@@ -57,7 +57,8 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
 
         status = herald("dev", "status", f"--state-dir={state_dir}")
         assert status.returncode == 0, status.stdout
-        for service in ("kube-apiserver", "etcd", "nats-server", "postgres", "telegram-emulator"):
+        services = ("kube-apiserver", "etcd", "nats-server", "postgres", "telegram-emulator")
+        for service in (*services, "herald-operator", "herald-bot"):
             assert f"{service}" in status.stdout
 
         kubectl = Kubectl(Path(env["KUBECONFIG"]), "default")

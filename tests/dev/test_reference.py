@@ -21,5 +21,5 @@ def test_the_api_page_teaches_every_spec_field_and_rule() -> None:
 def test_the_configuration_page_lists_secrets_without_their_defaults() -> None:
     page = reference.configuration_reference()
     assert "| `HERALD_DATABASE_URL` | (secret) |" in page
-    assert "| `HERALD_BOT_TOKEN` | **required** |" in page
+    assert "| `HERALD_BOT_TOKEN` | `null` | Deprecated" in page
     assert "postgresql://" not in page

@@ -217,6 +217,9 @@ def test_edits_and_callback_answers_are_recorded_but_not_sends(state: EmulatorSt
     assert answered.body == {"ok": True, "result": True}
     commands = [{"command": "start", "description": "Start"}]
     assert state.call(TOKEN, "setMyCommands", {"commands": commands}).body["result"] is True
+    webhook = {"url": "https://bots.example/hook", "secret_token": "s3cret"}
+    assert state.call(TOKEN, "setWebhook", webhook).body["result"] is True
+    assert state.call(TOKEN, "setWebhook", {"url": "http://plain"}).status == 400
     for method in ("deleteWebhook", "close", "logOut"):
         assert state.call(TOKEN, method, {}).body == {"ok": True, "result": True}
     summary = state.recorder.summary()
@@ -225,7 +228,10 @@ def test_edits_and_callback_answers_are_recorded_but_not_sends(state: EmulatorSt
         "editMessageText": 1,
         "answerCallbackQuery": 1,
         "setMyCommands": 1,
+        "setWebhook": 1,
     }
+    [recorded] = state.recorder.messages(method="setWebhook")
+    assert recorded.payload == webhook
 
 
 def test_error_faults_are_seeded_and_deliver_nothing(clock: ManualClock) -> None:

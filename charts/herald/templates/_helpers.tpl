@@ -80,10 +80,17 @@ PostgreSQL, logs. (dict "root" $ "component" "sender") */}}
     secretKeyRef:
       name: {{ required "database.existingSecret is required: the name of a Secret holding the PostgreSQL DSN" $values.database.existingSecret }}
       key: {{ $values.database.urlKey }}
+- name: HERALD_TOKEN_KEYS_FILE
+  value: /etc/herald/token-keys/keys
 - name: HERALD_LOG_FORMAT
   value: {{ $values.logs.format | quote }}
 - name: HERALD_LOG_LEVEL
   value: {{ $values.logs.level | quote }}
+{{- end -}}
+
+{{/* The Secret holding the token key ring: yours, or the one the chart makes. */}}
+{{- define "herald.tokenKeysSecret" -}}
+{{- .Values.tokenKeys.existingSecret | default (printf "%s-token-keys" (include "herald.fullname" .)) -}}
 {{- end -}}
 
 {{/* Where the NATS files are mounted; the HERALD_NATS_*_FILE variables point here. */}}
@@ -244,6 +251,13 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  # The ring that seals bot tokens on NATS; the same for operator, senders and bot.
+  - name: token-keys
+    secret:
+      secretName: {{ include "herald.tokenKeysSecret" .root }}
+      defaultMode: 288  # 0440
+      items:
+        - {key: {{ .root.Values.tokenKeys.key | quote }}, path: keys}
   {{- include "herald.natsVolumes" . | nindent 2 }}
 {{- end -}}
 
@@ -255,6 +269,9 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  - name: token-keys
+    mountPath: /etc/herald/token-keys
+    readOnly: true
   {{- include "herald.natsVolumeMounts" . | nindent 2 }}
 {{- end -}}
 
