@@ -154,7 +154,14 @@ async def local_system(
         )
         kubectl("create", "secret", "generic", BOT_SECRET, f"--from-literal=token={TOKEN}")
         # A Bot of the same name: Broadcasts naming it take the Bot's form, not the Secret's.
-        kubectl("apply", "-f", "-", input=json.dumps(bot_manifest(BOT_SECRET, BOT_SECRET)))
+        # Paid broadcasting enabled, as the tests of paid Broadcasts need.
+        paid = {"paid": {"enabled": True}}
+        kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(bot_manifest(BOT_SECRET, BOT_SECRET, limits=paid)),
+        )
         deployment = sender_deployment(SENDER_DEPLOYMENT, kubectl.namespace or "default")
         kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
         env = {
