@@ -1,6 +1,10 @@
 """Serving the bots: one Dispatcher for all of them, each bot started, restarted and stopped
 as its record comes, changes and goes.
 
+(Over 400 lines because :class:`Fleet` is one state machine: the served bots, their polling
+loops, the webhook routes and the shared bound on updates in flight change together on each
+record; the decisions themselves live in the pure :mod:`herald.bot.rosters`.)
+
 :class:`Fleet` takes the Bot records (from :mod:`herald.bot.watching`) and the older form's
 bot, decides with :mod:`herald.bot.rosters` which to serve, and converges on that: a new bot
 is started, one with another token or update mode is started again, one whose admins changed
