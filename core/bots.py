@@ -38,6 +38,7 @@ __all__ = [
     "BotReason",
     "BotSpec",
     "BotStatus",
+    "Callbacks",
     "PaidLimits",
     "SecretKeyRef",
     "SubscriberCounts",
@@ -142,6 +143,18 @@ class Webhook(Contract):
     )
 
 
+class Callbacks(Contract):
+    """How herald-api signs the outcome callbacks of the bot's transactional messages."""
+
+    secret_ref: SecretKeyRef = Field(
+        description=(
+            "The Secret key holding the secret (at least 32 bytes) that signs each callback: "
+            "header Herald-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>. "
+            "A message with a callbackUrl is refused while the Bot has none."
+        ),
+    )
+
+
 class Updates(Contract):
     """How the admin bot takes this bot's updates."""
 
@@ -208,6 +221,10 @@ class BotSpec(Contract):
     default_language: LanguageCode | None = Field(
         default=None,
         description="Language of the bot's own replies to users whose language is unknown.",
+    )
+    callbacks: Callbacks | None = Field(
+        default=None,
+        description="The secret that signs transactional messages' outcome callbacks.",
     )
 
 

@@ -18,12 +18,14 @@ from herald.core import subjects
 from herald.core.bots import BotLimits, UpdatesMode
 from herald.core.broadcasts import Delivery, Rate
 from herald.core.contents import Content
+from herald.core.messages import MessageState
 from herald.core.sealing import KeyRing, SealError
 
 __all__ = [
     "BotHalt",
     "BotRecord",
     "BotSpend",
+    "BotTraffic",
     "BroadcastState",
     "CompletionOutcome",
     "CompletionRecord",
@@ -32,6 +34,8 @@ __all__ = [
     "FaultReason",
     "FaultRecord",
     "Lease",
+    "MessageOutcome",
+    "MessageWork",
     "Recipient",
     "SendLimits",
     "SendRate",
@@ -183,12 +187,19 @@ class BotRecord(_Record):
     its token fails. Tokens are sealed and bound to the key, as in :class:`ControlRecord`.
     """
 
+    VERSION: ClassVar[int] = 2
+    v: int = 2
+
     namespace: str
     name: str
     generation: int
     bot_id: str
     username: str
     token: str
+    # The Bot's limits, for a sender that holds the bot for its transactional messages
+    # alone; None in a record of version 1.
+    limits: SendLimits | None = None
+    callback_secret: str | None = None  # sealed, like the token; signs outcome callbacks
     admins: tuple[int, ...] = ()
     updates: UpdatesMode = UpdatesMode.POLLING
     webhook_url: str | None = None
@@ -206,6 +217,16 @@ class BotRecord(_Record):
         if self.webhook_secret is None:
             return None
         return ring.open(self.webhook_secret, bound_to=self.key + "/webhook")
+
+    def open_callback_secret(self, ring: KeyRing) -> str | None:
+        if self.callback_secret is None:
+            return None
+        return ring.open(self.callback_secret, bound_to=self.key + "/callbacks")
+
+    @classmethod
+    def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
+        # Version 2 only added fields, each with a default.
+        return {**raw, "v": cls.VERSION} if raw.get("v") == 1 else None
 
 
 class FaultReason(enum.StrEnum):
@@ -276,12 +297,43 @@ class CompletionRecord(_Record):
     completed_at: datetime | None = None
 
 
+class MessageWork(_Record):
+    """A queued transactional message (JetStream ``herald.messages.<bot id>``), published
+    with the message id :attr:`id`, so that a re-publish is dropped by the stream. The row
+    is the truth: a sender sends only what it claimed there."""
+
+    id: str
+    namespace: str
+    bot: str
+    chat_id: int
+    content: Content
+    deadline: AwareDatetime | None = None
+
+
+class MessageOutcome(_Record):
+    """A message reached its final state (core NATS ``herald.outcomes.<bot id>``)."""
+
+    id: str
+    state: MessageState
+
+
+class BotTraffic(_Record):
+    """When herald-api last accepted a message for the bot (KV ``traffic.<bot id>``), written
+    at most every few seconds per bot. Senders hold a bot with recent traffic, and the operator
+    keeps a sender running for it, for ``HERALD_*_TRANSACTIONAL_WINDOW_SECONDS``."""
+
+    bot_id: str
+    namespace: str
+    name: str
+    at: AwareDatetime
+
+
 _R = TypeVar("_R", bound=_Record)
 
 
 def encode(record: _Record) -> bytes:
     data: dict[str, Any] = record.model_dump(mode="python", by_alias=False)
-    if isinstance(record, ControlRecord):
+    if isinstance(record, ControlRecord | MessageWork):
         data["content"] = record.content.model_dump(mode="json")
     return ormsgpack.packb(data, option=ormsgpack.OPT_NAIVE_UTC)
 

@@ -40,6 +40,7 @@ class Component(enum.StrEnum):
     OPERATOR = "operator"
     SENDER = "sender"
     BOT = "bot"
+    API = "api"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ def inbox_prefix(component: Component) -> str:
 
 _WORK = subjects.WORK_STREAM
 _EVENTS = subjects.EVENTS_STREAM
+_MESSAGES = subjects.MESSAGES_STREAM
 _CONTROL = f"KV_{subjects.CONTROL_BUCKET}"
 _KEY = f"$KV.{subjects.CONTROL_BUCKET}."
 _API = "$JS.API"
@@ -109,6 +111,7 @@ _HALTS = subjects.bot_halt_key("*")
 _SPENDS = subjects.bot_spend_key("*")
 _FAULTS = subjects.fault_key("*")
 _BROADCASTS = subjects.control_key("*")
+_TRAFFIC = subjects.bot_traffic_key("*")
 
 OPERATOR = Permissions(
     publish=(
@@ -117,20 +120,33 @@ OPERATOR = Permissions(
             "Queue a broadcast's work batches, one subject per Broadcast uid.",
         ),
         Grant(subjects.COMPLETIONS_SUBJECT, "Announce a finished broadcast to the bot."),
-        *_exists(_WORK, _EVENTS, _CONTROL, owner=True),
+        *_exists(_WORK, _MESSAGES, _EVENTS, _CONTROL, owner=True),
         *(
             Grant(
                 f"{_API}.STREAM.CREATE.{stream}",
                 f"Create `{stream}`: the operator owns the streams.",
             )
-            for stream in (_WORK, _EVENTS, _CONTROL)
+            for stream in (_WORK, _MESSAGES, _EVENTS, _CONTROL)
         ),
         *(
             Grant(
                 f"{_API}.STREAM.UPDATE.{stream}",
                 f"Converge `{stream}` on HERALD_NATS_REPLICAS.",
             )
-            for stream in (_WORK, _EVENTS)
+            for stream in (_WORK, _MESSAGES, _EVENTS)
+        ),
+        Grant(
+            f"{_API}.CONSUMER.DURABLE.CREATE.{_MESSAGES}.*",
+            "Create a verified bot's durable consumer of transactional messages "
+            "`messages-<bot id>`.",
+        ),
+        Grant(
+            f"{_API}.CONSUMER.CREATE.{_MESSAGES}.*.{subjects.message_subject('*')}",
+            "The same by the newer request, which names the consumer and its filter subject.",
+        ),
+        Grant(
+            f"{_API}.CONSUMER.INFO.{_MESSAGES}.*",
+            "See whether a bot's consumer of transactional messages exists.",
         ),
         Grant(
             f"{_API}.STREAM.PURGE.{_WORK}",
@@ -168,13 +184,28 @@ OPERATOR = Permissions(
         Grant(_key(_BROADCASTS), "Write and purge control records `broadcast.<uid>`."),
         Grant(_key(_FAULTS), "Purge a sender's fault record `fault.<uid>` once acted on."),
         Grant(_key(_BOT_RECORDS), "Write and purge bot records `bot.<namespace>.<name>`."),
+        Grant(
+            _key(_TRAFFIC),
+            "Purge `traffic.<bot id>` of a bot whose last transactional message is long past.",
+        ),
     ),
     subscribe=(_inbox(Component.OPERATOR),),
 )
 
 SENDER = Permissions(
     publish=(
-        *_exists(_WORK, _CONTROL),
+        *_exists(_WORK, _MESSAGES, _CONTROL),
+        Grant(
+            f"{_API}.CONSUMER.INFO.{_MESSAGES}.*",
+            "Bind to a bot's consumer of transactional messages `messages-<bot id>`.",
+        ),
+        Grant(f"{_API}.CONSUMER.MSG.NEXT.{_MESSAGES}.*", "Pull transactional messages."),
+        Grant(f"$JS.ACK.{_MESSAGES}.>", "Ack, nak and terminate transactional messages."),
+        Grant(
+            subjects.outcome_subject("*"),
+            "Announce that a transactional message reached its final state, to the API "
+            "process that waits for it.",
+        ),
         Grant(
             f"{_API}.CONSUMER.INFO.{_WORK}.*",
             "Bind to a broadcast's work consumer `work-<uid>` and read its ack wait.",
@@ -239,8 +270,35 @@ BOT = Permissions(
     subscribe=(_inbox(Component.BOT),),
 )
 
+API = Permissions(
+    publish=(
+        *_exists(_MESSAGES, _CONTROL),
+        Grant(
+            subjects.message_subject("*"),
+            "Queue a transactional message for the bot's sender, one subject per bot id.",
+        ),
+        Grant(
+            _key(_TRAFFIC),
+            "Say that the bot has transactional traffic, so a sender holds it: `traffic.<bot id>`.",
+        ),
+        *_watch_bucket(
+            "Watch the bot records `bot.<namespace>.<name>`, read-only, as the bot does: which "
+            "Bots exist, their ids and callback secrets.",
+            f"{_API}.CONSUMER.CREATE.{_CONTROL}.*.{_key(_BOT_RECORDS)}",
+        ),
+    ),
+    subscribe=(
+        _inbox(Component.API),
+        Grant(
+            subjects.outcome_subject("*"),
+            "Learn at once that a message reached its final state, for `?wait=` and callbacks.",
+        ),
+    ),
+)
+
 PERMISSIONS: Mapping[Component, Permissions] = {
     Component.OPERATOR: OPERATOR,
     Component.SENDER: SENDER,
     Component.BOT: BOT,
+    Component.API: API,
 }

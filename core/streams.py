@@ -28,9 +28,11 @@ __all__ = [
     "MissingStreamError",
     "ensure_control_bucket",
     "ensure_events_stream",
+    "ensure_messages_stream",
     "ensure_work_stream",
     "expect_control_bucket",
     "expect_events_stream",
+    "expect_messages_stream",
     "expect_work_stream",
 ]
 
@@ -56,6 +58,24 @@ async def ensure_work_stream(js: JetStreamContext, *, replicas: int | None = Non
         StreamConfig(
             name=subjects.WORK_STREAM,
             subjects=[subjects.WORK_SUBJECTS],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=WORK_DUPLICATE_WINDOW,
+            num_replicas=replicas or 1,
+        ),
+        converge=replicas is not None,
+    )
+
+
+async def ensure_messages_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
+    """Transactional messages: a work queue like the broadcasts', one subject per bot, each
+    message published under Herald's id of it."""
+    await _add_or_update(
+        js,
+        StreamConfig(
+            name=subjects.MESSAGES_STREAM,
+            subjects=[subjects.MESSAGES_SUBJECTS],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
@@ -118,6 +138,10 @@ async def _expect(js: JetStreamContext, stream: str) -> None:
 
 async def expect_work_stream(js: JetStreamContext) -> None:
     await _expect(js, subjects.WORK_STREAM)
+
+
+async def expect_messages_stream(js: JetStreamContext) -> None:
+    await _expect(js, subjects.MESSAGES_STREAM)
 
 
 async def expect_events_stream(js: JetStreamContext) -> None:

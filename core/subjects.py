@@ -11,6 +11,8 @@ __all__ = [
     "COMPLETIONS_SUBJECT",
     "CONTROL_BUCKET",
     "EVENTS_STREAM",
+    "MESSAGES_STREAM",
+    "MESSAGES_SUBJECTS",
     "WORK_STREAM",
     "WORK_SUBJECTS",
     "bot_halt_key",
@@ -18,8 +20,12 @@ __all__ = [
     "bot_lease_key",
     "bot_record_key",
     "bot_spend_key",
+    "bot_traffic_key",
     "control_key",
     "fault_key",
+    "message_consumer",
+    "message_subject",
+    "outcome_subject",
     "work_consumer",
     "work_subject",
 ]
@@ -29,6 +35,10 @@ WORK_SUBJECTS = "herald.work.>"
 EVENTS_STREAM = "HERALD_EVENTS"
 COMPLETIONS_SUBJECT = "herald.events.completed"
 CONTROL_BUCKET = "herald-control"
+# Transactional messages, one subject per bot; their outcomes are announced outside any
+# stream (herald.outcomes.<bot id>), since the messages table keeps them.
+MESSAGES_STREAM = "HERALD_MESSAGES"
+MESSAGES_SUBJECTS = "herald.messages.>"
 # Every key of bot_record_key: Bot names may hold dots, so not bot.*.*.
 BOT_RECORDS = "bot.>"
 
@@ -39,6 +49,21 @@ def work_subject(uid: str) -> str:
 
 def work_consumer(uid: str) -> str:
     return f"work-{uid}"
+
+
+def message_subject(bot_id: str) -> str:
+    """The bot's queue of transactional messages."""
+    return f"herald.messages.{bot_id}"
+
+
+def message_consumer(bot_id: str) -> str:
+    """The durable consumer the lease holder of the bot pulls transactional messages from."""
+    return f"messages-{bot_id}"
+
+
+def outcome_subject(bot_id: str) -> str:
+    """Where the sender announces that a transactional message of the bot reached its end."""
+    return f"herald.outcomes.{bot_id}"
 
 
 def control_key(uid: str) -> str:
@@ -64,6 +89,11 @@ def bot_lease_key(bot_id: str) -> str:
 def bot_spend_key(bot_id: str) -> str:
     """The bot's paid messages of the current UTC day, against its daily Stars budget."""
     return f"spend.{bot_id}"
+
+
+def bot_traffic_key(bot_id: str) -> str:
+    """When herald-api last took a transactional message for the bot."""
+    return f"traffic.{bot_id}"
 
 
 def bot_record_key(namespace: str, name: str) -> str:

@@ -110,6 +110,7 @@ async def connect(settings: Settings) -> Connections:
     js = nc.jetstream(timeout=s.operator.nats_timeout_seconds)
     replicas = s.nats.replicas
     await streams.ensure_work_stream(js, replicas=replicas)
+    await streams.ensure_messages_stream(js, replicas=replicas)
     await streams.ensure_events_stream(js, replicas=replicas)
     kv = await streams.ensure_control_bucket(js, replicas=replicas)
     timeouts = Timeouts.of(s.operator)

@@ -142,6 +142,7 @@ class NatsAccess:
         try:
             js = client.jetstream()
             await streams.ensure_work_stream(js)
+            await streams.ensure_messages_stream(js)
             await streams.ensure_events_stream(js)
             await streams.ensure_control_bucket(js)
         finally:

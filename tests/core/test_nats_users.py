@@ -98,7 +98,9 @@ async def queue_work(operator: Session) -> str:
 async def test_the_bot_cannot_write_control_records_nor_read_work_and_the_operator_can(
     sessions: dict[Component, Session],
 ) -> None:
-    operator, sender, bot = (sessions[c] for c in Component)
+    operator, sender, bot = (
+        sessions[c] for c in (Component.OPERATOR, Component.SENDER, Component.BOT)
+    )
     operator_kv = await streams.expect_control_bucket(operator.js)
     await operator_kv.put(subjects.control_key("x"), b"record")
     uid = await queue_work(operator)

@@ -75,6 +75,7 @@ class Pipeline:
         self.nc = await nats.connect(self.nats_url)
         self.js = self.nc.jetstream()
         await streams.ensure_work_stream(self.js)
+        await streams.ensure_messages_stream(self.js)
         self.kv = await streams.ensure_control_bucket(self.js)
         self.db = await asyncpg.connect(self.dsn)
 
