@@ -36,7 +36,7 @@ def run(
             starts.append((now, decision.uid))
             served[decision.uid] += 1
         else:
-            assert decision.until > now
+            assert isinstance(decision, Wait) and decision.until > now
             now = decision.until
     return starts
 
