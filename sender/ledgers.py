@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -83,11 +84,11 @@ WHERE s.bot_id = u.bot_id AND s.chat_id = u.chat_id AND s.is_active
 
 _DELIVERED = "SELECT count(*) FROM deliveries WHERE broadcast_uid = $1 AND state = 'delivered'"
 
-# A transactional message is claimed right before its send, as a ledger row is: only while
-# pending, so a message that is final, or another sender's, is never sent again. One past its
-# deadline (the database's clock decides, as for every claim) ends failed instead, its
-# callback due.
-_CLAIM_MESSAGE = """
+# Transactional messages are claimed shortly before their slot, as ledger rows are: only
+# while pending, so a message that is final, or another sender's, is never sent again. One
+# past its deadline (the database's clock decides, as for every claim) ends failed instead,
+# its callback due.
+_CLAIM_MESSAGES = """
 UPDATE messages
 SET state = CASE WHEN deadline <= now() THEN 'failed' ELSE 'claimed' END,
     reason = CASE WHEN deadline <= now() THEN $3 ELSE reason END,
@@ -97,8 +98,8 @@ SET state = CASE WHEN deadline <= now() THEN 'failed' ELSE 'claimed' END,
                           ELSE callback_state END,
     callback_next_at = CASE WHEN deadline <= now() AND callback_url IS NOT NULL THEN now()
                             ELSE callback_next_at END
-WHERE id = $1 AND state = 'pending'
-RETURNING state, chat_id, content
+WHERE id = ANY($1::uuid[]) AND state = 'pending'
+RETURNING id, state, chat_id, content, deadline
 """
 
 # Only a claim this sender still holds: one the operator's sweep settled meanwhile is left.
@@ -148,6 +149,7 @@ class ClaimedMessage:
     state: DeliveryState
     chat_id: int
     content: dict[str, Any]
+    deadline: datetime | None
 
 
 class Ledger:
@@ -211,16 +213,24 @@ class Ledger:
         count = await self._pool.fetchval(_DELIVERED, UUID(uid))
         return int(count or 0)
 
-    async def claim_message(self, message_id: str) -> ClaimedMessage | None:
-        """Claim the message if it is pending; None when it is not (final, or claimed)."""
-        row = await self._pool.fetchrow(
-            _CLAIM_MESSAGE, UUID(message_id), self._me, str(Reason.DEADLINE_EXCEEDED)
+    async def claim_messages(self, message_ids: Sequence[str]) -> dict[str, ClaimedMessage]:
+        """Claim those of the messages that are pending, by id; the others are not to be
+        sent here (final, or claimed)."""
+        rows = await self._pool.fetch(
+            _CLAIM_MESSAGES,
+            [UUID(each) for each in message_ids],
+            self._me,
+            str(Reason.DEADLINE_EXCEEDED),
         )
-        if row is None:
-            return None
-        return ClaimedMessage(
-            DeliveryState(row["state"]), int(row["chat_id"]), json.loads(row["content"])
-        )
+        return {
+            str(row["id"]): ClaimedMessage(
+                DeliveryState(row["state"]),
+                int(row["chat_id"]),
+                json.loads(row["content"]),
+                row["deadline"],
+            )
+            for row in rows
+        }
 
     async def record_message(self, message_id: str, row: Row) -> bool:
         """Write a claimed message's final state (and deactivate its chat's subscription);

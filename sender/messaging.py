@@ -1,13 +1,18 @@
 """The transactional lane of one bot's lease holder: a :class:`MessageLane` pulls the bot's
-messages from its durable consumer ``messages-<bot id>``, holds them until the pacer gives
-one a slot (ahead of the bot's broadcasts, :mod:`~herald.sender.pacing`), then claims, sends,
-records, announces and acks it.
+messages from its durable consumer ``messages-<bot id>``, claims a few shortly before their
+slot, offers the claimed ones to the pacer (which serves them ahead of the bot's broadcasts,
+:mod:`~herald.sender.pacing`), then sends, records, announces and acks each.
 
-At most once, as for a broadcast's rows: the row is claimed right before the send (only while
+At most once, as for a broadcast's rows: a row is claimed before its send (only while
 pending, so a final message, or another sender's, is acked and dropped), and whatever
 happens after the request left is recorded as it is, never sent again. A sender that dies
 between claim and answer leaves the row claimed: the operator's sweep makes it uncertain.
 Nothing sent (a 429, a 5xx, a stop) keeps or gives back the claim and sends again later.
+
+Claimed before the slot, not after it: a claim's round trip between the pacer's grant and the
+request would shift the request's arrival past the pacer's window guard. Few are claimed
+ahead (:data:`_CLAIM_AHEAD`), one per chat, none during a halt, so claims wait briefly and a
+crash leaves few uncertain.
 
 Outcomes are announced on ``herald.outcomes.<bot id>`` (core NATS) once the row says them, for
 an API process waiting on ``?wait=``; it reads the row when the announcement is lost.
@@ -22,6 +27,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -64,6 +70,8 @@ _AHEAD = 64
 _OFFERED = 32
 _PULL_SECONDS = 1.0
 _NO_CONSUMER_SECONDS = 2.0
+# Claimed messages waiting for a slot: a quarter second of the free limit.
+_CLAIM_AHEAD = 8
 # A claim or a write that fails is tried again this often before the row is left to the
 # sweep (claimed: uncertain; the message is never sent twice).
 _WRITE_ATTEMPTS = 10
@@ -108,26 +116,37 @@ class MessageLane:
         self._wake = wake
         self._acks = acks
         self._loop = asyncio.get_running_loop()
-        self.ready: deque[Held] = deque()  # waiting for a slot, in the order they came
-        self._retries: list[tuple[float, Held]] = []
+        self._unclaimed: deque[Held] = deque()  # pulled, in the order they came
+        self.ready: deque[Held] = deque()  # claimed, waiting for a slot
+        self._retries: list[tuple[float, Held]] = []  # claimed, sent again at a time
+        self._sending: set[Held] = set()  # their request may be out: never given back
         self._held: dict[str, Held] = {}  # by message id: everything not yet answered
         self._sub: JetStreamContext.PullSubscription | None = None
         self.ack_wait = 30.0
+        self._halted_until = -math.inf
         self._room = asyncio.Event()
+        self._want_claim = asyncio.Event()
         self._stopping = False
         self._told_no_consumer = False
-        self._sending: set[Held] = set()  # their request may be out: never given back
         self._tasks: set[asyncio.Task[Any]] = set()
         of = f"the transactional messages of bot {bot_id}"
         self._loops = (
             tasks.spawn(self._tasks, self._feed(), vital=(vitals, f"the feed of {of}")),
             tasks.spawn(self._tasks, self._keep_alive(), vital=(vitals, f"the keep-alive of {of}")),
         )
+        self._claimer = tasks.spawn(
+            self._tasks, self._claim(), vital=(vitals, f"the claims of {of}")
+        )
 
     # --- what the scheduler asks ---------------------------------------------------------
 
+    @property
+    def claimed(self) -> int:
+        """Claimed messages not sent yet: after a crash these are uncertain."""
+        return len(self.ready) + len(self._retries)
+
     def chats(self) -> list[int]:
-        """The chats of the first messages waiting for a slot, in order."""
+        """The chats of the first claimed messages waiting for a slot, in order."""
         return [held.chat_id for _, held in zip(range(_OFFERED), self.ready, strict=False)]
 
     def take(self, chat_id: int) -> Held:
@@ -135,6 +154,8 @@ class MessageLane:
         for held in self.ready:
             if held.chat_id == chat_id:
                 self.ready.remove(held)
+                self._sending.add(held)
+                self._want_claim.set()
                 return held
         raise LookupError(f"no message to chat {chat_id} waits")
 
@@ -148,13 +169,16 @@ class MessageLane:
             self.ready.extendleft(held for _, held in reversed(due))
         return min((at for at, _ in self._retries), default=math.inf)
 
-    def give_back_claims(self) -> None:
-        """The bot halts: claims kept for a retry go back to pending meanwhile, since a
-        crash through a long retry_after would leave them uncertain."""
-        waiting = [held for _, held in self._retries] + list(self.ready)
-        claimed = [held for held in waiting if held.claim is not None]
-        if claimed:
-            tasks.spawn(self._tasks, self._release(claimed))
+    def halt(self, until: float) -> None:
+        """The bot halts until `until` (loop time): no claims meanwhile, and the claims
+        waiting go back to pending, since a crash through a long retry_after would leave
+        them uncertain."""
+        self._halted_until = max(self._halted_until, until)
+        waiting = [*self.ready, *(held for _, held in self._retries)]
+        self.ready.clear()
+        self._retries.clear()
+        if waiting:
+            tasks.spawn(self._tasks, self._give_back(waiting))
 
     # --- pulling -------------------------------------------------------------------------
 
@@ -182,6 +206,7 @@ class MessageLane:
                 if self._sub is None:
                     await self._bind()
                 assert self._sub is not None
+                # One at a time: a pull for more waits out its whole time-out once one came.
                 pulled = await self._sub.fetch(1, timeout=_PULL_SECONDS)
             except TimeoutError:
                 continue  # nothing queued (nats' own TimeoutError is the builtin's too)
@@ -216,8 +241,8 @@ class MessageLane:
             held.msg = msg
             return
         held = self._held[work.id] = Held(msg, work)
-        self.ready.append(held)
-        self._wake()
+        self._unclaimed.append(held)
+        self._want_claim.set()
 
     async def _keep_alive(self) -> None:
         # Held messages must not be redelivered to another replica while they wait here.
@@ -227,67 +252,108 @@ class MessageLane:
                 with contextlib.suppress(nats.errors.Error):
                     await held.msg.in_progress()
 
+    # --- claiming ------------------------------------------------------------------------
+
+    def _claimable(self) -> list[Held]:
+        """The first pulled messages to claim now: within the claims ahead, one per chat
+        (a second one would wait its chat's second, claimed)."""
+        room = _CLAIM_AHEAD - self.claimed
+        busy = {held.chat_id for held in self.ready} | {h.chat_id for _, h in self._retries}
+        taking: list[Held] = []
+        for held in self._unclaimed:
+            if len(taking) >= room:
+                break
+            if held.chat_id not in busy:
+                busy.add(held.chat_id)
+                taking.append(held)
+        return taking
+
+    async def _claim(self) -> None:
+        while True:
+            if self._stopping:
+                return  # see close(): never cancelled while a claim is on its way
+            self._want_claim.clear()
+            halted = self._halted_until - self._loop.time()
+            taking = self._claimable() if halted <= 0 else []
+            if not taking:
+                await tasks.wait(self._want_claim, min(1.0, halted) if halted > 0 else 1.0)
+                continue
+            for held in taking:
+                self._unclaimed.remove(held)
+            try:
+                claims = await self._ledger.claim_messages([held.work.id for held in taking])
+            except ledgers.ERRORS as error:
+                self._metrics.ledger_errors.labels("claim").inc()
+                log.warning("claiming transactional messages failed: %s", error)
+                self._unclaimed.extendleft(reversed(taking))
+                await asyncio.sleep(_WRITE_PAUSE)
+                continue
+            for held in taking:
+                self._claimed(held, claims.get(held.work.id))
+            self._wake()
+
+    def _claimed(self, held: Held, claim: ClaimedMessage | None) -> None:
+        if claim is None:
+            # Final already, or claimed by a sender that may have sent it: not ours to send.
+            self._done(held)
+            return
+        if claim.state is not DeliveryState.CLAIMED:
+            self._finish(held, claim.state)  # its deadline passed: failed, never sent
+            return
+        held.claim = claim
+        try:
+            held.content = Content.model_validate(claim.content)
+        except ValidationError as error:
+            reason = f"{Reason.BAD_REQUEST}: unreadable content ({error.error_count()} errors)"
+            row = Row(claim.chat_id, DeliveryState.FAILED, reason)
+            tasks.spawn(self._tasks, self._record(held, row))
+            return
+        self.ready.append(held)
+
     # --- sending -------------------------------------------------------------------------
 
     async def send(
         self, held: Held, client: TelegramClient, *, halt: Callable[[float], None]
     ) -> None:
-        """Claim, send, record, announce and ack one message the pacer gave a slot; `halt`
-        stops the whole bot for a 429's retry_after."""
-        if held.claim is None and not await self._claim(held):
+        """Send, record, announce and ack one claimed message the pacer gave a slot (see
+        :meth:`take`); `halt` stops the whole bot for a 429's retry_after."""
+        try:
+            await self._send(held, client, halt)
+        finally:
+            self._sending.discard(held)
+
+    async def _send(
+        self, held: Held, client: TelegramClient, halt: Callable[[float], None]
+    ) -> None:
+        claim, content = held.claim, held.content
+        assert claim is not None and content is not None
+        if claim.deadline is not None and datetime.now(UTC) >= claim.deadline:
+            row = Row(claim.chat_id, DeliveryState.FAILED, Reason.DEADLINE_EXCEEDED)
+            await self._record(held, row)
             return
-        assert held.claim is not None and held.content is not None
-        rendered = render(held.content, Recipient(held.claim.chat_id), allow_paid_broadcast=False)
+        rendered = render(content, Recipient(claim.chat_id), allow_paid_broadcast=False)
         held.attempts += 1
         started = self._loop.time()
-        self._sending.add(held)
         try:
             outcome = await client.send(rendered)
         finally:
-            self._sending.discard(held)
             self._metrics.send_duration.observe(self._loop.time() - started)
         self._metrics.messages.labels(outcome.kind.value).inc()
         # Each message is its own content: a content error fails it alone (proven).
         verdict = judge(outcome, delivery=Delivery.AT_MOST_ONCE, attempt=held.attempts, proven=True)
         if verdict.action in (Action.RECORD, Action.DEACTIVATE):
             deactivate = self.bot_id if verdict.action is Action.DEACTIVATE else None
-            row = Row(held.chat_id, verdict.state, verdict.reason, outcome.message_id, deactivate)
+            row = Row(claim.chat_id, verdict.state, verdict.reason, outcome.message_id, deactivate)
             await self._record(held, row)
         elif verdict.action is Action.RETRY:
             self._retries.append((self._loop.time() + verdict.delay, held))
             self._wake()
         elif verdict.action is Action.HALT_BOT:
             halt(verdict.delay)
-            await self._release([held])  # back to pending through the halt, sent after it
-            self.ready.appendleft(held)
+            await self._give_back([held])  # pending through the halt, sent after it
         else:  # TRIP: the token was refused, which no retry of this message can mend
             reason = str(verdict.fault or Reason.BAD_REQUEST)
-            await self._record(held, Row(held.chat_id, DeliveryState.FAILED, reason))
-
-    async def _claim(self, held: Held) -> bool:
-        """Whether the message is claimed now and to be sent; settles it otherwise."""
-        try:
-            claim = await self._ledger.claim_message(held.work.id)
-        except ledgers.ERRORS as error:
-            self._metrics.ledger_errors.labels("claim").inc()
-            log.warning("claiming a transactional message failed: %s", error)
-            self._retries.append((self._loop.time() + _WRITE_PAUSE, held))
-            return False
-        if claim is None:
-            # Final already, or claimed by a sender that may have sent it: not ours to send.
-            self._done(held)
-            return False
-        if claim.state is not DeliveryState.CLAIMED:
-            self._finish(held, claim.state)  # its deadline passed: failed, never sent
-            return False
-        held.claim = claim
-        try:
-            held.content = Content.model_validate(claim.content)
-        except ValidationError as error:
-            reason = f"{Reason.BAD_REQUEST}: unreadable content ({error.error_count()} errors)"
             await self._record(held, Row(claim.chat_id, DeliveryState.FAILED, reason))
-            return False
-        return True
 
     async def _record(self, held: Held, row: Row) -> None:
         for attempt in range(_WRITE_ATTEMPTS):
@@ -308,15 +374,21 @@ class MessageLane:
         log.error("giving up recording transactional message %s", held.work.id)
         self._forget(held)
 
-    async def _release(self, helds: list[Held]) -> None:
+    async def _give_back(self, helds: list[Held]) -> None:
+        """Claimed messages not sent (taken out of the waiting ones): pending again, to be
+        claimed again later; still claimed and waiting when that fails."""
         try:
             await self._ledger.release_messages([held.work.id for held in helds])
         except ledgers.ERRORS as error:
             self._metrics.ledger_errors.labels("record").inc()
             log.warning("giving transactional messages back failed: %s", error)
-            return  # still claimed by this sender, and known to be: sent on that claim
+            self.ready.extendleft(reversed(helds))  # still ours: sent on that claim
+            return
         for held in helds:
-            held.claim = None
+            held.claim, held.content = None, None
+        if not self._stopping:
+            self._unclaimed.extendleft(reversed(helds))
+            self._want_claim.set()
 
     # --- answering -----------------------------------------------------------------------
 
@@ -342,23 +414,29 @@ class MessageLane:
     # --- stopping ------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """No more pulls; claims kept for a retry go back to pending, and every message not
-        answered goes back to the stream now, for the next holder of the bot."""
+        """No more pulls or claims; claims not sent go back to pending, and every message
+        not answered goes back to the stream now, for the next holder of the bot."""
         self._stopping = True
         self._room.set()
+        self._want_claim.set()
         for loop in self._loops:
             loop.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        # A send still out when the sender stops keeps its claim: it may have been sent.
-        left = [held for held in self._held.values() if held not in self._sending]
-        claimed = [held for held in left if held.claim is not None]
-        if claimed:
-            await self._release(claimed)
-        for held in left:
-            tasks.spawn(self._acks, held.msg.nak())
-        self._held.clear()
+        # A claim on its way must come back and be given back: cancelled mid-way, it would
+        # leave its rows claimed by a process about to exit, to end uncertain.
+        await asyncio.gather(self._claimer, *self._loops, return_exceptions=True)
+        waiting = [*self.ready, *(held for _, held in self._retries)]
         self.ready.clear()
         self._retries.clear()
+        if waiting:
+            await self._give_back(waiting)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
+        # A send still out keeps its claim (it may have been sent) and answers for itself.
+        for held in self._held.values():
+            if held not in self._sending:
+                tasks.spawn(self._acks, held.msg.nak())
+        self._held.clear()
+        self._unclaimed.clear()
         if self._sub is not None:
             with contextlib.suppress(nats.errors.Error):
                 await self._sub.unsubscribe()

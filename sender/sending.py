@@ -313,7 +313,7 @@ class BotWorker:
             for broadcast in self._broadcasts.values():
                 self._release(broadcast, requeue=True)
             if self._lane is not None:
-                self._lane.give_back_claims()
+                self._lane.halt(self._pacer.halted_until)
             self._wake.set()
 
     def _halt_for(self, seconds: float) -> None:
@@ -373,6 +373,8 @@ class BotWorker:
         # Claimed rows not yet sent, and sent rows not yet recorded, count against
         # max_in_flight: a crash leaves at most max_in_flight rows uncertain.
         waiting = sum(b.work.claimed for b in self._broadcasts.values())
+        if self._lane is not None:
+            waiting += self._lane.claimed
         unrecorded = self._recorder.backlog
         return self._settings.max_in_flight - self._in_flight - waiting - unrecorded
 
