@@ -32,6 +32,7 @@ __all__ = [
     "BOT_KIND",
     "BOT_PLURAL",
     "BOT_SINGULAR",
+    "CALLBACK_SECRET_MIN_BYTES",
     "Bot",
     "BotCondition",
     "BotLimits",
@@ -51,6 +52,8 @@ BOT_KIND: Final = "Bot"
 BOT_PLURAL = "bots"
 BOT_SINGULAR = "bot"
 MAX_ADMINS = 64
+# An HMAC-SHA256 key as long as its output: shorter keys are easier to guess than the MAC.
+CALLBACK_SECRET_MIN_BYTES = 32
 
 
 class SecretKeyRef(Contract):
@@ -148,7 +151,8 @@ class Callbacks(Contract):
 
     secret_ref: SecretKeyRef = Field(
         description=(
-            "The Secret key holding the secret (at least 32 bytes) that signs each callback: "
+            f"The Secret key holding the secret (at least {CALLBACK_SECRET_MIN_BYTES} bytes) that "
+            "signs each callback: "
             "header Herald-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>. "
             "A message with a callbackUrl is refused while the Bot has none."
         ),
@@ -240,6 +244,10 @@ class BotReason(enum.StrEnum):
     TOKEN_INVALID = "TokenInvalid"  # Telegram answered 401 to getMe
     TELEGRAM_UNREACHABLE = "TelegramUnreachable"  # no answer yet: not verified either way
     WEBHOOK_SECRET_NOT_FOUND = "WebhookSecretNotFound"
+    # spec.callbacks.secretRef names a Secret or key that does not exist, or a secret too
+    # short to sign with: herald-api could not sign the Bot's outcome callbacks.
+    CALLBACK_SECRET_NOT_FOUND = "CallbackSecretNotFound"
+    CALLBACK_SECRET_TOO_SHORT = "CallbackSecretTooShort"
 
 
 class BotCondition(Condition):

@@ -1,6 +1,8 @@
 """One reconcile of a Bot: read its token Secret, verify the token with getMe, count its
-subscribers, write its status, and publish it for the admin bot (a :class:`BotRecord` with
-the token sealed) while it is Ready, or withdraw it when it is not.
+subscribers, write its status, and publish it (a :class:`BotRecord` with the token, the
+webhook secret and the callback secret sealed, and its limits) for the admin bot, senders and
+herald-api while it is Ready, with its consumer of transactional messages, or withdraw it when
+it is not.
 
 :func:`bot_status` decides the status from what was observed; :class:`BotReconciler` does
 the reading and writing. The status is handed back as a patch for kopf to apply, so a run
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 
 from herald.core import subjects
 from herald.core.bots import (
+    CALLBACK_SECRET_MIN_BYTES,
     BotCondition,
     BotReason,
     BotSpec,
@@ -30,9 +33,9 @@ from herald.core.bots import (
     SubscriberCounts,
     UpdatesMode,
 )
-from herald.core.envelopes import BotRecord
+from herald.core.envelopes import BotRecord, SendLimits
 from herald.core.statuses import ConditionStatus
-from herald.operator import controls
+from herald.operator import controls, messages
 from herald.operator.identities import Resolved, Target
 from herald.operator.planning import TokenState
 from herald.operator.reconciling import Reconciler
@@ -55,6 +58,8 @@ class Observed:
     generation: int
     resolved: Resolved
     webhook_secret_missing: str | None = None  # what is wrong with it, when it is
+    # What is wrong with spec.callbacks' secret, when something is: the reason and its words.
+    callback_secret_problem: tuple[BotReason, str] | None = None
     subscribers: SubscriberCounts | None = None
 
 
@@ -63,12 +68,16 @@ def bot_status(previous: BotStatus | None, seen: Observed, *, now: datetime) -> 
     unreachable and the transition time while Ready does not flip."""
     prev = previous or BotStatus()
     resolved = seen.resolved
-    if resolved.state is TokenState.FOUND and seen.webhook_secret_missing is None:
-        ready, reason = True, BotReason.VERIFIED
-        message = f"getMe: @{resolved.username} ({resolved.bot_id})."
-    elif resolved.state is TokenState.FOUND:
+    found = resolved.state is TokenState.FOUND
+    if found and seen.webhook_secret_missing is not None:
         ready, reason = False, BotReason.WEBHOOK_SECRET_NOT_FOUND
         message = f"{seen.webhook_secret_missing}; updates.mode webhook needs it."
+    elif found and seen.callback_secret_problem is not None:
+        ready, (reason, problem) = False, seen.callback_secret_problem
+        message = f"{problem}; spec.callbacks needs it to sign outcome callbacks."
+    elif found:
+        ready, reason = True, BotReason.VERIFIED
+        message = f"getMe: @{resolved.username} ({resolved.bot_id})."
     else:
         ready, reason = False, _REASONS[resolved.state]
         message = resolved.detail or reason.value
@@ -140,6 +149,11 @@ class BotReconciler:
             webhook_secret = await self._webhook_secret(namespace, ref)
             if webhook_secret is None:
                 missing = f"Secret {ref.name!r} has no webhook secret token under {ref.key!r}"
+        callback_secret, problem = None, None
+        if spec.callbacks is not None:
+            callback_secret, problem = await self._callback_secret(
+                namespace, spec.callbacks.secret_ref
+            )
         counts = None
         if resolved.bot_id is not None:
             counts = await self._counts(resolved.bot_id)
@@ -150,6 +164,7 @@ class BotReconciler:
                 generation=generation,
                 resolved=resolved,
                 webhook_secret_missing=missing,
+                callback_secret_problem=problem,
                 subscribers=counts,
             ),
             now=now,
@@ -157,6 +172,11 @@ class BotReconciler:
         ready = status.conditions[0].status is ConditionStatus.TRUE
         async with self._r.c.nats("publishing the Bot for the admin bot"):
             if ready and resolved.token is not None and resolved.bot_id is not None:
+                # Before the record: herald-api queues messages only for a published Bot.
+                if await messages.ensure_consumer(self._r.c.js, resolved.bot_id):
+                    logger.info(
+                        "Bot %s/%s: its transactional messages are queued.", namespace, name
+                    )
                 key_of = subjects.bot_record_key(namespace, name)
                 record = BotRecord(
                     namespace=namespace,
@@ -165,6 +185,12 @@ class BotReconciler:
                     bot_id=resolved.bot_id,
                     username=resolved.username or "",
                     token=self._r.ring.seal(resolved.token.get_secret_value(), bound_to=key_of),
+                    limits=SendLimits.of(spec.limits),
+                    callback_secret=(
+                        self._r.ring.seal(callback_secret, bound_to=key_of + "/callbacks")
+                        if callback_secret
+                        else None
+                    ),
                     admins=spec.admins,
                     updates=spec.updates.mode,
                     webhook_url=spec.updates.webhook.url if spec.updates.webhook else None,
@@ -197,6 +223,23 @@ class BotReconciler:
 
     async def _webhook_secret(self, namespace: str, ref: SecretKeyRef) -> str | None:
         return _secret_value(await self._r.secret_data(namespace, ref.name), ref.key)
+
+    async def _callback_secret(
+        self, namespace: str, ref: SecretKeyRef
+    ) -> tuple[str | None, tuple[BotReason, str] | None]:
+        """The secret that signs outcome callbacks, or what is wrong with it."""
+        secret = _secret_value(await self._r.secret_data(namespace, ref.name), ref.key)
+        if secret is None:
+            missing = f"Secret {ref.name!r} has no callback secret under {ref.key!r}"
+            return None, (BotReason.CALLBACK_SECRET_NOT_FOUND, missing)
+        size = len(secret.encode())
+        if size < CALLBACK_SECRET_MIN_BYTES:
+            short = (
+                f"The callback secret in Secret {ref.name!r} under {ref.key!r} has {size} "
+                f"bytes, fewer than {CALLBACK_SECRET_MIN_BYTES}"
+            )
+            return None, (BotReason.CALLBACK_SECRET_TOO_SHORT, short)
+        return secret, None
 
     async def _counts(self, bot_id: str) -> SubscriberCounts | None:
         # The subscriber table keeps bot ids as their digits, as broadcasts.bot_id does.

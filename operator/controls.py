@@ -92,8 +92,10 @@ def _same(stored: bytes | None, record: ControlRecord | BotRecord, ring: KeyRing
                 and old.open_token(ring) == record.open_token(ring)
             )
         elif isinstance(old, BotRecord) and isinstance(record, BotRecord):
-            same_token = old.open_token(ring) == record.open_token(ring) and (
-                old.open_webhook_secret(ring) == record.open_webhook_secret(ring)
+            same_token = (
+                old.open_token(ring) == record.open_token(ring)
+                and old.open_webhook_secret(ring) == record.open_webhook_secret(ring)
+                and old.open_callback_secret(ring) == record.open_callback_secret(ring)
             )
         else:
             return False
@@ -102,7 +104,11 @@ def _same(stored: bytes | None, record: ControlRecord | BotRecord, ring: KeyRing
     # Re-sealed under the current primary key once the ring rotated.
     primary = f"{ring.primary}."
     resealed = old.token is not None and not old.token.startswith(primary)
-    unsealed = {"token": None, "webhook_secret": None} if isinstance(old, BotRecord) else {}
+    unsealed = (
+        {"token": None, "webhook_secret": None, "callback_secret": None}
+        if isinstance(old, BotRecord)
+        else {}
+    )
     unsealed = unsealed or {"token": None}
     return (
         same_token

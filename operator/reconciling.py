@@ -41,6 +41,7 @@ from herald.operator import (
     connections,
     controls,
     ledgers,
+    messages,
     planning,
     publishing,
     scaling,
@@ -94,6 +95,8 @@ class Reconciler:
         self.metrics = metrics if metrics is not None else Metrics()
         self.memory: dict[str, _Memory] = {}
         self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
+        # bot id -> when herald-api last took a transactional message for it
+        self.traffic: dict[str, datetime] = {}
         self._secrets = tokens.SecretCache(ttl=settings.operator.token_cache_seconds)
         self.ring = settings.tokens.ring()
         self.verifier = Verifier(
@@ -116,8 +119,13 @@ class Reconciler:
         self._preparations = Preparations(c, self.settings.operator, self.metrics)
         self._loops = [
             asyncio.create_task(
-                scaling.scale_forever(c, self.settings, self.sending, self.metrics),
+                scaling.scale_forever(c, self.settings, self.sending, self.traffic, self.metrics),
                 name="herald-scaler",
+            ),
+            asyncio.create_task(messages.watch_traffic(c.kv, self.traffic), name="herald-traffic"),
+            asyncio.create_task(
+                messages.sweep_forever(c, self.settings.operator, self.traffic),
+                name="herald-message-sweeper",
             ),
             asyncio.create_task(
                 sweeping.sweep_forever(c, self.settings.operator, self._forget),

@@ -3,7 +3,9 @@ loop that applies them.
 
 One sender replica holds the lease of a bot and serves all of that bot's active broadcasts
 (the bot's rate limit is per bot, so a second replica for the same bot would only wait), so
-the useful number of replicas is the number of distinct bots with a broadcast sending now.
+the useful number of replicas is the number of distinct bots with a broadcast sending now,
+or with transactional traffic within ``transactional_window_seconds``: a sender holds such a
+bot, pulling its messages, so the next one never waits for a replica to start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -26,6 +29,7 @@ __all__ = [
     "ScaleDownWindow",
     "ScaleResult",
     "desired_replicas",
+    "recent_traffic",
     "scale_forever",
     "scale_senders",
 ]
@@ -38,6 +42,12 @@ def desired_replicas(*, sending_bots: Iterable[str], minimum: int, maximum: int)
     """Replicas for the senders: one per bot with active work, within [minimum, maximum]."""
     wanted = len(set(sending_bots))
     return max(minimum, min(maximum, wanted))
+
+
+def recent_traffic(traffic: Mapping[str, datetime], *, now: datetime, window: float) -> set[str]:
+    """The bots herald-api took a transactional message for within `window` seconds."""
+    since = now - timedelta(seconds=window)
+    return {bot_id for bot_id, at in traffic.items() if at > since}
 
 
 class ScaleDownWindow:
@@ -113,9 +123,14 @@ async def scale_senders(
 
 
 async def scale_forever(
-    c: Connections, settings: Settings, sending: Mapping[str, str], metrics: Metrics
+    c: Connections,
+    settings: Settings,
+    sending: Mapping[str, str],
+    traffic: Mapping[str, datetime],
+    metrics: Metrics,
 ) -> None:
-    """Every timer period: size the senders to the bots in ``sending`` (uid -> bot id)."""
+    """Every timer period: size the senders to the bots in ``sending`` (uid -> bot id) and
+    those with recent ``traffic`` (bot id -> herald-api's last message)."""
     s = settings
     if not s.scaling.manage_replicas:
         logger.info("Leaving sender replicas alone (HERALD_SCALING_MANAGE_REPLICAS=false).")
@@ -126,8 +141,11 @@ async def scale_forever(
     missing_logged = False
     window = ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
     while True:
+        recent = recent_traffic(
+            traffic, now=datetime.now(UTC), window=s.operator.transactional_window_seconds
+        )
         wanted = desired_replicas(
-            sending_bots=sending.values(),
+            sending_bots=[*sending.values(), *recent],
             minimum=s.scaling.min_replicas,
             maximum=s.scaling.max_replicas,
         )

@@ -146,6 +146,36 @@ class OperatorSettings(BaseSettings):
             "audiences be written at once while small ones still get through."
         ),
     )
+    transactional_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "How long after herald-api last took a transactional message for a bot the "
+            "senders keep at least one replica running for it, so the next message never "
+            "waits for a cold start; senders hold the bot as long "
+            "(HERALD_SENDER_TRANSACTIONAL_WINDOW_SECONDS). With no traffic they still go to "
+            "zero."
+        ),
+    )
+    message_claim_ttl_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Age after which a transactional message still claimed belongs to a sender that "
+            "stopped between claim and answer, and is swept to uncertain. Well above the "
+            "senders' request timeout (20 s), so a live sender's slow request is never taken "
+            "for a dead sender's; the same minute as stale broadcast claims."
+        ),
+    )
+    message_sweep_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Period of the sweep of the messages table (stale claims to uncertain, pending "
+            "messages past their deadline to failed): how late such a message is settled and "
+            "its callback sent. Two indexed UPDATEs over the open messages only."
+        ),
+    )
     liveness_port: int = Field(
         default=8080,
         ge=0,

@@ -24,6 +24,14 @@ nak'ed with a delay; once the claim is older than ``claim_ttl_seconds`` its send
 the row becomes ``uncertain`` (atMostOnce) or is claimed again (atLeastOnce). Messages of a
 killed sender come back when their ack wait runs out.
 
+*Transactional messages.* A bot is also held while it has a Bot record (``bot.<ns>.<name>``)
+whose token opens and herald-api took a message for it within
+``transactional_window_seconds`` (``traffic.<bot id>``). The holder pulls the bot's durable
+consumer ``messages-<bot id>``, claims a few messages in the ``messages`` table shortly before
+their slot (only pending rows), and the pacer serves them ahead of the bot's broadcasts under
+the same bot limit and chat second. Each outcome is recorded, announced on
+``herald.outcomes.<bot id>`` and acked (:mod:`herald.sender.messaging`).
+
 *Control.* Control records (``broadcast.<uid>``) arrive through a watch: paused stops new
 claims and sends at once and gives claimed rows back; stopped or deleted drops the local work.
 Faults the sender finds (content rejected, Stars budget spent) go to ``fault.<uid>`` for the

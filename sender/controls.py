@@ -1,5 +1,6 @@
-"""The control bucket as the sender uses it: broadcasts' control records and bot halts come
-in through one watch; leases, halts and faults go out with compare-and-set or plain puts."""
+"""The control bucket as the sender uses it: broadcasts' control records, bot halts, the
+operator's bot records and herald-api's traffic records come in through one watch; leases,
+halts and faults go out with compare-and-set or plain puts."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 from herald.core import subjects
 from herald.core.envelopes import (
     BotHalt,
+    BotRecord,
     BotSpend,
+    BotTraffic,
     ControlRecord,
     DecodeError,
     FaultRecord,
@@ -25,7 +28,16 @@ from herald.core.envelopes import (
 )
 from herald.sender import leases
 
-__all__ = ["Controls", "Gone", "Halted", "Ready", "Seen"]
+__all__ = [
+    "BotGone",
+    "BotSeen",
+    "Controls",
+    "Gone",
+    "Halted",
+    "Ready",
+    "Seen",
+    "Traffic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +58,37 @@ class Halted:
 
 
 @dataclass(frozen=True, slots=True)
+class BotSeen:
+    """A verified Bot, whose transactional messages this sender may send."""
+
+    record: BotRecord
+
+
+@dataclass(frozen=True, slots=True)
+class BotGone:
+    """The Bot's record at `key` was withdrawn (deleted, or its token failed)."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """herald-api took a transactional message for the bot at ``traffic.at``."""
+
+    traffic: BotTraffic
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """Every record that existed when the watch started has been seen."""
 
 
-Change = Seen | Gone | Halted | Ready
+Change = Seen | Gone | Halted | BotSeen | BotGone | Traffic | Ready
 
 _BROADCAST = subjects.control_key("")
 _HALT = subjects.bot_halt_key("")
+_BOT = subjects.BOT_RECORDS.removesuffix(">")
+_TRAFFIC = subjects.bot_traffic_key("")
 
 
 class Controls:
@@ -64,9 +99,10 @@ class Controls:
         self._revisions: dict[str, int] = {}
 
     async def changes(self) -> AsyncIterator[Change]:
-        """Control records and halts, current ones first, then every change."""
-        # One watch over the bucket (nats-py watches one pattern); lease and fault keys are
-        # skipped below.
+        """Control records, halts, bot records and traffic, current ones first, then every
+        change."""
+        # One watch over the bucket (nats-py watches one pattern); lease, spend and fault
+        # keys are skipped below.
         watcher = await self._kv.watchall()
         try:
             async for entry in watcher:
@@ -91,6 +127,21 @@ class Controls:
                         yield Halted(decode(BotHalt, entry.value))
                     except DecodeError as error:
                         log.warning("unusable bot halt at %s: %s", key, error)
+                elif key.startswith(_BOT):
+                    if deleted or entry.value is None:
+                        yield BotGone(key)
+                        continue
+                    try:
+                        yield BotSeen(decode(BotRecord, entry.value))
+                    except DecodeError as error:
+                        # A record of a newer operator: its messages wait for a newer sender.
+                        log.warning("unusable bot record at %s: %s", key, error)
+                        yield BotGone(key)
+                elif key.startswith(_TRAFFIC) and not deleted and entry.value:
+                    try:
+                        yield Traffic(decode(BotTraffic, entry.value))
+                    except DecodeError as error:
+                        log.warning("unusable traffic record at %s: %s", key, error)
         finally:
             await watcher.stop()  # type: ignore[no-untyped-call]
 

@@ -1,5 +1,5 @@
-"""Bot leases: which replica sends for a bot. Pure decisions; :mod:`herald.sender.controls`
-performs them on the KV bucket with compare-and-set.
+"""Bot leases: which bots a replica wants, and which replica sends for a bot. Pure
+decisions; :mod:`herald.sender.controls` performs them on the KV bucket with compare-and-set.
 
 One replica at a time sends for a bot, so that replica alone enforces the bot's limit and
 each broadcast's rate, exactly, without coordinating per message. The holder renews its lease
@@ -10,12 +10,35 @@ take it, but only with the revision it read, so two replicas racing for it canno
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from herald.core.envelopes import Lease
+from herald.core.envelopes import BroadcastState, ControlRecord, Lease
 
-__all__ = ["LeaseStep", "Move", "plan"]
+__all__ = ["LeaseStep", "Move", "plan", "wanted"]
+
+
+def wanted(
+    *,
+    broadcasts: Iterable[ControlRecord],
+    bots: Iterable[str],
+    traffic: Mapping[str, datetime],
+    now: datetime,
+    window: float,
+) -> set[str]:
+    """The bots to hold: each with a broadcast that is not stopped (and carries its token),
+    and each of `bots` (those with a record whose token opens here) that herald-api took a
+    transactional message for within `window` seconds before `now` (`traffic`: bot id ->
+    when). Holding a bot through the window spares each message a lease's wait."""
+    holding = {
+        record.bot_id
+        for record in broadcasts
+        if record.state is not BroadcastState.STOPPED and record.token is not None
+    }
+    since = now - timedelta(seconds=window)
+    holding.update(bot_id for bot_id in bots if (at := traffic.get(bot_id)) and at > since)
+    return holding
 
 
 class Move(enum.StrEnum):

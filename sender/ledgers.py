@@ -1,10 +1,13 @@
-"""The delivery ledger as the sender uses it: claim rows right before sending, write what
-became of them. The only module of the sender that speaks SQL."""
+"""The delivery ledger and the ``messages`` table as the sender uses them: claim rows right
+before sending, write what became of them. The only module of the sender that speaks SQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -12,7 +15,7 @@ import asyncpg
 from herald.core.deliveries import DeliveryState
 from herald.sender.outcomes import Reason
 
-__all__ = ["ERRORS", "Claims", "Ledger", "Row"]
+__all__ = ["ERRORS", "ClaimedMessage", "Claims", "Ledger", "Row"]
 
 # What a ledger call raises when Postgres goes away or comes back, all worth a retry: its
 # own errors, socket errors, and the client's errors about a connection cut under it
@@ -81,6 +84,42 @@ WHERE s.bot_id = u.bot_id AND s.chat_id = u.chat_id AND s.is_active
 
 _DELIVERED = "SELECT count(*) FROM deliveries WHERE broadcast_uid = $1 AND state = 'delivered'"
 
+# Transactional messages are claimed shortly before their slot, as ledger rows are: only
+# while pending, so a message that is final, or another sender's, is never sent again. One
+# past its deadline (the database's clock decides, as for every claim) ends failed instead,
+# its callback due.
+_CLAIM_MESSAGES = """
+UPDATE messages
+SET state = CASE WHEN deadline <= now() THEN 'failed' ELSE 'claimed' END,
+    reason = CASE WHEN deadline <= now() THEN $3 ELSE reason END,
+    claimed_by = $2,
+    claimed_at = now(),
+    callback_state = CASE WHEN deadline <= now() AND callback_url IS NOT NULL THEN 'pending'
+                          ELSE callback_state END,
+    callback_next_at = CASE WHEN deadline <= now() AND callback_url IS NOT NULL THEN now()
+                            ELSE callback_next_at END
+WHERE id = ANY($1::uuid[]) AND state = 'pending'
+RETURNING id, state, chat_id, content, deadline
+"""
+
+# Only a claim this sender still holds: one the operator's sweep settled meanwhile is left.
+_RECORD_MESSAGE = """
+UPDATE messages
+SET state = $2,
+    reason = $3,
+    telegram_message_id = $4,
+    sent_at = CASE WHEN $2 = 'delivered' THEN now() END,
+    callback_state = CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE callback_state END,
+    callback_next_at = CASE WHEN callback_url IS NOT NULL THEN now() ELSE callback_next_at END
+WHERE id = $1 AND state = 'claimed' AND claimed_by = $5
+"""
+
+# Nothing was sent (a 429, a stop): pending again, for this sender later or the next holder.
+_RELEASE_MESSAGES = """
+UPDATE messages SET state = 'pending', claimed_by = NULL, claimed_at = NULL
+WHERE id = ANY($1::uuid[]) AND state = 'claimed' AND claimed_by = $2
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
@@ -100,6 +139,17 @@ class Claims:
     claimed: list[int] = field(default_factory=list)  # send these now
     settled: list[int] = field(default_factory=list)  # terminal (or no row): nothing to do
     busy: list[int] = field(default_factory=list)  # a live sender holds them
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A transactional message's row as its claim found it: ``state`` is claimed (send it)
+    or failed (past its deadline)."""
+
+    state: DeliveryState
+    chat_id: int
+    content: dict[str, Any]
+    deadline: datetime | None
 
 
 class Ledger:
@@ -162,3 +212,45 @@ class Ledger:
     async def delivered(self, uid: str) -> int:
         count = await self._pool.fetchval(_DELIVERED, UUID(uid))
         return int(count or 0)
+
+    async def claim_messages(self, message_ids: Sequence[str]) -> dict[str, ClaimedMessage]:
+        """Claim those of the messages that are pending, by id; the others are not to be
+        sent here (final, or claimed)."""
+        rows = await self._pool.fetch(
+            _CLAIM_MESSAGES,
+            [UUID(each) for each in message_ids],
+            self._me,
+            str(Reason.DEADLINE_EXCEEDED),
+        )
+        return {
+            str(row["id"]): ClaimedMessage(
+                DeliveryState(row["state"]),
+                int(row["chat_id"]),
+                json.loads(row["content"]),
+                row["deadline"],
+            )
+            for row in rows
+        }
+
+    async def record_message(self, message_id: str, row: Row) -> bool:
+        """Write a claimed message's final state (and deactivate its chat's subscription);
+        False when the claim was no longer this sender's."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            status: str = await connection.execute(
+                _RECORD_MESSAGE,
+                UUID(message_id),
+                str(row.state),
+                row.reason,
+                row.message_id,
+                self._me,
+            )
+            if row.deactivate_for is not None:
+                await connection.execute(_DEACTIVATE, [row.deactivate_for], [row.chat_id])
+        return status == "UPDATE 1"
+
+    async def release_messages(self, message_ids: Sequence[str]) -> None:
+        """Give claimed messages that were not sent back: pending again."""
+        if message_ids:
+            await self._pool.execute(
+                _RELEASE_MESSAGES, [UUID(each) for each in message_ids], self._me
+            )

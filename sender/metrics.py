@@ -8,7 +8,8 @@ the operator's to report (``herald_broadcast_recipients`` from the status, one s
 running Broadcast); the sender's series answer "how is sending going" for the process as a
 whole, with labels whose values are fixed sets: ``result`` (Telegram's answer, one of
 :class:`~herald.telegram.outcomes.OutcomeKind`), ``state`` (the ledger's terminal states),
-``reason`` (bad work and broadcast faults, fixed CamelCase or snake_case words).
+``reason`` (bad work and broadcast faults, fixed CamelCase or snake_case words),
+``outcome`` (a transactional message's final state).
 
 Series, all prefixed ``herald_sender_``:
 
@@ -21,6 +22,9 @@ Series, all prefixed ``herald_sender_``:
   429 came to this replica or to another (the halt is shared through NATS).
 - ``in_flight``: Bot API requests open now. ``bots``: bot leases held.
 - ``claimed_rows_total``: ledger rows this sender claimed for sending.
+- ``transactional_messages_total{outcome}``: transactional messages that reached a final
+  state here (delivered, blocked, failed, uncertain); their sends are counted in
+  ``messages_total`` and ``send_duration_seconds`` with the broadcasts'.
 - ``bad_work_messages_total{reason}``, ``broadcast_faults_total{reason}``,
   ``ledger_errors_total{operation}``.
 """
@@ -106,11 +110,18 @@ class Metrics:
             registry=r,
         )
         self.bots = Gauge("herald_sender_bots", "Bots whose lease this sender holds.", registry=r)
+        self.transactional = Counter(
+            "herald_sender_transactional_messages",
+            "Transactional messages that reached a final state, by outcome.",
+            ["outcome"],
+            registry=r,
+        )
         # Fixed label values from the start, so ratios and rate() see zeros, not gaps.
         for kind in OutcomeKind:
             self.messages.labels(kind.value)
         for state in _TERMINAL:
             self.recipients.labels(state.value)
+            self.transactional.labels(state.value)
         for operation in ("claim", "record"):
             self.ledger_errors.labels(operation)
 

@@ -45,6 +45,7 @@ class Reason(enum.StrEnum):
     NETWORK_ERROR = "NetworkError"
     TIMEOUT = "Timeout"
     SENDER_LOST = "SenderLost"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"  # a transactional message's deadline passed
 
 
 class Action(enum.StrEnum):

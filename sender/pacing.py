@@ -1,14 +1,15 @@
-"""When the next message of a bot may leave, and for which broadcast. Pure: time is an
-argument, so the tests drive it with a simulated clock.
+"""When the next message of a bot may leave: a transactional message, or which broadcast's.
+Pure: time is an argument, so the tests drive it with a simulated clock.
 
 Three limits hold at every instant, each as a *start schedule* (GCRA: a theoretical next
 start that advances by one interval per send) plus a *window guard*:
 
 - each broadcast at most its ``messagesPerSecond``;
-- the bot at most 30 msg/s, or 1000 msg/s while every broadcast with work is paid
-  (Telegram counts all of a bot's sends against the free limit of an unpaid request, so a
-  free broadcast next to a paid one holds the bot to 30);
-- each chat at most one message per second, across broadcasts.
+- the bot at most 30 msg/s, or 1000 msg/s while every broadcast with work is paid and no
+  transactional message waits (Telegram counts all of a bot's sends against the free limit
+  of an unpaid request, so a free broadcast or a transactional message next to a paid
+  broadcast holds the bot to 30);
+- each chat at most one message per second, across broadcasts and transactional messages.
 
 No burst: a schedule that fell behind by more than one interval (a pause, an empty queue)
 restarts from now instead of catching up. A schedule behind by less than one interval keeps
@@ -19,6 +20,11 @@ of *arrivals*: the N-th previous start must be at least ``1 + GUARD`` seconds ol
 jitter up to GUARD (event loop lateness, network) cannot then push N + 1 arrivals into one
 second. It costs GUARD of every second at full rate (1.5%).
 
+Precedence: a transactional message whose chat is free takes the bot's next slot before
+any broadcast (:class:`MessageGrant`). Transactional messages have no schedule of their own:
+they are bounded by the bot's limit alone, so a broadcast at the bot's full rate slows by
+what they use, and the bot's total stays within its limit.
+
 Fairness: at each bot slot the broadcast served least recently among those allowed to send
 wins. A broadcast capped below an equal share takes its cap and the rest share what is left:
 max-min fairness, the split :func:`fair_shares` computes.
@@ -27,13 +33,13 @@ max-min fairness, the split :func:`fair_shares` computes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND
 from herald.core.envelopes import SendRate
 
-__all__ = ["CHAT_COOLDOWN", "GUARD", "Grant", "Pacer", "Wait", "fair_shares"]
+__all__ = ["CHAT_COOLDOWN", "GUARD", "Grant", "MessageGrant", "Pacer", "Wait", "fair_shares"]
 
 GUARD = 0.015
 CHAT_COOLDOWN = 1.0
@@ -64,6 +70,13 @@ class Grant:
     """Start a send of this broadcast now (already counted against every limit)."""
 
     uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageGrant:
+    """Start the send of the transactional message to `chat_id` now (already counted)."""
+
+    chat_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +174,11 @@ class Pacer:
     def halted_until(self) -> float:
         return self._halted_until
 
-    def bot_limit(self, uids: Iterable[str]) -> float:
-        """The bot's ceiling while `uids` have work."""
+    def bot_limit(self, uids: Iterable[str], *, messages: bool = False) -> float:
+        """The bot's ceiling while `uids` have work, and transactional messages wait if
+        `messages` (they are unpaid requests: Telegram holds the bot to its free limit)."""
         known = [self._broadcasts[uid] for uid in uids if uid in self._broadcasts]
-        if known and all(broadcast.paid for broadcast in known):
+        if not messages and known and all(broadcast.paid for broadcast in known):
             return self.paid_limit
         return self.free_limit
 
@@ -178,19 +192,31 @@ class Pacer:
         last = self._chats.get(chat_id)
         return -math.inf if last is None else last + self.chat_cooldown + GUARD
 
-    def next(self, now: float, heads: Mapping[str, int]) -> Grant | Wait:
-        """Which broadcast starts a send now, given each one's next chat; or how long to wait.
+    def next(
+        self, now: float, heads: Mapping[str, int], messages: Sequence[int] = ()
+    ) -> Grant | MessageGrant | Wait:
+        """What starts a send now, given each broadcast's next chat and the chats of the
+        transactional messages waiting, in their order; or how long to wait.
 
         `heads` holds only broadcasts that have a recipient ready; a granted start is
         counted at once, so the caller must send it.
         """
         candidates = [uid for uid in heads if uid in self._broadcasts]
-        if not candidates:
+        if not candidates and not messages:
             return Wait(math.inf)
-        limit = self.bot_limit(candidates)
+        limit = self.bot_limit(candidates, messages=bool(messages))
         earliest = max(self._halted_until, self._bot.ready_at(limit))
-        chosen: str | None = None
         wait = math.inf
+        # Transactional messages first: the first one whose chat is free takes the slot, so
+        # a message to a chat just messaged does not hold back the others.
+        for chat_id in messages:
+            ready = max(earliest, self.chat_free_at(chat_id))
+            if ready <= now:
+                self._bot.take(now, limit)
+                self._note_chat(chat_id, now)
+                return MessageGrant(chat_id)
+            wait = min(wait, ready)
+        chosen: str | None = None
         for uid in candidates:
             broadcast = self._broadcasts[uid]
             ready = max(earliest, broadcast.schedule.ready_at(), self.chat_free_at(heads[uid]))

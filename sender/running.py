@@ -2,9 +2,12 @@
 :class:`~herald.sender.sending.BotWorker` that pulls work, claims rows, paces and sends,
 records, then acks.
 
-Which replica holds a bot is decided by :mod:`~herald.sender.leases` and performed on the
-bucket by :mod:`~herald.sender.controls`; this module hires a worker for each bot it holds
-and retires it when the lease is lost or the bot has nothing left to send.
+A bot is needed while it has a broadcast that is not stopped, or a Bot record whose token
+opens here and transactional traffic within ``transactional_window_seconds``
+(:func:`~herald.sender.leases.wanted`). Which replica holds a needed bot is decided by
+:mod:`~herald.sender.leases` and performed on the bucket by :mod:`~herald.sender.controls`;
+this module hires a worker for each bot it holds and retires it when the lease is lost or
+the bot is needed no more.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,10 +23,10 @@ import nats.errors
 from nats.aio.client import Client as NatsClient
 
 from herald.core import natsconn, probes, streams
-from herald.core.envelopes import BroadcastState, ControlRecord
+from herald.core.envelopes import BotRecord, BroadcastState, ControlRecord
 from herald.core.permissions import Component
 from herald.core.sealing import SealError
-from herald.sender import controls, ledgers
+from herald.sender import controls, leases, ledgers
 from herald.sender.controls import Controls
 from herald.sender.ledgers import Ledger
 from herald.sender.metrics import Metrics
@@ -43,6 +47,8 @@ class Sender:
         self.config = config
         self.metrics = metrics if metrics is not None else Metrics()
         self._records: dict[str, ControlRecord] = {}
+        self._bots: dict[str, BotRecord] = {}  # by key, those whose token opens here
+        self._traffic: dict[str, datetime] = {}  # bot id -> herald-api's last message
         self._workers: dict[str, BotWorker] = {}
         self._leases_due = asyncio.Event()
         self.ready = asyncio.Event()
@@ -68,6 +74,7 @@ class Sender:
             await streams.expect_work_stream(js)
             kv = await streams.expect_control_bucket(js)
             self._js = js
+            self._nc = client
             self._controls = Controls(kv, me=settings.id, lease_seconds=settings.lease_seconds)
             self._ledger = Ledger(pool, me=settings.id, claim_ttl=settings.claim_ttl_seconds)
             self._recorder = Recorder(
@@ -152,6 +159,42 @@ class Sender:
             worker := self._workers.get(change.halt.bot_id)
         ):
             worker.halt(change.halt.until)
+        elif isinstance(change, controls.BotSeen):
+            self._see_bot(change.record)
+        elif isinstance(change, controls.BotGone):
+            gone_bot = self._bots.pop(change.key, None)
+            if gone_bot is not None:
+                self._bot_changed(gone_bot.bot_id)
+        elif isinstance(change, controls.Traffic):
+            traffic = change.traffic
+            self._traffic[traffic.bot_id] = traffic.at
+            self._leases_due.set()
+
+    def _see_bot(self, record: BotRecord) -> None:
+        before = self._bots.pop(record.key, None)
+        try:
+            record.open_token(self._ring)
+        except SealError as error:
+            log.error("not serving Bot %s/%s: %s", record.namespace, record.name, error)
+        else:
+            self._bots[record.key] = record
+        if before is not None and before.bot_id != record.bot_id:
+            self._bot_changed(before.bot_id)  # the Bot has a new token, of another bot
+        self._bot_changed(record.bot_id)
+
+    def _bot_changed(self, bot_id: str) -> None:
+        if (worker := self._workers.get(bot_id)) is not None:
+            worker.update_bot(self._bot_record(bot_id))
+        self._leases_due.set()
+
+    def _bot_record(self, bot_id: str) -> BotRecord | None:
+        """The record the bot's transactional messages are sent with. Two Bots (in two
+        namespaces) may name one bot: their tokens are that bot's, either will do."""
+        records = sorted(
+            (record for record in self._bots.values() if record.bot_id == bot_id),
+            key=lambda record: record.key,
+        )
+        return records[0] if records else None
 
     def _opens(self, record: ControlRecord) -> bool:
         """Whether the record's token opens with this sender's key ring."""
@@ -167,14 +210,17 @@ class Sender:
         loop = asyncio.get_running_loop()
         while True:
             self._leases_due.clear()
-            needed: dict[str, ControlRecord] = {}
-            for record in self._records.values():
-                if record.state is not BroadcastState.STOPPED and record.token is not None:
-                    needed.setdefault(record.bot_id, record)
+            needed = leases.wanted(
+                broadcasts=self._records.values(),
+                bots={record.bot_id for record in self._bots.values()},
+                traffic=self._traffic,
+                now=datetime.now(UTC),
+                window=settings.transactional_window_seconds,
+            )
             for bot_id in list(self._workers):
                 if bot_id not in needed:
                     await self._retire(bot_id, release=True)
-            for bot_id, record in needed.items():
+            for bot_id in sorted(needed):
                 started = loop.time()
                 try:
                     held = await self._controls.hold(bot_id)
@@ -189,18 +235,19 @@ class Sender:
                         await self._retire(bot_id, release=False)
                     continue
                 if worker is None:
-                    worker = await self._hire(bot_id, record)
+                    worker = await self._hire(bot_id)
                 # Valid a second less than written, for the time the write took and skew.
                 worker.lease_until = started + settings.lease_seconds - 1.0
             self.metrics.bots.set(len(self._workers))
             await wait(self._leases_due, settings.lease_seconds / 5)
 
-    async def _hire(self, bot_id: str, record: ControlRecord) -> BotWorker:
+    async def _hire(self, bot_id: str) -> BotWorker:
         worker = BotWorker(
             bot_id=bot_id,
             ring=self._ring,
             config=self.config,
             js=self._js,
+            nc=self._nc,
             ledger=self._ledger,
             recorder=self._recorder,
             controls=self._controls,
@@ -214,6 +261,7 @@ class Sender:
         for other in self._records.values():
             if other.bot_id == bot_id:
                 worker.update(other)
+        worker.update_bot(self._bot_record(bot_id))
         return worker
 
     async def _retire(self, bot_id: str, *, release: bool) -> None:

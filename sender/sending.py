@@ -1,6 +1,8 @@
-"""What the holder of one bot's lease does for the bot's broadcasts: a :class:`BotWorker`
-pulls work ahead, claims rows shortly before their slot, schedules each send through the
-pacer, sends, and acts on the verdict.
+"""What the holder of one bot's lease does for the bot: a :class:`BotWorker` pulls its
+broadcasts' work ahead, claims rows shortly before their slot, schedules each send through
+the pacer, sends, and acts on the verdict; the bot's transactional messages share the pacer
+and the in-flight budget through the worker's :class:`~herald.sender.messaging.MessageLane`,
+and go first.
 
 Over 400 lines because the worker is one class: its loops (pull, claim, schedule, send)
 share one bot's in-flight budget, pacer, broadcasts and wake-up, and wake each other; apart,
@@ -8,7 +10,8 @@ they would pass all of that between them. What is not that sharing lives elsewhe
 decisions in the pure modules (:mod:`~herald.sender.pacing`, :mod:`~herald.sender.gating`,
 :mod:`~herald.sender.outcomes`, :mod:`~herald.telegram.rendering`), each broadcast's work
 messages and rows in its :class:`~herald.sender.queues.WorkQueue`, the way to the ledger in
-the :class:`~herald.sender.recording.Recorder`.
+the :class:`~herald.sender.recording.Recorder`, the transactional messages in
+:mod:`~herald.sender.messaging`.
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from herald.core import logs
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import (
+    BotRecord,
     BotSpend,
     BroadcastState,
     ControlRecord,
@@ -41,6 +46,7 @@ from herald.sender import gating, ledgers, pacing, tasks
 from herald.sender.controls import Controls
 from herald.sender.gating import Gate
 from herald.sender.ledgers import Ledger, Row
+from herald.sender.messaging import Held, MessageLane
 from herald.sender.metrics import Metrics
 from herald.sender.outcomes import Action, Verdict, judge
 from herald.sender.queues import WorkQueue
@@ -95,7 +101,8 @@ class _Broadcast:
 
 
 class BotWorker:
-    """Everything one bot's lease holder does for the bot's broadcasts."""
+    """Everything one bot's lease holder does for the bot's broadcasts and transactional
+    messages."""
 
     def __init__(
         self,
@@ -104,6 +111,7 @@ class BotWorker:
         ring: KeyRing,
         config: Config,
         js: JetStreamContext,
+        nc: NatsClient,
         ledger: Ledger,
         recorder: Recorder,
         controls: Controls,
@@ -114,6 +122,7 @@ class BotWorker:
         self._vitals = vitals
         self._settings: SenderSettings = config.sender
         self._js = js
+        self._nc = nc
         self._ledger = ledger
         self._recorder = recorder
         self._controls = controls
@@ -140,9 +149,16 @@ class BotWorker:
         self._scheduler = tasks.spawn(
             self._tasks, self._schedule(), vital=(vitals, f"the scheduler of bot {bot_id}")
         )
+        # The bot's limits: its broadcasts' records carry them, and its Bot's record for a
+        # bot with transactional messages alone (see _limit).
+        self._limits: SendLimits | None = None
+        self._broadcast_limits: SendLimits | None = None
+        self._bot_limits: SendLimits | None = None
+        # Transactional messages, while the bot has a record that opens (see update_bot).
+        self._lane: MessageLane | None = None
+        self._bot_client: TelegramClient | None = None
         # The bot's paid messages today (UTC), against its Bot's daily Stars budget: counted
         # here, kept in the control bucket for the next lease holder.
-        self._limits: SendLimits | None = None
         self._spend = BotSpend(bot_id=bot_id, day=_today(), paid=0)
         self._spend_kept = True
         tasks.spawn(self._tasks, self._keep_spend())
@@ -175,13 +191,6 @@ class BotWorker:
                 self.drop(record.uid)
             return
         client = self._client_for(token)
-        self._limits = record.limits
-        if record.limits is not None:
-            limits = record.limits
-            self._pacer.limit(
-                free=limits.messages_per_second,
-                paid=limits.paid_messages_per_second or limits.messages_per_second,
-            )
         vitals = self._vitals
         self._pacer.configure(record.uid, record.rate)
         self._shares_of = ()  # the rate may have changed
@@ -213,6 +222,9 @@ class BotWorker:
         if current.tripped_by is FaultReason.DAILY_BUDGET_EXHAUSTED and self._spend.day != _today():
             current.tripped, current.tripped_by = False, None  # a new day, a new budget
         current.record, current.client = record, client
+        if record.limits is not None:
+            self._broadcast_limits = record.limits
+        self._limit()
         if was_active and not current.active:
             # Paused: nothing new leaves; rows claimed but not sent go back to pending.
             self._release(current, requeue=True)
@@ -220,11 +232,57 @@ class BotWorker:
         current.want_claim.set()
         self._wake.set()
 
+    def update_bot(self, record: BotRecord | None) -> None:
+        """The bot's own record, which its transactional messages are sent with; None when
+        there is none (any more) whose token opens here: no transactional messages then."""
+        token = None
+        if record is not None:
+            try:
+                token = record.open_token(self._ring)
+            except SealError as error:
+                log.error(
+                    "cannot open the token of Bot %s/%s: %s", record.namespace, record.name, error
+                )
+        if record is None or token is None:
+            self._bot_client, self._bot_limits = None, None
+            self._limit()
+            if self._lane is not None:
+                tasks.spawn(self._tasks, self._lane.close())
+                self._lane = None
+            return
+        # A broadcast sending with the same token shares its HTTP session.
+        self._bot_client = self._client_for(token)
+        self._bot_limits = record.limits
+        self._limit()
+        if self._lane is None:
+            self._lane = MessageLane(
+                bot_id=self.bot_id,
+                js=self._js,
+                nc=self._nc,
+                ledger=self._ledger,
+                metrics=self._metrics,
+                vitals=self._vitals,
+                wake=self._wake.set,
+                acks=self._acks,
+            )
+
+    def _limit(self) -> None:
+        """The pacer's ceilings: the broadcasts' records' limits while the bot has broadcasts,
+        else its Bot record's (the same spec.limits, written by the operator)."""
+        limits = (self._broadcast_limits if self._broadcasts else None) or self._bot_limits
+        self._limits = limits
+        if limits is not None:
+            self._pacer.limit(
+                free=limits.messages_per_second,
+                paid=limits.paid_messages_per_second or limits.messages_per_second,
+            )
+
     def drop(self, uid: str) -> None:
         """Stopped or deleted: forget the broadcast's work (the operator purges it)."""
         broadcast = self._broadcasts.pop(uid, None)
         if broadcast is None:
             return
+        self._limit()
         broadcast.work.stop()
         self._pacer.remove(uid)
         self._release(broadcast, requeue=False)
@@ -254,11 +312,16 @@ class BotWorker:
             # pause: held through a long retry_after, a crash would leave them uncertain.
             for broadcast in self._broadcasts.values():
                 self._release(broadcast, requeue=True)
+            if self._lane is not None:
+                self._lane.halt(self._pacer.halted_until)
             self._wake.set()
 
-    @property
-    def idle(self) -> bool:
-        return not self._broadcasts
+    def _halt_for(self, seconds: float) -> None:
+        """A 429 here: halt the bot for every replica for its retry_after."""
+        self._metrics.retry_after.observe(seconds)
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        self.halt(until)
+        tasks.spawn(self._tasks, self._controls.halt(self.bot_id, until))
 
     # --- pulling -----------------------------------------------------------------------
 
@@ -310,6 +373,8 @@ class BotWorker:
         # Claimed rows not yet sent, and sent rows not yet recorded, count against
         # max_in_flight: a crash leaves at most max_in_flight rows uncertain.
         waiting = sum(b.work.claimed for b in self._broadcasts.values())
+        if self._lane is not None:
+            waiting += self._lane.claimed
         unrecorded = self._recorder.backlog
         return self._settings.max_in_flight - self._in_flight - waiting - unrecorded
 
@@ -402,6 +467,11 @@ class BotWorker:
             next_retry = math.inf
             for broadcast in self._broadcasts.values():
                 next_retry = min(next_retry, broadcast.work.due(now))
+            lane, client = self._lane, self._bot_client
+            messages: list[int] = []
+            if lane is not None and client is not None:
+                next_retry = min(next_retry, lane.due(now))
+                messages = lane.chats()
             if self._stopping:
                 return
             heads = {
@@ -410,15 +480,22 @@ class BotWorker:
                 if broadcast.work.ready and self._sendable(broadcast, wall)
             }
             if (
-                not heads
+                not (heads or messages)
                 or self._in_flight >= self._settings.max_in_flight
                 or now > self.lease_until
             ):
                 await self._sleep(min(next_retry - now, 1.0))
                 continue
-            decision = self._pacer.next(now, heads)
+            decision = self._pacer.next(now, heads, messages)
             if isinstance(decision, pacing.Wait):
                 await self._sleep(min(decision.until, next_retry) - now)
+                continue
+            if isinstance(decision, pacing.MessageGrant):
+                assert lane is not None and client is not None
+                held = lane.take(decision.chat_id)
+                self._in_flight += 1
+                self._metrics.in_flight.inc()
+                tasks.spawn(self._sends, self._send_message(lane, held, client))
                 continue
             broadcast = self._broadcasts[decision.uid]
             recipient = broadcast.work.ready.popleft()
@@ -462,6 +539,16 @@ class BotWorker:
             broadcast.proven.add(rendered.variant)
         self._act(broadcast, recipient, verdict, outcome.message_id, outcome.description)
 
+    async def _send_message(self, lane: MessageLane, held: Held, client: TelegramClient) -> None:
+        try:
+            await lane.send(held, client, halt=self._halt_for)
+        finally:
+            self._in_flight -= 1
+            self._metrics.in_flight.dec()
+            self._wake.set()
+            for other in self._broadcasts.values():
+                other.want_claim.set()
+
     def _act(
         self,
         broadcast: _Broadcast,
@@ -486,11 +573,8 @@ class BotWorker:
             broadcast.work.retry(self._loop.time() + verdict.delay, recipient)
             self._wake.set()
         elif verdict.action is Action.HALT_BOT:
-            self._metrics.retry_after.observe(verdict.delay)
             broadcast.attempts.pop(chat_id, None)
-            until = datetime.now(UTC) + timedelta(seconds=verdict.delay)
-            self.halt(until)
-            tasks.spawn(self._tasks, self._controls.halt(self.bot_id, until))
+            self._halt_for(verdict.delay)
             # Back to pending, and retried after the halt through a fresh claim.
             self._give_back(broadcast, recipient, requeue=True)
         else:  # TRIP
@@ -591,6 +675,8 @@ class BotWorker:
             await self._recorder.flush()
         for broadcast in self._broadcasts.values():
             await broadcast.work.let_go()
+        if self._lane is not None:
+            await self._lane.close()
         if self._acks:
             await asyncio.wait(set(self._acks), timeout=2.0)
         for task in list(self._tasks):

@@ -92,6 +92,16 @@ class SenderSettings(BaseSettings):
         "Batching writes every 20 ms costs one round trip per ~20 sends at 1000 msg/s.",
     )
 
+    transactional_window_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long after herald-api last took a transactional message for a bot "
+        "the sender keeps holding the bot (its lease, its pull of messages-<bot id>), so the "
+        "next message does not wait for a lease. The operator keeps a replica running as "
+        "long (HERALD_OPERATOR_TRANSACTIONAL_WINDOW_SECONDS); five minutes covers the gaps "
+        "of an application that sends now and then, and costs one idle pull a second.",
+    )
+
     free_limit: float = Field(
         default=float(FREE_MESSAGES_PER_SECOND),
         gt=0,

@@ -25,16 +25,20 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy
 from nats.js.errors import KeyNotFoundError, NotFoundError
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald.core import envelopes, subjects
 from herald.core.envelopes import (
+    BotRecord,
+    BotTraffic,
     BroadcastState,
     CompletionRecord,
     ControlRecord,
     FaultReason,
     FaultRecord,
+    SendLimits,
     WorkBatch,
 )
 from herald.core.permissions import Component
@@ -959,3 +963,145 @@ class TestObservability:
         assert all(line["namespace"] == namespace for line in about)
         assert any(line["logger"].startswith("kopf") for line in about)
         assert any(line["logger"].startswith("herald.operator") for line in about)
+
+
+# --- transactional messages ----------------------------------------------------------------
+
+
+async def published_bot(js: JetStreamContext, namespace: str, name: str) -> BotRecord | None:
+    kv = await js.key_value(subjects.CONTROL_BUCKET)
+    try:
+        entry = await kv.get(subjects.bot_record_key(namespace, name))
+    except KeyNotFoundError:
+        return None
+    return envelopes.decode(BotRecord, entry.value) if entry.value else None
+
+
+def bot_ready(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    body = json.loads(kubectl("get", "bot", name, "-o", "json").stdout)
+    conditions = body.get("status", {}).get("conditions", [])
+    return dict(conditions[0]) if conditions else {}
+
+
+class TestTransactional:
+    """The operator's part: BotRecord v2, the consumer of messages, replicas kept for recent
+    traffic, and the sweep of the messages table. The tests play herald-api (the rows, the
+    traffic records) and the sender (claims) in SQL and KV."""
+
+    @pytest.fixture
+    def operator_overrides(self) -> dict[str, str]:
+        return {
+            "HERALD_OPERATOR_TRANSACTIONAL_WINDOW_SECONDS": "4",
+            "HERALD_OPERATOR_MESSAGE_CLAIM_TTL_SECONDS": "30",
+            "HERALD_OPERATOR_MESSAGE_SWEEP_SECONDS": "0.5",
+        }
+
+    async def test_a_bot_is_published_with_its_limits_its_callback_secret_and_its_consumer(
+        self, operator: Operator, kubectl: Kubectl, js: JetStreamContext
+    ) -> None:
+        namespace = str(kubectl.namespace)
+        apply_secret(kubectl)
+        limits = {"messagesPerSecond": 20, "paid": {"enabled": True, "starsPerDay": 50}}
+        callbacks = {"secretRef": {"name": "shop-callbacks", "key": "secret"}}
+        manifest = bot_manifest("shop", "shop-bot", limits=limits, callbacks=callbacks)
+        kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+        async def refused() -> dict[str, Any]:
+            ready = bot_ready(kubectl, "shop")
+            return ready if ready.get("status") == "False" else {}
+
+        ready = await eventually(refused, what="Ready False for the missing callback secret")
+        assert ready["reason"] == "CallbackSecretNotFound"
+        assert "'shop-callbacks'" in ready["message"] and "'secret'" in ready["message"]
+        assert await published_bot(js, namespace, "shop") is None
+
+        kubectl("create", "secret", "generic", "shop-callbacks", "--from-literal=secret=too-short")
+        ready = await eventually(
+            lambda: _when(_sync(bot_ready(kubectl, "shop")), lambda r: "Short" in r["reason"]),
+            what="CallbackSecretTooShort",
+        )
+        assert ready["status"] == "False"
+        assert "9 bytes" in ready["message"]
+
+        secret = "s" * 40
+        kubectl("delete", "secret", "shop-callbacks")
+        kubectl("create", "secret", "generic", "shop-callbacks", f"--from-literal=secret={secret}")
+        record = await eventually(
+            lambda: published_bot(js, namespace, "shop"), what="the Bot's record"
+        )
+        assert bot_ready(kubectl, "shop")["reason"] == "Verified"
+        ring = KeyRing.parse(keys.token_keys())
+        assert record.v == 2
+        assert record.bot_id == BOT_ID
+        assert record.open_token(ring) == TOKEN
+        assert record.open_callback_secret(ring) == secret
+        assert secret not in (record.callback_secret or "")
+        assert record.limits == SendLimits(
+            messages_per_second=20, paid_messages_per_second=1000, stars_per_day=50
+        )
+        consumer = await js.consumer_info(
+            subjects.MESSAGES_STREAM, subjects.message_consumer(BOT_ID)
+        )
+        assert consumer.config.filter_subject == subjects.message_subject(BOT_ID)
+        assert consumer.config.ack_policy == AckPolicy.EXPLICIT
+        assert consumer.config.ack_wait == 10.0
+
+    async def test_recent_traffic_keeps_a_sender_replica_and_none_without(
+        self, operator: Operator, kubectl: Kubectl, js: JetStreamContext
+    ) -> None:
+        sender_deployment(kubectl)
+        kv = await js.key_value(subjects.CONTROL_BUCKET)
+        # What herald-api writes when it takes a message; a long-quiet bot's record beside.
+        for bot_id, ago in ((BOT_ID, 0), (OTHER_BOT_ID, 3600)):
+            traffic = BotTraffic(
+                bot_id=bot_id,
+                namespace="shop",
+                name=f"bot-{bot_id}",
+                at=datetime.now(UTC) - timedelta(seconds=ago),
+            )
+            await kv.put(subjects.bot_traffic_key(bot_id), envelopes.encode(traffic))
+        await eventually(lambda: _sync(replicas(kubectl) == 1), what="a replica for the traffic")
+        # Four seconds of window, then no bot has traffic: back to zero.
+        await eventually(lambda: _sync(replicas(kubectl) == 0), what="zero once it is old")
+
+    async def test_the_sweep_settles_stale_claims_and_messages_past_their_deadline(
+        self, operator: Operator, db: asyncpg.Connection
+    ) -> None:
+        # (state, claimed that many seconds from now, deadline that many seconds from now)
+        rows = {
+            "stale": ("claimed", -60.0, None),
+            "live": ("claimed", 0.0, None),
+            "late": ("pending", None, -1.0),
+            "in-time": ("pending", None, 3600.0),
+            "no-deadline": ("pending", None, None),
+        }
+        for key, (state, claimed, deadline) in rows.items():
+            await db.execute(
+                "INSERT INTO messages (id, namespace, bot, bot_id, idempotency_key, "
+                "fingerprint, chat_id, content, state, claimed_by, claimed_at, deadline, "
+                "callback_url) VALUES (gen_random_uuid(), 'shop', 'shop', $1, $2, '\\x00', 1, "
+                "'{\"text\": \"hi\"}', $3, 'sender-a', now() + make_interval(secs => $4), "
+                "now() + make_interval(secs => $5), 'http://127.0.0.1:9/cb')",
+                BOT_ID,
+                key,
+                state,
+                claimed,
+                deadline,
+            )
+
+        async def settled() -> dict[str, tuple[str, str | None, str | None]]:
+            found = {
+                r["idempotency_key"]: (r["state"], r["reason"], r["callback_state"])
+                for r in await db.fetch(
+                    "SELECT idempotency_key, state, reason, callback_state FROM messages"
+                )
+            }
+            return found if found["stale"][0] != "claimed" and found["late"][0] != "pending" else {}
+
+        assert await eventually(settled, what="the sweep") == {
+            "stale": ("uncertain", "SenderLost", "pending"),
+            "live": ("claimed", None, None),
+            "late": ("failed", "DeadlineExceeded", "pending"),
+            "in-time": ("pending", None, None),
+            "no-deadline": ("pending", None, None),
+        }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import yaml
 from kubernetes import config
@@ -9,7 +11,13 @@ from kubernetes import config
 from herald.dev.controlplane import ControlPlane
 from herald.dev.kubectl import Kubectl
 from herald.dev.supervising import sender_deployment
-from herald.operator.scaling import ScaleDownWindow, ScaleResult, desired_replicas, scale_senders
+from herald.operator.scaling import (
+    ScaleDownWindow,
+    ScaleResult,
+    desired_replicas,
+    recent_traffic,
+    scale_senders,
+)
 from herald.operator.settings import ScalingSettings
 
 
@@ -26,6 +34,20 @@ from herald.operator.settings import ScalingSettings
 )
 def test_desired_replicas(bots: list[str], minimum: int, maximum: int, expected: int) -> None:
     assert desired_replicas(sending_bots=bots, minimum=minimum, maximum=maximum) == expected
+
+
+def test_bots_with_recent_traffic_count_as_sending_bots() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    traffic = {
+        "1": now - timedelta(seconds=10),
+        "2": now - timedelta(seconds=301),
+        "3": now + timedelta(seconds=2),  # herald-api's clock a little ahead
+    }
+    recent = recent_traffic(traffic, now=now, window=300)
+    assert recent == {"1", "3"}
+    # A bot both broadcasting and messaging needs one replica, not two.
+    assert desired_replicas(sending_bots=["1", *recent], minimum=0, maximum=10) == 2
+    assert recent_traffic({}, now=now, window=300) == set()
 
 
 def test_scale_down_waits_for_the_window_and_up_does_not() -> None:

@@ -1,18 +1,21 @@
 """A broadcast pipeline set up exactly as the operator sets it up: ledger rows, the durable
-work consumer, work batches and the control record; plus senders, in this process or as
-real ``herald-sender`` processes."""
+work consumer, work batches and the control record; transactional messages as the operator
+and herald-api set them up: the Bot's record, its durable consumer, the message's row, its
+work and the bot's traffic; plus senders, in this process or as real ``herald-sender``
+processes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,13 @@ from herald.core import streams, subjects
 from herald.core.broadcasts import Delivery
 from herald.core.contents import Content
 from herald.core.envelopes import (
+    BotRecord,
+    BotTraffic,
     BroadcastState,
     ControlRecord,
     FaultRecord,
+    MessageOutcome,
+    MessageWork,
     Recipient,
     SendLimits,
     SendRate,
@@ -182,6 +189,125 @@ class Pipeline:
             uuid.UUID(uid),
         )
         return Counter({row["state"]: row["n"] for row in rows})
+
+    # --- what the operator and herald-api do for transactional messages --------------
+
+    async def bot(
+        self,
+        *,
+        token: str = TOKEN,
+        namespace: str = "default",
+        name: str = "shop",
+        limits: SendLimits | None = None,
+    ) -> BotRecord:
+        """A verified Bot, as the operator publishes it, with its consumer of messages."""
+        bot_id = token.partition(":")[0]
+        key = subjects.bot_record_key(namespace, name)
+        record = BotRecord(
+            namespace=namespace,
+            name=name,
+            generation=1,
+            bot_id=bot_id,
+            username=f"{name}_bot",
+            token=keys.seal(token, bound_to=key),
+            limits=limits,
+        )
+        await self.js.add_consumer(
+            subjects.MESSAGES_STREAM,
+            ConsumerConfig(
+                durable_name=subjects.message_consumer(bot_id),
+                filter_subject=subjects.message_subject(bot_id),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=ACK_WAIT,
+                max_deliver=-1,
+            ),
+        )
+        await self.kv.put(key, encode(record))
+        return record
+
+    async def message(
+        self,
+        chat_id: int,
+        *,
+        text: str = "Your order has shipped",
+        deadline: datetime | None = None,
+        callback_url: str | None = None,
+        bot: BotRecord,
+        traffic: bool = True,
+    ) -> str:
+        """Play herald-api taking one message: its row, its work under its id, and the bot's
+        traffic (herald-api writes it at most every few seconds; here every time)."""
+        message_id = str(uuid.uuid4())
+        content = Content.model_validate({"text": text})
+        await self.db.execute(
+            "INSERT INTO messages (id, namespace, bot, bot_id, idempotency_key, fingerprint, "
+            "chat_id, content, deadline, callback_url) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10)",
+            uuid.UUID(message_id),
+            bot.namespace,
+            bot.name,
+            bot.bot_id,
+            f"key-{message_id}",
+            b"fingerprint",
+            chat_id,
+            json.dumps(content.model_dump(mode="json", exclude_none=True)),
+            deadline,
+            callback_url,
+        )
+        work = MessageWork(
+            id=message_id,
+            namespace=bot.namespace,
+            bot=bot.name,
+            chat_id=chat_id,
+            content=content,
+            deadline=deadline,
+        )
+        await self.js.publish(
+            subjects.message_subject(bot.bot_id),
+            encode(work),
+            headers={"Nats-Msg-Id": message_id},
+        )
+        if traffic:
+            await self.traffic(bot)
+        return message_id
+
+    async def traffic(self, bot: BotRecord, *, ago: float = 0.0) -> None:
+        at = datetime.now(UTC) - timedelta(seconds=ago)
+        record = BotTraffic(bot_id=bot.bot_id, namespace=bot.namespace, name=bot.name, at=at)
+        await self.kv.put(subjects.bot_traffic_key(bot.bot_id), encode(record))
+
+    async def message_row(self, message_id: str) -> dict[str, Any]:
+        row = await self.db.fetchrow("SELECT * FROM messages WHERE id = $1", uuid.UUID(message_id))
+        assert row is not None
+        return dict(row)
+
+    async def wait_message_final(self, message_id: str, *, within: float) -> dict[str, Any]:
+        async def final() -> bool:
+            row = await self.message_row(message_id)
+            return row["state"] not in ("pending", "claimed")
+
+        await self.wait_for(final, within=within, what=f"message {message_id} to end")
+        return await self.message_row(message_id)
+
+    @contextlib.asynccontextmanager
+    async def outcomes(self, bot_id: str = BOT_ID) -> AsyncIterator[list[MessageOutcome]]:
+        """The outcomes announced for the bot while the block runs, as herald-api hears them."""
+        heard: list[MessageOutcome] = []
+
+        async def hear(msg: Any) -> None:
+            heard.append(decode(MessageOutcome, msg.data))
+
+        sub = await self.nc.subscribe(subjects.outcome_subject(bot_id), cb=hear)
+        try:
+            yield heard
+        finally:
+            await sub.unsubscribe()
+
+    async def queued_messages(self, bot_id: str = BOT_ID) -> int:
+        info = await self.js.consumer_info(
+            subjects.MESSAGES_STREAM, subjects.message_consumer(bot_id)
+        )
+        return int(info.num_pending + info.num_ack_pending)
 
     async def pending_work(self, uid: str) -> int:
         info = await self.js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))

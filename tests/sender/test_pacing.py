@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from herald.core.envelopes import SendRate
-from herald.sender.pacing import GUARD, Grant, Pacer, Wait, fair_shares
+from herald.sender.pacing import GUARD, Grant, MessageGrant, Pacer, Wait, fair_shares
 
 HeadsOf = Callable[[str, int], int | None]
 
@@ -36,7 +36,7 @@ def run(
             starts.append((now, decision.uid))
             served[decision.uid] += 1
         else:
-            assert decision.until > now
+            assert isinstance(decision, Wait) and decision.until > now
             now = decision.until
     return starts
 
@@ -165,3 +165,114 @@ def test_nothing_to_send_waits_forever() -> None:
 )
 def test_fair_shares(limit: float, caps: dict[str, float], expected: dict[str, float]) -> None:
     assert fair_shares(limit, caps) == pytest.approx(expected)
+
+
+# --- transactional messages ---------------------------------------------------------------
+
+Start = tuple[float, str, int]  # (time, "message" or the broadcast's uid, chat)
+
+
+def run_with_messages(
+    pacer: Pacer,
+    heads_of: HeadsOf,
+    arrivals: list[tuple[float, int]],
+    *,
+    until: float,
+) -> list[Start]:
+    """Like :func:`run`, with transactional messages to chat c arriving at time t for each
+    (t, c) of `arrivals`, waiting in the order they came."""
+    now = 0.0
+    served: Counter[str] = Counter()
+    coming = sorted(arrivals)
+    waiting: list[int] = []
+    starts: list[Start] = []
+    while now < until:
+        while coming and coming[0][0] <= now:
+            waiting.append(coming.pop(0)[1])
+        heads: dict[str, int] = {}
+        for uid in pacer_uids(pacer):
+            chat = heads_of(uid, served[uid])
+            if chat is not None:
+                heads[uid] = chat
+        decision = pacer.next(now, heads, waiting)
+        if isinstance(decision, MessageGrant):
+            waiting.remove(decision.chat_id)
+            starts.append((now, "message", decision.chat_id))
+        elif isinstance(decision, Grant):
+            starts.append((now, decision.uid, heads[decision.uid]))
+            served[decision.uid] += 1
+        else:
+            assert decision.until > now
+            now = min(decision.until, coming[0][0] if coming else math.inf)
+    return starts
+
+
+def test_transactional_messages_alone_reach_the_bots_limit_and_never_exceed_it() -> None:
+    pacer = Pacer()
+    pacer.limit(free=20, paid=20)  # a Bot's own limits, with no broadcast
+    arrivals = [(0.0, 50_000 + n) for n in range(200)]
+    starts = run_with_messages(pacer, unique_chats(), arrivals, until=10.0)
+    assert {kind for _, kind, _ in starts} == {"message"}
+    assert max_in_window([t for t, _, _ in starts]) <= 20
+    assert len(starts) >= 0.98 * 20 * 10 * (1 - GUARD)
+
+
+def test_messages_go_ahead_of_a_broadcast_at_the_bots_full_rate() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate(30))
+    # A burst of 15 messages at 2 s, and one every half second from 5 s to 8 s.
+    arrivals = [(2.0, 50_000 + n) for n in range(15)]
+    arrivals += [(5.0 + n / 2, 60_000 + n) for n in range(6)]
+    starts = run_with_messages(pacer, unique_chats(), arrivals, until=10.0)
+    times = [t for t, _, _ in starts]
+    assert max_in_window(times) <= 30
+    messages = [(t, chat) for t, kind, chat in starts if kind == "message"]
+    assert len(messages) == len(arrivals)
+    # Ahead: no broadcast send starts between a message's arrival and its start.
+    arrived = dict((chat, t) for t, chat in arrivals)
+    for started, chat in messages:
+        between = [t for t, kind, _ in starts if kind == "a" and arrived[chat] <= t < started]
+        assert between == [], (chat, arrived[chat], started)
+    # The broadcast slows by what the messages used: together they keep the bot's rate.
+    broadcast = sum(1 for _, kind, _ in starts if kind == "a")
+    assert broadcast + len(messages) >= 0.98 * 30 * 10 * (1 - GUARD)
+    assert broadcast <= 30 * 10 - len(messages)
+
+
+def test_one_message_per_second_per_chat_across_messages_and_broadcasts() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate(30))
+    # The broadcast's first recipients are chats 0, 1, 2...; messages to chat 0 (three in a
+    # row) and to chat 1 arrive as it starts, then one to another chat.
+    arrivals = [(0.0, 0), (0.0, 0), (0.0, 1), (0.0, 0), (0.01, 7_777)]
+    starts = run_with_messages(pacer, unique_chats(), arrivals, until=5.0)
+    per_chat: dict[int, list[float]] = {}
+    for t, _, chat in starts:
+        per_chat.setdefault(chat, []).append(t)
+    for times in per_chat.values():
+        assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+    assert len(per_chat[0]) == 4  # three messages and the broadcast's
+    assert len(per_chat[1]) == 2
+    # A message held back by its chat does not hold back one to a free chat.
+    [(at, _, _)] = [s for s in starts if s[2] == 7_777]
+    assert at < 0.1
+
+
+def test_a_message_holds_a_paid_broadcast_to_the_free_limit_while_it_waits() -> None:
+    pacer = Pacer()
+    pacer.configure("a", rate(1000, paid=True))
+    arrivals = [(1.0 + n / 10, 50_000 + n) for n in range(10)]
+    starts = run_with_messages(pacer, unique_chats(), arrivals, until=3.0)
+    # Each message started with fewer than 30 sends in the second before it.
+    times = [t for t, _, _ in starts]
+    for t, kind, _ in starts:
+        if kind == "message":
+            assert sum(1 for other in times if t - 1.0 < other < t) < 30
+    assert sum(1 for _, kind, _ in starts if kind == "message") == 10
+
+
+def test_a_halt_holds_transactional_messages_too() -> None:
+    pacer = Pacer()
+    pacer.halt(5.0)
+    assert pacer.next(1.0, {}, [42]) == Wait(5.0)
+    assert pacer.next(5.0, {}, [42]) == MessageGrant(42)

@@ -12,6 +12,7 @@ import nats.js.errors
 import pytest
 
 from herald.core import subjects
+from herald.operator import messages
 
 Pipeline = Any  # the fixture's class lives in conftest.py
 
@@ -84,3 +85,40 @@ async def test_sigterm_finishes_in_flight_sends_and_gives_the_rest_back(
     states = await pipeline.wait_done(uid, within=30)
     assert states == {"delivered": 300}
     assert (await pipeline.client.summary()).duplicates == {}
+
+
+async def test_kill_9_mid_send_of_a_message_leaves_it_uncertain_and_never_sends_it_again(
+    pipeline: Pipeline,
+) -> None:
+    # The emulator holds each answer, so the sender dies with the request out.
+    await pipeline.client.configure({"faults": {"latency_ms": 2500}})
+    bot = await pipeline.bot()  # the operator's part; pipeline.message plays herald-api's
+    first = pipeline.process("sender-a")
+    message_id = await pipeline.message(8001, bot=bot)
+
+    async def claimed() -> bool:
+        return bool((await pipeline.message_row(message_id))["state"] == "claimed")
+
+    await pipeline.wait_for(claimed, within=20, what="the message claimed", interval=0.02)
+    os.kill(first.pid, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    assert not first.alive
+    # The next holder gets the message back once its ack wait runs out, finds it claimed by
+    # a sender that may have sent it, and drops it.
+    pipeline.process("sender-b")
+
+    async def dropped() -> bool:
+        return bool(await pipeline.queued_messages() == 0)
+
+    await pipeline.wait_for(dropped, within=30, what="the message taken and dropped")
+    row = await pipeline.message_row(message_id)
+    assert (row["state"], row["claimed_by"]) == ("claimed", "sender-a")
+    # The operator's sweep, as it runs once the claim is older than its TTL.
+    swept = await messages.sweep(pipeline.db, claim_ttl=0)
+    assert swept.uncertain == 1
+    row = await pipeline.message_row(message_id)
+    assert (row["state"], row["reason"]) == ("uncertain", "SenderLost")
+    await asyncio.sleep(3)  # whatever the emulator still holds is answered by now
+    summary = await pipeline.client.summary()
+    assert summary.per_chat.get(8001, 0) <= 1
+    assert summary.duplicates == {}
