@@ -4,7 +4,6 @@
 # others by setting the container's `command`:
 #   operator  herald-operator  (the default)
 #   sender    herald-sender
-#   api       herald-api
 #   bot       herald-bot
 # Build:  docker build -t herald:0.1.0 .
 #
