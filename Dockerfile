@@ -42,6 +42,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && /opt/herald/bin/pip uninstall --yes pip
 USER 10001:10001
 WORKDIR /tmp
-# Operator liveness, then the metrics ports of the operator, sender and bot.
+# Operator liveness and herald-api (each in its own pod), then the metrics ports of the
+# operator, sender and bot.
 EXPOSE 8080 9101 9102 9103
 ENTRYPOINT ["herald-operator"]

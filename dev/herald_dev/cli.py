@@ -87,7 +87,10 @@ def up(
     state = stack.up(directory, options, say=click.echo)
     _echo_env(state.env)
     env_file = directory / "env"
-    click.echo(f"\nready. Use it from a shell:\n  . {env_file}\n  kubectl get broadcasts -A")
+    click.echo(
+        f"\nready. Use it from a shell:\n  . {env_file}\n  kubectl get broadcasts -A\n"
+        "  curl $HERALD_API_URL/openapi.json     # herald-api: transactional messages"
+    )
 
 
 @dev.command()

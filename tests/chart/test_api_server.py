@@ -1,14 +1,17 @@
 """The chart on the real API server: a server-side dry run of everything it renders, its RBAC
 applied for real and asked with `kubectl auth can-i` as each ServiceAccount, `helm install`
-and `helm upgrade` around the operator's replicas, and the operator running on nothing but
-its own ServiceAccount's token."""
+and `helm upgrade` around the operator's replicas, and the operator and herald-api running on
+nothing but their own ServiceAccount's token."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +94,10 @@ def test_everything_the_chart_renders_passes_a_server_side_dry_run(
         "--set=nats.auth.sender.tlsSecret=herald-sender-tls",
         "--set=nats.auth.bot.existingSecret=herald-nats-bot",
         "--set=nats.auth.bot.nkeySeedKey=seed",
+        "--set=nats.auth.api.existingSecret=herald-nats-api",
+        "--set=nats.auth.api.credsKey=user.creds",
+        "--set=nats.auth.api.tlsSecret=herald-api-tls",
+        "--set=networkPolicy.apiFrom[0].podSelector.matchLabels.app=shop",
         namespace=str(kubectl.namespace),
         release=f"r{uuid.uuid4().hex[:6]}",
     )
@@ -181,6 +188,19 @@ def test_each_service_account_may_do_what_it_needs_and_nothing_else(
     assert not sender("get", "configmaps")
     assert not sender("get", "deployments.apps/herald-sender", "--subresource=scale")
 
+    def api(*args: str, namespace: str = home) -> bool:
+        return can_i(kubectl, "herald-api", *args, namespace=namespace)
+
+    assert api("create", "tokenreviews.authentication.k8s.io")
+    assert api("create", "subjectaccessreviews.authorization.k8s.io")
+    # It asks whether others may; it may not itself, nor read what it serves from NATS.
+    assert not api("create", "messages.herald.dev")
+    assert not api("get", "bots.herald.dev", namespace=watched)
+    assert not api("get", "secrets/herald-database")
+    assert not api("create", "serviceaccounts/token", namespace=watched)
+    assert not api("create", "localsubjectaccessreviews.authorization.k8s.io")
+    assert not api("create", "pods/exec")
+
 
 def test_the_cluster_wide_operator_reads_broadcasts_everywhere_but_no_more(
     kubectl: Kubectl, render_text: RenderText
@@ -222,8 +242,13 @@ def test_helm_install_and_upgrade_leave_the_operators_replicas_alone(
     namespace = str(kubectl.namespace)
     env = helm_env(controlplane, tmp_path)
     # The session's CRD is not the release's to own; a namespaced operator needs no
-    # ClusterRole that other tests could see.
-    flags = ("--set=crds.enabled=false", f"--set=operator.watchNamespaces={{{namespace}}}")
+    # ClusterRole that other tests could see. herald-api's ClusterRole is cluster-wide by
+    # nature, and other tests applied one of the same release name: it is left out here.
+    flags = (
+        "--set=crds.enabled=false",
+        f"--set=operator.watchNamespaces={{{namespace}}}",
+        "--set=api.enabled=false",
+    )
     installed = tools.helm(
         "install", "herald", str(CHART), f"--namespace={namespace}", *flags, env=env, check=True
     )
@@ -387,3 +412,88 @@ def test_the_operator_works_on_its_service_accounts_rbac_alone(
     for refusal in ("Forbidden", "Not enough permissions"):
         assert refusal not in log, operator.tail(40)
     assert "Traceback" not in log, operator.tail(60)
+
+
+def call_api(
+    url: str, *, token: str | None = None, body: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """One request to herald-api: its status and JSON answer, error answers included."""
+    headers = {"Idempotency-Key": f"chart-{uuid.uuid4().hex}"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return int(answer.status), json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return int(error.code), json.loads(error.read() or b"null")
+
+
+def test_herald_api_reviews_callers_on_its_service_accounts_rbac_alone(
+    kubectl: Kubectl,
+    controlplane: ControlPlane,
+    render_text: RenderText,
+    nats_access: NatsAccess,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    """TokenReview and SubjectAccessReview asked with nothing but herald-api's own token: an
+    application granted `create messages` on its Bot gets past both (to a 404, as no operator
+    published the Bot here), the others are refused, and the API server refused herald-api
+    nothing."""
+    namespace = str(kubectl.namespace)
+    manifest = render_text(f"--set=operator.watchNamespaces={{{namespace}}}", namespace=namespace)
+    kubectl("apply", "--server-side", "-f", "-", input=without_crds(manifest))
+    kubeconfig = tmp_path / "api.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(token_kubeconfig(controlplane, kubectl, "herald-api")))
+    # The application's grant of examples/transactional-app.yaml (demo-app, for demo-bot),
+    # and an application without one.
+    kubectl("apply", "-f", str(repo_root() / "examples" / "transactional-app.yaml"))
+    kubectl("create", "serviceaccount", "other-app")
+    demo_app, other_app = (
+        kubectl("create", "token", account, "--duration=1h").stdout.strip()
+        for account in ("demo-app", "other-app")
+    )
+    asyncio.run(nats_access.create_streams())
+
+    port = processes.free_port()
+    variables = {
+        "KUBECONFIG": str(kubeconfig),
+        **nats_access.env(Component.API),
+        "HERALD_DATABASE_URL": database,
+        "HERALD_API_HOST": "127.0.0.1",
+        "HERALD_API_PORT": str(port),
+        "HERALD_TOKEN_KEYS": keys.token_keys(),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HERALD_", "KUBECONFIG"))}
+    env.update(variables)
+    argv = [str(Path(sys.executable).parent / "herald-api")]
+    api = ManagedProcess("herald-api", argv, tmp_path / "api.log", env).start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: processes.http_ok(f"{base}/readyz"), timeout=60, what="/readyz", process=api
+        )
+        message = {"chatId": 42, "content": {"text": "Your order has shipped"}}
+
+        def post(where: str, bot: str, token: str | None) -> int:
+            url = f"{base}/v1/namespaces/{where}/bots/{bot}/messages"
+            return call_api(url, token=token, body=message)[0]
+
+        assert post(namespace, "demo-bot", demo_app) == 404
+        missing = f"{base}/v1/namespaces/{namespace}/bots/demo-bot/messages/{uuid.uuid4()}"
+        assert call_api(missing, token=demo_app)[0] == 404
+        assert post(namespace, "demo-bot", None) == 401
+        assert post(namespace, "demo-bot", "not-a-token") == 401
+        assert post(namespace, "demo-bot", other_app) == 403
+        assert post(namespace, "news-bot", demo_app) == 403
+        assert post("kube-system", "demo-bot", demo_app) == 403
+    finally:
+        api.stop()
+    log = api.log_path.read_text(errors="replace")
+    assert "Forbidden" not in log, api.tail(40)
+    assert "Traceback" not in log, api.tail(60)

@@ -120,7 +120,11 @@ def test_the_entrypoint_is_a_console_script_and_every_component_has_one(commands
     entrypoints = [c for c in commands if c.cmd == "ENTRYPOINT"]
     assert entrypoints and entrypoints[-1].json, "ENTRYPOINT must be exec form"
     assert entrypoints[-1].value[0] in scripts
-    assert {"herald-operator", "herald-sender", "herald-bot"} <= scripts
+    assert {"herald-operator", "herald-sender", "herald-bot", "herald-api"} <= scripts
+    # The programs the chart runs, one per component, are all in the image.
+    values = yaml.safe_load((ROOT / "charts" / "herald" / "values.yaml").read_text())
+    programs = {values[c]["command"][0] for c in ("operator", "sender", "api", "bot")}
+    assert programs <= scripts, programs - scripts
 
 
 def ignored(path: str, patterns: list[str]) -> bool:

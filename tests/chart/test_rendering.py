@@ -1,5 +1,6 @@
 """The chart as rendered by the pinned helm: lint, schema, and the contracts it must keep with
-the code (settings names, the CRD, the bot's Role, the sender's shutdown, no inlined secret)."""
+the code (settings names, the CRD, the bot's Role, the sender's shutdown, herald-api's Service
+and reviews, no inlined secret)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from pydantic_settings import BaseSettings
 
+from herald.api.settings import ApiSettings
 from herald.bot.settings import BotSettings
 from herald.core.sealing import KeyRing
 from herald.core.settings import (
@@ -40,7 +42,10 @@ SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "operator": (*SHARED, TelegramSettings, OperatorSettings, ScalingSettings, SenderTarget),
     "sender": (*SHARED, TelegramSettings, SenderSettings),
     "bot": (*SHARED, TelegramSettings, BotSettings),
+    # No Telegram: herald-api queues messages, the senders send them.
+    "api": (*SHARED, ApiSettings),
 }
+COMPONENTS = ("operator", "sender", "api", "bot")
 # A NATS identity of each kind, and TLS with a private CA.
 NATS_AUTH = (
     "--set=nats.tls.caSecret=nats-ca",
@@ -53,6 +58,8 @@ NATS_AUTH = (
     "--set=nats.auth.sender.tlsSecret=herald-sender-tls",
     "--set=nats.auth.bot.existingSecret=herald-nats-bot",
     "--set=nats.auth.bot.credsKey=bot.creds",
+    "--set=nats.auth.api.existingSecret=herald-nats-api",
+    "--set=nats.auth.api.nkeySeedKey=seed",
 )
 # Every optional part on at once.
 EVERYTHING = (
@@ -67,6 +74,7 @@ EVERYTHING = (
     "--set=grafanaDashboard.enabled=true",
     "--set=networkPolicy.enabled=true",
     "--set=networkPolicy.egress[0].ports[0].port=4222",
+    "--set=networkPolicy.apiFrom[0].namespaceSelector.matchLabels.team=shop",
     "--set=nats.existingSecret=herald-nats",
     *NATS_AUTH,
 )
@@ -120,6 +128,8 @@ def test_the_chart_lints_with_defaults_and_with_every_option() -> None:
         ("--set=operator.extraEnv[0].name=PATH", "at '/operator/extraEnv/0/name'"),
         ("--set=image.digest=latest", "at '/image/digest'"),
         ("--set-string=operator.metricsPort=http", "at '/operator/metricsPort'"),
+        ("--set=api.queueBound=0", "at '/api/queueBound': minimum: got 0"),
+        ("--set=api.service.type=External", "at '/api/service/type'"),
     ],
     ids=[
         "unknown-key",
@@ -130,6 +140,8 @@ def test_the_chart_lints_with_defaults_and_with_every_option() -> None:
         "foreign-env",
         "bad-digest",
         "port-not-int",
+        "api-no-queue",
+        "api-service-type",
     ],
 )
 def test_the_schema_rejects_bad_values_with_a_readable_error(flag: str, message: str) -> None:
@@ -218,9 +230,28 @@ def test_the_chart_defaults_are_the_settings_defaults(chart: Path) -> None:
         "maxReplicas": scaling["max_replicas"].default,
     }
     assert values["logs"]["format"] == "json"
+    api = ApiSettings.model_fields
+    assert {
+        "port": values["api"]["port"],
+        "idempotency_hours": values["api"]["idempotencyHours"],
+        "auth_cache_seconds": values["api"]["authCacheSeconds"],
+        "queue_bound": values["api"]["queueBound"],
+        "max_body_bytes": values["api"]["maxBodyBytes"],
+        "callback_attempts": values["api"]["callbackAttempts"],
+    } == {
+        name: api[name].default
+        for name in (
+            "port",
+            "idempotency_hours",
+            "auth_cache_seconds",
+            "queue_bound",
+            "max_body_bytes",
+            "callback_attempts",
+        )
+    }
 
 
-@pytest.mark.parametrize("component", ["operator", "sender", "bot"])
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_every_variable_the_chart_sets_is_a_setting_of_that_component(
     render: Render, component: str
 ) -> None:
@@ -275,6 +306,7 @@ def test_secrets_are_referenced_by_name_never_inlined(render: Render) -> None:
             "HERALD_BOT_ADMINS",
             "HERALD_BOT_WEBHOOK_SECRET",
         },
+        "api": {"HERALD_DATABASE_URL", "HERALD_NATS_URL"},
     }
     for component, names in secret_refs.items():
         variables = env(objects, component)
@@ -287,7 +319,7 @@ def test_secrets_are_referenced_by_name_never_inlined(render: Render) -> None:
 
 def test_every_component_runs_locked_down_with_a_scratch_tmp(render: Render) -> None:
     objects = render(*EVERYTHING)
-    for component in ("operator", "sender", "bot"):
+    for component in COMPONENTS:
         pod = deployment(objects, component)["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -307,9 +339,9 @@ def test_only_components_that_call_the_api_get_a_token(render: Render) -> None:
         component: deployment(objects, component)["spec"]["template"]["spec"][
             "automountServiceAccountToken"
         ]
-        for component in ("operator", "sender", "bot")
+        for component in COMPONENTS
     }
-    assert tokens == {"operator": True, "sender": False, "bot": True}
+    assert tokens == {"operator": True, "sender": False, "api": True, "bot": True}
     accounts = {a["metadata"]["name"]: a for a in by_kind(objects, "ServiceAccount")}
     assert accounts["herald-sender"]["automountServiceAccountToken"] is False
 
@@ -317,18 +349,21 @@ def test_only_components_that_call_the_api_get_a_token(render: Render) -> None:
 def test_each_component_runs_its_console_script(render: Render) -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     objects = render("--set=bot.enabled=true")
-    for component in ("operator", "sender", "bot"):
+    for component in COMPONENTS:
         assert container(objects, component)["command"] == [f"herald-{component}"]
         assert f"herald-{component}" in scripts
 
 
 def test_operator_rbac_follows_the_watched_namespaces(render: Render) -> None:
+    def operators(objects: list[Any], kind: str) -> list[dict[str, Any]]:
+        return [o for o in by_kind(objects, kind) if o["metadata"]["name"] == "herald-operator"]
+
     clusterwide = render()
-    (cluster_role,) = by_kind(clusterwide, "ClusterRole")
+    (cluster_role,) = operators(clusterwide, "ClusterRole")
     assert {"secrets"} <= {r for rule in cluster_role["rules"] for r in rule["resources"]}
 
     namespaced = render("--set=operator.watchNamespaces={shop,news}")
-    assert by_kind(namespaced, "ClusterRole") == by_kind(namespaced, "ClusterRoleBinding") == []
+    assert operators(namespaced, "ClusterRole") == operators(namespaced, "ClusterRoleBinding") == []
     roles = {
         (role["metadata"]["namespace"], role["metadata"]["name"])
         for role in by_kind(namespaced, "Role")
@@ -354,12 +389,21 @@ def test_service_monitors_scrape_each_metrics_port(render: Render) -> None:
     objects = render(*EVERYTHING)
     services = {s["metadata"]["name"]: s for s in by_kind(objects, "Service")}
     monitors = by_kind(objects, "ServiceMonitor")
-    assert len(monitors) == 3
+    assert len(monitors) == 4
     for monitor in monitors:
         component = monitor["metadata"]["labels"]["app.kubernetes.io/component"]
         (endpoint,) = monitor["spec"]["endpoints"]
-        assert endpoint["port"] == "metrics"
         assert endpoint["path"] == "/metrics"
+        if component == "api":
+            # herald-api's /metrics is on its one port, behind the Service applications call.
+            assert endpoint["port"] == "http"
+            service = services["herald-api"]
+            assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+            assert service["metadata"]["labels"].items() >= (
+                monitor["spec"]["selector"]["matchLabels"].items()
+            )
+            continue
+        assert endpoint["port"] == "metrics"
         service = services[f"herald-{component}-metrics"]
         assert monitor["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
         (port,) = service["spec"]["ports"]
@@ -393,18 +437,26 @@ def test_network_policies_open_metrics_and_keep_dns_when_egress_is_closed(
 ) -> None:
     assert by_kind(render(), "NetworkPolicy") == []
     policies = by_kind(render(*EVERYTHING), "NetworkPolicy")
-    assert len(policies) == 3
+    assert len(policies) == 4
     for policy in policies:
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert {"port": 53, "protocol": "UDP"} in policy["spec"]["egress"][0]["ports"]
         assert policy["spec"]["egress"][1] == {"ports": [{"port": 4222}]}
     bot = next(p for p in policies if p["metadata"]["name"] == "herald-bot")
     assert [rule["ports"][0]["port"] for rule in bot["spec"]["ingress"]] == ["metrics", "webhook"]
+    # herald-api: the scrapers, and the applications of networkPolicy.apiFrom, on its one port.
+    api = next(p for p in policies if p["metadata"]["name"] == "herald-api")
+    scrapers, applications = api["spec"]["ingress"]
+    assert scrapers == {"ports": [{"port": "http", "protocol": "TCP"}]}
+    assert applications == {
+        "ports": [{"port": "http", "protocol": "TCP"}],
+        "from": [{"namespaceSelector": {"matchLabels": {"team": "shop"}}}],
+    }
 
 
 def test_disruption_budgets_never_block_a_drain(render: Render) -> None:
     budgets = by_kind(render(*EVERYTHING), "PodDisruptionBudget")
-    assert len(budgets) == 3
+    assert len(budgets) == 4
     assert all(b["spec"] == {**b["spec"], "maxUnavailable": 1} for b in budgets)
     assert all("minAvailable" not in b["spec"] for b in budgets)
 
@@ -419,7 +471,7 @@ def volume(objects: list[Any], component: str, name: str) -> dict[str, Any]:
 
 def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Render) -> None:
     objects = render("--set=bot.enabled=true", *NATS_AUTH)
-    operator, sender, bot = (env(objects, c) for c in ("operator", "sender", "bot"))
+    operator, sender, api, bot = (env(objects, c) for c in COMPONENTS)
 
     assert operator["HERALD_NATS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "herald-nats-operator",
@@ -438,11 +490,16 @@ def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Ren
     assert creds["defaultMode"] == 0o440
     assert bot["HERALD_NATS_CREDS_FILE"]["value"] == f"{creds['mountPath']}/user.creds"
 
+    seed = volume(objects, "api", "nats-auth")
+    assert seed["secretName"] == "herald-nats-api"
+    assert seed["items"] == [{"key": "seed", "path": "seed.nk"}]
+    assert api["HERALD_NATS_NKEY_SEED_FILE"]["value"] == f"{seed['mountPath']}/seed.nk"
+
     client = volume(objects, "sender", "nats-client-tls")
     assert client["secretName"] == "herald-sender-tls"
     assert sender["HERALD_NATS_TLS_CERT_FILE"]["value"] == f"{client['mountPath']}/tls.crt"
     assert sender["HERALD_NATS_TLS_KEY_FILE"]["value"] == f"{client['mountPath']}/tls.key"
-    for component, variables in (("operator", operator), ("sender", sender), ("bot", bot)):
+    for component, variables in zip(COMPONENTS, (operator, sender, api, bot), strict=True):
         ca = volume(objects, component, "nats-ca")
         assert ca["secretName"] == "nats-ca"
         assert variables["HERALD_NATS_TLS_CA_FILE"]["value"] == f"{ca['mountPath']}/ca.crt"
@@ -450,7 +507,7 @@ def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Ren
 
     # Nothing set: no identity, no NATS volume, as before.
     plain = render("--set=bot.enabled=true")
-    for component in ("operator", "sender", "bot"):
+    for component in COMPONENTS:
         names = set(env(plain, component))
         assert {n for n in names if n.startswith("HERALD_NATS_")} == {"HERALD_NATS_URL"}
         mounts = container(plain, component)["volumeMounts"]
@@ -460,7 +517,7 @@ def test_each_component_gets_its_own_nats_identity_and_the_tls_files(render: Ren
 def test_the_settings_validate_what_the_chart_renders(render: Render) -> None:
     """The variables of each identity are accepted together by NatsSettings."""
     objects = render("--set=bot.enabled=true", *NATS_AUTH)
-    for component in ("operator", "sender", "bot"):
+    for component in COMPONENTS:
         variables = {
             name: item.get("value", "from-a-secret")
             for name, item in env(objects, component).items()
@@ -511,3 +568,135 @@ def test_a_cluster_is_a_comma_separated_url_and_a_bad_one_is_refused(render: Ren
         "template", "herald", str(ROOT / "charts" / "herald"), "--set=nats.url=nats://a:4222\\,b"
     )
     assert "at '/nats/url'" in result.stderr
+
+
+def api_objects(objects: list[Any]) -> list[dict[str, Any]]:
+    return [
+        o
+        for o in objects
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api"
+    ]
+
+
+def test_herald_api_is_replicas_behind_a_service_that_roll_without_losing_capacity(
+    render: Render,
+) -> None:
+    objects = render()
+    spec = deployment(objects, "api")["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    main = container(objects, "api")
+    assert main["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert env(objects, "api")["HERALD_API_PORT"]["value"] == "8080"
+    assert main["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # Serving on while the endpoints drop the pod, within Kubernetes' default grace of 30 s.
+    assert main["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "5"]}}
+    assert "terminationGracePeriodSeconds" not in spec["template"]["spec"]
+
+    (service,) = (s for s in by_kind(objects, "Service") if s["metadata"]["name"] == "herald-api")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert spec["template"]["metadata"]["labels"].items() >= service["spec"]["selector"].items()
+
+    (budget,) = (b for b in by_kind(objects, "PodDisruptionBudget") if b in api_objects(objects))
+    assert budget["spec"]["selector"] == spec["selector"]
+
+    scaled = render("--set=api.replicas=5", "--set=api.port=9000", "--set=api.drainSeconds=0")
+    assert deployment(scaled, "api")["spec"]["replicas"] == 5
+    moved = container(scaled, "api")
+    assert moved["ports"] == [{"name": "http", "containerPort": 9000}]
+    assert env(scaled, "api")["HERALD_API_PORT"]["value"] == "9000"
+    assert "lifecycle" not in moved
+
+
+def test_herald_api_may_ask_for_reviews_and_nothing_else(render: Render) -> None:
+    objects = render(namespace="messaging", release="news")
+    roles = [r for r in by_kind(objects, "ClusterRole") if r in api_objects(objects)]
+    (role,) = roles
+    assert role["metadata"]["name"] == "news-herald-api"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["authentication.k8s.io"],
+            "resources": ["tokenreviews"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["subjectaccessreviews"],
+            "verbs": ["create"],
+        },
+    ]
+    (binding,) = (b for b in by_kind(objects, "ClusterRoleBinding") if b in api_objects(objects))
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "news-herald-api",
+    }
+    pod = deployment(objects, "api")["spec"]["template"]["spec"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "messaging"}
+    ]
+    assert [a["metadata"]["name"] for a in by_kind(api_objects(objects), "ServiceAccount")] == [
+        pod["serviceAccountName"]
+    ]
+    assert not [r for r in by_kind(objects, "Role") if r in api_objects(objects)]
+
+
+def test_herald_api_takes_its_settings_from_values(render: Render) -> None:
+    objects = render(
+        "--set=api.idempotencyHours=48",
+        "--set-json=api.authCacheSeconds=2.5",
+        "--set=api.queueBound=500",
+        "--set=api.maxBodyBytes=131072",
+        "--set=api.callbackAttempts=3",
+        "--set=api.extraEnv[0].name=HERALD_API_HOST",
+        "--set=api.extraEnv[0].value=::",
+    )
+    variables = {
+        name: item["value"] for name, item in env(objects, "api").items() if "value" in item
+    }
+    assert (
+        variables.items()
+        >= {
+            "HERALD_API_IDEMPOTENCY_HOURS": "48",
+            "HERALD_API_AUTH_CACHE_SECONDS": "2.5",
+            "HERALD_API_QUEUE_BOUND": "500",
+            "HERALD_API_MAX_BODY_BYTES": "131072",
+            "HERALD_API_CALLBACK_ATTEMPTS": "3",
+            "HERALD_API_HOST": "::",
+            "HERALD_TOKEN_KEYS_FILE": "/etc/herald/token-keys/keys",
+        }.items()
+    )
+    assert volume(objects, "api", "token-keys")["mountPath"] == "/etc/herald/token-keys"
+
+
+def test_large_whole_numbers_reach_herald_api_as_integers(
+    render: Render, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Helm reads a values file's numbers as floats, and would write a million as 1e+06."""
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"api": {"queueBound": 1_000_000, "maxBodyBytes": 4_194_304}}))
+    variables = env(render(f"--values={values}"), "api")
+    assert variables["HERALD_API_QUEUE_BOUND"]["value"] == "1000000"
+    assert variables["HERALD_API_MAX_BODY_BYTES"]["value"] == "4194304"
+    for name in ("HERALD_API_QUEUE_BOUND", "HERALD_API_MAX_BODY_BYTES"):
+        monkeypatch.setenv(name, variables[name]["value"])
+    assert ApiSettings().queue_bound == 1_000_000
+
+
+def test_herald_api_can_be_left_out(render: Render) -> None:
+    objects = render(*EVERYTHING, "--set=api.enabled=false")
+    assert api_objects(objects) == []
+    assert {d["metadata"]["name"] for d in by_kind(objects, "Deployment")} == {
+        "herald-operator",
+        "herald-sender",
+        "herald-bot",
+    }

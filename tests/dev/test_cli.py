@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from herald.dev import processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.stack import StackState
 
@@ -44,9 +45,10 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
             "HERALD_NATS_PASSWORD",
             "HERALD_DATABASE_URL",
             "HERALD_TELEGRAM_API_URL",
+            "HERALD_API_URL",
         }
         assert env["HERALD_NATS_USER"] == "admin"
-        for component in ("operator", "sender", "bot"):
+        for component in ("operator", "sender", "bot", "api"):
             own = read_env(state_dir / f"env.{component}")
             assert own["HERALD_NATS_USER"] == f"herald-{component}"
             assert own["HERALD_NATS_PASSWORD"] not in {"", env["HERALD_NATS_PASSWORD"]}
@@ -58,8 +60,9 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
         status = herald("dev", "status", f"--state-dir={state_dir}")
         assert status.returncode == 0, status.stdout
         services = ("kube-apiserver", "etcd", "nats-server", "postgres", "telegram-emulator")
-        for service in (*services, "herald-operator", "herald-bot"):
+        for service in (*services, "herald-operator", "herald-bot", "herald-api"):
             assert f"{service}" in status.stdout
+        api_up_while_running(env["HERALD_API_URL"], Path(env["KUBECONFIG"]))
 
         kubectl = Kubectl(Path(env["KUBECONFIG"]), "default")
         kubectl("apply", "-f", str(repo_root() / "examples"))
@@ -76,6 +79,49 @@ def test_up_apply_examples_status_down(tmp_path: Path) -> None:
     status = herald("dev", "status", f"--state-dir={state_dir}")
     assert status.returncode == 1
     assert "not running" in status.stdout
+    assert processes.http_get(f"{env['HERALD_API_URL']}/livez") == (0, ""), (
+        "herald-api outlived down"
+    )
+
+
+def api_up_while_running(url: str, kubeconfig: Path) -> None:
+    """herald-api answers at HERALD_API_URL, ready, with the HTTP contract's paths, and the
+    stack's application may send with the dev Bot and with no other."""
+    assert processes.http_get(f"{url}/readyz")[0] == 200
+    code, text = processes.http_get(f"{url}/openapi.json")
+    assert code == 200
+    paths = json.loads(text)["paths"]
+    assert "/v1/namespaces/{namespace}/bots/{bot}/messages" in paths
+    # The message's id is a path parameter, whatever the server calls it.
+    one = "/v1/namespaces/{namespace}/bots/{bot}/messages/{"
+    assert any(path.startswith(one) and path.endswith("}") for path in paths), sorted(paths)
+    admin = Kubectl(kubeconfig)
+    assert may_send(admin, "create", "demo-bot")
+    assert may_send(admin, "get", "demo-bot")
+    assert not may_send(admin, "create", "other-bot")
+
+
+def may_send(admin: Kubectl, verb: str, bot: str) -> bool:
+    """The SubjectAccessReview herald-api asks for demo-app of the demo namespace (kubectl auth
+    can-i cannot: it only names resources the API server serves)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": "system:serviceaccount:demo:demo-app",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:demo"],
+            "resourceAttributes": {
+                "verb": verb,
+                "group": "herald.dev",
+                "resource": "messages",
+                "name": bot,
+                "namespace": "demo",
+            },
+        },
+    }
+    answer = admin("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    allowed: bool = json.loads(answer.stdout)["status"].get("allowed", False)
+    return allowed
 
 
 def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:

@@ -43,6 +43,13 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 {{- end -}}
 
+{{/* "true" when (dict "root" $ "component" ...) is rendered, else "": the operator and the
+senders always, herald-api and the bot when enabled. */}}
+{{- define "herald.enabled" -}}
+{{- $values := index .root.Values .component -}}
+{{- if or (has .component (list "operator" "sender")) $values.enabled -}}true{{- end -}}
+{{- end -}}
+
 {{- define "herald.serviceAccountName" -}}
 {{- $values := index .root.Values .component -}}
 {{- if $values.serviceAccount.create -}}
@@ -251,7 +258,7 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
-  # The ring that seals bot tokens on NATS; the same for operator, senders and bot.
+  # The ring that seals bot tokens on NATS; the same for every component.
   - name: token-keys
     secret:
       secretName: {{ include "herald.tokenKeysSecret" .root }}
