@@ -5,6 +5,7 @@
 #   operator  herald-operator  (the default)
 #   sender    herald-sender
 #   bot       herald-bot
+#   api       herald-api       (transactional messages over HTTP, on 8080)
 # Build:  docker build -t herald:0.1.0 .
 #
 # The base is pinned by exact tag and by digest, so a rebuild gets the same Python and Debian

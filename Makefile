@@ -31,7 +31,7 @@ tools: bootstrap
 # the list of folders here changes.
 $(TYPECHECK)/herald: Makefile
 	mkdir -p $@
-	for d in core kube telegram operator sender bot emulator cli; do ln -sfn ../../../$$d $@/$$d; done
+	for d in core kube telegram operator sender bot emulator cli api; do ln -sfn ../../../$$d $@/$$d; done
 	ln -sfn ../../../dev/herald_dev $@/dev
 
 lint: $(INSTALLED)
@@ -40,7 +40,7 @@ lint: $(INSTALLED)
 
 typecheck: $(INSTALLED) $(TYPECHECK)/herald
 	MYPYPATH=$(TYPECHECK) $(BIN)/mypy -p herald.core -p herald.kube -p herald.telegram \
-		-p herald.operator -p herald.sender -p herald.bot -p herald.emulator -p herald.dev -p herald.cli
+		-p herald.operator -p herald.sender -p herald.bot -p herald.emulator -p herald.dev -p herald.cli -p herald.api
 	MYPYPATH=$(TYPECHECK):tests $(BIN)/mypy --explicit-package-bases tests
 
 layers: $(INSTALLED) $(TYPECHECK)/herald

@@ -5,7 +5,7 @@ as its record comes, changes and goes.
 loops, the webhook routes and the shared bound on updates in flight change together on each
 record; the decisions themselves live in the pure :mod:`herald.bot.rosters`.)
 
-:class:`Fleet` takes the Bot records (from :mod:`herald.bot.watching`) and the older form's
+:class:`Fleet` takes the Bot records (from :mod:`herald.core.watching`) and the older form's
 bot, decides with :mod:`herald.bot.rosters` which to serve, and converges on that: a new bot
 is started, one with another token or update mode is started again, one whose admins changed
 is changed in place, one gone is stopped after the updates it took are handled. Each served
@@ -32,10 +32,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
-from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
-from herald.bot import polling, rosters, watching
+from herald.bot import polling, rosters
 from herald.bot.callbacks import BroadcastRef
 from herald.bot.live import LiveStatus
 from herald.bot.metrics import Metrics
@@ -46,8 +45,9 @@ from herald.bot.settings import BotSettings
 from herald.bot.stores import BroadcastNotFound, BroadcastStore
 from herald.bot.throttling import RetryAfter
 from herald.bot.webhooks import Route, Webhooks
-from herald.core import probes, streams
+from herald.core import probes, streams, watching
 from herald.core.envelopes import BotRecord, CompletionRecord
+from herald.core.permissions import Component
 from herald.core.sealing import KeyRing
 
 __all__ = ["Fleet", "Gate", "new_bot", "set_commands"]
@@ -65,7 +65,6 @@ _ADMIN_COMMANDS = (
 )
 # A bot being stopped finishes the updates it took for this long; then they are cancelled.
 _DRAIN_SECONDS = 10.0
-_WATCH_RETRY_SECONDS = 1.0
 
 
 def new_bot(token: str, *, api_url: str) -> Bot:
@@ -238,15 +237,12 @@ class Fleet:
         await self._dispatcher.storage.close()
 
     async def _follow(self, js: JetStreamContext) -> None:
-        while True:
-            try:
-                async for records in watching.records(js):
-                    self._records = records
-                    await self._converge()
-                    self.loaded.set()
-            except (NatsError, watching.WatchLost) as exc:
-                logger.warning("The Bot records watch failed, watching again: %s", exc)
-            await asyncio.sleep(_WATCH_RETRY_SECONDS)
+        await watching.follow(js, component=Component.BOT, apply=self._take)
+
+    async def _take(self, records: dict[str, BotRecord]) -> None:
+        self._records = records
+        await self._converge()
+        self.loaded.set()
 
     # --- converging ------------------------------------------------------------------------
 

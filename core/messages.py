@@ -21,14 +21,16 @@ import hashlib
 from datetime import datetime
 
 import ormsgpack
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from herald.core.contents import Content
 from herald.core.deliveries import DeliveryState
 
 __all__ = [
+    "FINAL_STATES",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "RESOURCE",
     "MessageRequest",
     "MessageState",
     "MessageView",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
+# What a Role grants an application (API group herald.dev, resourceNames: the Bots): verb
+# create to send, get to read. No API server serves it; herald-api asks for it by
+# SubjectAccessReview.
+RESOURCE = "messages"
 _CALLBACK_URL_MAX_LENGTH = 2048
 
 
@@ -79,6 +85,8 @@ class MessageRequest(_Body):
 
     chat_id: int = Field(
         description="The Telegram chat to send to (a user id for a private chat); not 0.",
+        ge=-(2**63),
+        le=2**63 - 1,
         json_schema_extra={"format": "int64"},
     )
     content: Content = Field(description="What to send: the Broadcast's content model.")
@@ -94,6 +102,15 @@ class MessageRequest(_Body):
         description="Where to POST the final state, signed with the Bot's callback secret "
         "(header Herald-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.<body>'>).",
     )
+
+    @field_validator("chat_id")
+    @classmethod
+    def _a_chat(cls, chat_id: int) -> int:
+        # No Telegram chat has id 0 (the table refuses it too): a client that sends it sent
+        # an unset field.
+        if chat_id == 0:
+            raise ValueError("chatId must not be 0: no Telegram chat has that id")
+        return chat_id
 
 
 def fingerprint(request: MessageRequest) -> bytes:

@@ -16,7 +16,7 @@ import asyncpg
 from aiohttp import web
 from nats.aio.client import Client as NatsClient
 
-__all__ = ["Check", "failure_of", "nats_connected", "postgres_answers", "serve"]
+__all__ = ["Check", "failure_of", "nats_connected", "postgres_answers", "problems", "serve"]
 
 # Why not ready, or None; called on each probe.
 Check = Callable[[], Awaitable[str | None]]
@@ -56,6 +56,14 @@ def postgres_answers(pool: asyncpg.Pool) -> Check:
     return check
 
 
+async def problems(ready: Mapping[str, Check]) -> list[str]:
+    """What keeps the process from being ready, each as "<name>: <why>"; empty when ready.
+    (herald-api serves the probes on its own port, through this.)"""
+    names = list(ready)
+    answers = await asyncio.gather(*(ready[name]() for name in names))
+    return [f"{name}: {why}" for name, why in zip(names, answers, strict=True) if why]
+
+
 async def serve(
     port: int, *, live: Callable[[], str | None], ready: Mapping[str, Check]
 ) -> web.AppRunner:
@@ -68,11 +76,9 @@ async def serve(
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        names = list(ready)
-        answers = await asyncio.gather(*(ready[name]() for name in names))
-        problems = [f"{name}: {why}" for name, why in zip(names, answers, strict=True) if why]
-        if problems:
-            return web.Response(status=503, text="not ready: " + "; ".join(problems) + "\n")
+        found = await problems(ready)
+        if found:
+            return web.Response(status=503, text="not ready: " + "; ".join(found) + "\n")
         return web.Response(text="ok\n")
 
     app = web.Application()

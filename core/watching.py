@@ -6,7 +6,12 @@ caught up, so a watch started again replaces what was known, and a Bot deleted m
 not served on. The operator writes a record only when it changed and purges it when the Bot
 is gone or its token fails; both are seen here within a moment.
 
-The bot's NATS user may read the bot records and nothing else of the bucket (docs/nats.md),
+The bot and herald-api both follow the records (the bot to serve the Bots, herald-api to know
+which Bots take messages, their ids and callback secrets): :func:`follow` is the watch for
+the life of the process, watched again after each failure.
+
+The bot's and herald-api's NATS users may read the bot records and nothing else of the
+bucket (docs/nats.md),
 which a grant can only say of a consumer created by name: the filter is then part of the
 request's subject. nats-py's ``KeyValue.watch`` creates its consumer unnamed (and its ordered
 consumer would re-create one under the same name after a gap), so the watch here is its own:
@@ -18,9 +23,10 @@ watch with :class:`WatchLost`, and the caller watches again, from a whole new se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -30,8 +36,9 @@ from nats.js.kv import KV_DEL, KV_MARKER_REASON, KV_OP, KV_PURGE
 
 from herald.core import subjects
 from herald.core.envelopes import BotRecord, DecodeError, decode
+from herald.core.permissions import Component
 
-__all__ = ["WatchLost", "records"]
+__all__ = ["WatchLost", "follow", "records"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,15 +48,18 @@ _KEYS = f"$KV.{subjects.CONTROL_BUCKET}."
 _CHECK_SECONDS = 10.0
 # An abandoned consumer (the process gone, or cut off this long) is removed by the server.
 _INACTIVE_SECONDS = 60.0
+# A failed watch is started again after this pause, so a NATS outage is not a busy loop.
+_RETRY_SECONDS = 1.0
 
 
 class WatchLost(Exception):
     """Records were delivered that this watch did not get: watch again."""
 
 
-def _consumer() -> ConsumerConfig:
+def _consumer(component: Component) -> ConsumerConfig:
+    # Named after its component, for whoever reads the server's list of consumers.
     return ConsumerConfig(
-        name=f"herald-bot-records-{secrets.token_hex(6)}",
+        name=f"herald-{component.value}-bot-records-{secrets.token_hex(6)}",
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         ack_policy=AckPolicy.NONE,
         max_deliver=1,
@@ -86,11 +96,14 @@ def _apply(known: dict[str, BotRecord], msg: Msg) -> None:
 
 
 async def records(
-    js: JetStreamContext, *, check_seconds: float = _CHECK_SECONDS
+    js: JetStreamContext, *, component: Component, check_seconds: float = _CHECK_SECONDS
 ) -> AsyncIterator[dict[str, BotRecord]]:
     """Every Bot record by key once the watch caught up, then again after each change."""
     subscription = await js.subscribe(
-        _KEYS + subjects.BOT_RECORDS, stream=_STREAM, config=_consumer(), manual_ack=True
+        _KEYS + subjects.BOT_RECORDS,
+        stream=_STREAM,
+        config=_consumer(component),
+        manual_ack=True,
     )
     try:
         known: dict[str, BotRecord] = {}
@@ -121,3 +134,20 @@ async def records(
                 yield dict(known)
     finally:
         await subscription.unsubscribe()
+
+
+async def follow(
+    js: JetStreamContext,
+    *,
+    component: Component,
+    apply: Callable[[dict[str, BotRecord]], Awaitable[None]],
+) -> None:
+    """Hand every set of :func:`records` to ``apply`` until cancelled, watching again (from a
+    whole new set) after a lost watch or a NATS error."""
+    while True:
+        try:
+            async for found in records(js, component=component):
+                await apply(found)
+        except (nats.errors.Error, WatchLost) as exc:
+            logger.warning("The Bot records watch failed, watching again: %s", exc)
+        await asyncio.sleep(_RETRY_SECONDS)

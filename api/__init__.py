@@ -1,0 +1,1 @@
+"""herald-api: transactional messages over HTTP, one message to one chat (docs/transactional.md)."""
