@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,40 @@ class LocalSystem:
     supervisor: SenderSupervisor
     operator: processes.ManagedProcess
     logs: Path
+    # herald-api processes (local_system's `apis`), each at its URL.
+    apis: list[processes.ManagedProcess] = field(default_factory=list)
+    api_urls: list[str] = field(default_factory=list)
+
+    def app_token(self, account: str = "app", *, bot: str = BOT_SECRET) -> str:
+        """A token of a new ServiceAccount `account` that may send with (create) and read
+        back (get) the messages of Bot `bot`, as an application's Role grants it
+        (examples/transactional-app.yaml)."""
+        role = f"{account}-messages"
+        manifests = [
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": role},
+                "rules": [
+                    {
+                        "apiGroups": ["herald.dev"],
+                        "resources": ["messages"],
+                        "resourceNames": [bot],
+                        "verbs": ["create", "get"],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": role},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": account}],
+            },
+        ]
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(manifests))
+        return self.kubectl("create", "token", account).stdout.strip()
 
     @staticmethod
     def subscribers(
@@ -146,8 +181,10 @@ async def local_system(
     logs: Path,
     emulator_flags: list[str] | None = None,
     settings: Mapping[str, str] | None = None,
+    apis: int = 0,
 ) -> AsyncIterator[LocalSystem]:
-    """Emulator, operator (watching only ``kubectl.namespace``) and sender supervisor."""
+    """Emulator, operator (watching only ``kubectl.namespace``), sender supervisor, and
+    ``apis`` herald-api processes."""
     with contextlib.ExitStack() as stack:
         emulator_url, _ = stack.enter_context(
             processes.emulator(logs / "emulator.log", flags=emulator_flags or [])
@@ -209,6 +246,28 @@ async def local_system(
             interval=0.2,
         ).start()
         stack.callback(supervisor.stop)
+        api_processes: list[processes.ManagedProcess] = []
+        api_urls: list[str] = []
+        for index in range(apis):
+            port = processes.free_port()
+            api = processes.ManagedProcess(
+                name=f"herald-api-{index}",
+                argv=[sys.executable, "-m", "herald.api"],
+                log_path=logs / f"api-{index}.log",
+                env=env_of(Component.API)
+                | {"HERALD_API_HOST": "127.0.0.1", "HERALD_API_PORT": str(port)},
+            ).start()
+            stack.callback(api.stop, timeout=30)
+            api_processes.append(api)
+            api_urls.append(f"http://127.0.0.1:{port}")
+        for api, url in zip(api_processes, api_urls, strict=True):
+            processes.wait_until(
+                functools.partial(processes.http_ok, f"{url}/readyz"),
+                timeout=60,
+                what=f"{api.name} /readyz",
+                process=api,
+                interval=0.2,
+            )
         yield LocalSystem(
             kubectl=kubectl,
             database=database,
@@ -217,4 +276,6 @@ async def local_system(
             supervisor=supervisor,
             operator=operator,
             logs=logs,
+            apis=api_processes,
+            api_urls=api_urls,
         )
