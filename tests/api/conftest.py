@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,7 +43,7 @@ from herald.dev import controlplane as controlplanes
 from herald.dev import keys
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess
-from herald.dev.processes import free_port
+from herald.dev.processes import ManagedProcess, free_port
 
 TIMEOUT = 20.0
 API_ACCOUNT = "herald-api"
@@ -244,8 +247,10 @@ class Api:
     dsn: str
     nats_access: NatsAccess
     kubeconfig: Path
+    logs: Path
     url: str = ""
     http: aiohttp.ClientSession | None = None
+    exit_codes: list[int | None] = field(default_factory=list)
 
     @property
     def nats_url(self) -> str:
@@ -276,6 +281,55 @@ class Api:
                 yield self
             finally:
                 self.url, self.http = "", None
+
+    @contextlib.asynccontextmanager
+    async def processes(self, count: int, **env: str) -> AsyncIterator[list[str]]:
+        """``count`` herald-api processes, as the console script runs them, ready; yields
+        their URLs, and stops them with SIGTERM at the end, as Kubernetes does."""
+        script = Path(sys.executable).parent / "herald-api"
+        started: list[ManagedProcess] = []
+        urls: list[str] = []
+        base = {
+            **os.environ,
+            **self.nats_access.env("api"),
+            "HERALD_DATABASE_URL": self.dsn,
+            "HERALD_API_HOST": "127.0.0.1",
+            "KUBECONFIG": str(self.kubeconfig),
+            **env,
+        }
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+            self.http = http
+            try:
+                for index in range(count):
+                    port = free_port()
+                    process = ManagedProcess(
+                        f"herald-api-{index}",
+                        [str(script)],
+                        self.logs / f"herald-api-{index}.log",
+                        env={**base, "HERALD_API_PORT": str(port)},
+                    )
+                    started.append(process.start())
+                    urls.append(f"http://127.0.0.1:{port}")
+                for process, url in zip(started, urls, strict=True):
+                    await until(
+                        functools.partial(self._process_ready, process, url),
+                        f"{process.name} ready",
+                    )
+                self.url = urls[0]
+                yield urls
+            finally:
+                for process in started:
+                    await asyncio.to_thread(process.stop)
+                self.url, self.http = "", None
+        self.exit_codes = [process.returncode for process in started]
+
+    async def _process_ready(self, process: ManagedProcess, url: str) -> bool:
+        if not process.alive:
+            raise AssertionError(f"{process.name} exited:\n{process.tail()}")
+        try:
+            return await self.ready(url)
+        except aiohttp.ClientError:
+            return False
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -451,9 +505,9 @@ async def _started(server: uvicorn.Server, task: asyncio.Future[None]) -> bool:
 
 @pytest.fixture
 async def herald(
-    cluster: Cluster, api_kubeconfig: Path, nats_access: NatsAccess, database: str
+    cluster: Cluster, api_kubeconfig: Path, nats_access: NatsAccess, database: str, tmp_path: Path
 ) -> Api:
     """herald-api, not started yet; NATS' streams and bucket made, as the operator makes
     them."""
     await nats_access.create_streams()
-    return Api(cluster, database, nats_access, api_kubeconfig)
+    return Api(cluster, database, nats_access, api_kubeconfig, tmp_path)
