@@ -31,6 +31,7 @@ import uvicorn
 import yaml
 from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from herald.api.app import create_app
 from herald.api.metrics import Metrics
@@ -251,6 +252,7 @@ class Api:
     url: str = ""
     http: aiohttp.ClientSession | None = None
     exit_codes: list[int | None] = field(default_factory=list)
+    started: list[ManagedProcess] = field(default_factory=list)
 
     @property
     def nats_url(self) -> str:
@@ -265,7 +267,7 @@ class Api:
         return Settings(
             api=api,
             nats=self.nats_access.settings("api"),
-            database=DatabaseSettings(url=self.dsn),  # type: ignore[arg-type]
+            database=DatabaseSettings(url=SecretStr(self.dsn)),
         )
 
     @contextlib.asynccontextmanager
@@ -287,7 +289,7 @@ class Api:
         """``count`` herald-api processes, as the console script runs them, ready; yields
         their URLs, and stops them with SIGTERM at the end, as Kubernetes does."""
         script = Path(sys.executable).parent / "herald-api"
-        started: list[ManagedProcess] = []
+        started = self.started = []
         urls: list[str] = []
         base = {
             **os.environ,

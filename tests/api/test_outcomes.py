@@ -193,9 +193,8 @@ async def test_metrics_count_requests_by_route_and_time_messages_to_their_end(
         await api.post("shop-bot", ORDER, token=None)
 
         async def shown_open() -> bool:
-            return await api.samples("herald_api_open_messages") == [
-                ({"namespace": api.namespace, "bot": "shop-bot"}, 1.0)
-            ]
+            shown = await api.samples("herald_api_open_messages")
+            return bool(shown == [({"namespace": api.namespace, "bot": "shop-bot"}, 1.0)])
 
         await api.until(shown_open, "one open message of shop-bot shown")
         requests = {
@@ -208,12 +207,13 @@ async def test_metrics_count_requests_by_route_and_time_messages_to_their_end(
         await api.deliver(taken["id"])
 
         async def timed() -> bool:
-            return await api.samples("herald_api_message_latency_seconds_count") == [({}, 1.0)]
+            counted = await api.samples("herald_api_message_latency_seconds_count")
+            return bool(counted == [({}, 1.0)])
 
         await api.until(timed, "the delivered message's latency observed")
 
         async def none_open() -> bool:
-            return await api.samples("herald_api_open_messages") == []
+            return not await api.samples("herald_api_open_messages")
 
         await api.until(none_open, "no open message shown")
 
@@ -222,3 +222,21 @@ async def test_the_probes_say_live_and_ready(herald: Herald) -> None:
     async with herald.running() as api:
         assert await api.text("/livez") == (200, "ok\n")
         assert await api.text("/readyz") == (200, "ok\n")
+
+
+async def test_on_sigterm_a_waiting_request_answers_at_once_and_the_process_exits_cleanly(
+    herald: Herald, token: str
+) -> None:
+    async with herald.processes(1):
+        waiting = asyncio.ensure_future(herald.post("shop-bot", ORDER, token=token, wait=30))
+
+        async def taken() -> bool:
+            return len(await herald.rows()) == 1
+
+        await herald.until(taken, "the message taken")
+        [process] = herald.started
+        await asyncio.to_thread(process.stop)
+        status, body, _ = await waiting
+        assert status == 202
+        assert body["state"] == "pending"
+    assert herald.exit_codes == [0]
