@@ -148,3 +148,18 @@ async def test_without_a_cache_every_request_is_reviewed_anew(
         await api.until(withdrawn, "the API server took the RoleBinding's deletion")
         status, _, _ = await api.post("shop-bot", ORDER, token=token, key="k2")
         assert status == 403
+
+
+async def test_whoever_may_not_send_learns_nothing_of_the_bodys_problems(
+    herald: Herald, cluster: Cluster
+) -> None:
+    await herald.put_bot("shop-bot")
+    nobody = await cluster.account("nobody")
+    bad = {"chatId": 0, "content": {"text": "x" * 5000, "parseMode": "Markdown"}}
+    async with herald.running() as api:
+        status, _, _ = await api.post("shop-bot", bad, token=None, key=None)
+        assert status == 401
+        status, _, _ = await api.post("shop-bot", bad, token=nobody, key=None)
+        assert status == 403
+        status, _, _ = await api.post("no-such-bot", bad, token=nobody)
+        assert status == 403

@@ -100,6 +100,10 @@ async def test_a_message_taken_but_never_queued_is_queued_again(herald: Herald) 
         assert (work.id, work.bot, work.chat_id) == (str(message_id), "shop-bot", 4242)
         assert work.content.text == "Your order has shipped"
         assert await api.queued() == 1
+        assert await api.samples("herald_api_published_total") == [
+            ({"result": "ok"}, 1.0),
+            ({"result": "republished"}, 1.0),
+        ]
 
 
 async def test_finished_messages_older_than_the_keys_lifetime_are_deleted(
