@@ -8,6 +8,7 @@ progress get ``shutdown_seconds`` to finish, then the lifespan closes the connec
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from types import FrameType
 
@@ -34,8 +35,14 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         service: Service | None = getattr(self._app.state, "service", None)
-        if service is not None:
-            service.stop_waiting()
+        if service is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not serving (yet): nothing waits
+        # A signal handler interrupts the loop anywhere: wake the waiters from the loop.
+        loop.call_soon_threadsafe(service.stop_waiting)
 
 
 def main() -> None:

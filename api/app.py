@@ -148,9 +148,7 @@ def _loops(
     a = settings.api
 
     async def republish() -> None:
-        queued = await publisher.republish(pool)
-        if queued:
-            metrics.published.labels("republished").inc(queued)
+        await publisher.republish(pool)
 
     async def show_open() -> None:
         counts = await postgres.open_counts(pool)
@@ -218,6 +216,7 @@ async def assemble(
             control,
             traffic_seconds=a.traffic_seconds,
             republish_seconds=a.republish_seconds,
+            metrics=metrics,
         )
         callbacks = Callbacks(pool, bots, settings=a, metrics=metrics)
         latencies = _Latencies(pool, metrics)

@@ -10,8 +10,9 @@ Series, all prefixed ``herald_api_``:
   message (by one replica) as its outcome is announced.
 - ``open_messages{namespace, bot}``: messages pending or being sent, per bot, read from the
   table every few seconds; every replica reports the same values, so aggregate with ``max``.
-- ``published_total{result}``: publishes of messages to the stream (``ok``, ``failed``;
-  ``republished`` for a row queued again by the periodic round).
+- ``published_total{result}``: publishes of messages to the stream, ``ok`` or ``failed``
+  (the row stays pending); ``republished`` counts, besides, the rows the periodic round
+  queued again.
 - ``callbacks_total{result}``: callback attempts (``done``, ``retry``, ``failed``: the last).
 - ``expired_messages_total``: finished messages deleted with their idempotency keys.
 """

@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from herald.api import postgres
+from herald.api.metrics import Metrics
 from herald.core import subjects
 from herald.core.envelopes import BotTraffic, MessageWork, encode
 
@@ -51,9 +52,11 @@ class Publisher:
         *,
         traffic_seconds: float,
         republish_seconds: float,
+        metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._js = js
+        self._metrics = metrics
         self._control = control
         self._traffic_seconds = traffic_seconds
         self._republish_seconds = republish_seconds
@@ -74,8 +77,10 @@ class Publisher:
             )
         except (NatsError, TimeoutError) as exc:
             logger.warning("message %s not queued yet (queued again later): %r", work.id, exc)
+            self._metrics.published.labels("failed").inc()
             return False
         self._published[uuid.UUID(work.id)] = self._clock()
+        self._metrics.published.labels("ok").inc()
         return True
 
     async def note_traffic(self, *, namespace: str, name: str, bot_id: str) -> None:
@@ -125,4 +130,6 @@ class Publisher:
                 break
             after = (rows[-1].created_at, rows[-1].id)
         self._cursor = failed_at if failed_at is not None else horizon
+        if queued:
+            self._metrics.published.labels("republished").inc(queued)
         return queued

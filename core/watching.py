@@ -11,14 +11,14 @@ which Bots take messages, their ids and callback secrets): :func:`follow` is the
 the life of the process, watched again after each failure.
 
 The bot's and herald-api's NATS users may read the bot records and nothing else of the
-bucket (docs/nats.md),
-which a grant can only say of a consumer created by name: the filter is then part of the
-request's subject. nats-py's ``KeyValue.watch`` creates its consumer unnamed (and its ordered
-consumer would re-create one under the same name after a gap), so the watch here is its own:
-one ephemeral push consumer with a fresh name, last record per key first. It cannot repair a
-gap, so it looks for one: a delivery out of sequence, or, after a quiet spell, the server
-having delivered more than arrived (a reconnect drops what was pushed meanwhile) ends the
-watch with :class:`WatchLost`, and the caller watches again, from a whole new set.
+bucket (docs/nats.md), which a grant can only say of a consumer created by name: the filter
+is then part of the request's subject. nats-py's ``KeyValue.watch`` creates its consumer
+unnamed (and its ordered consumer would re-create one under the same name after a gap), so
+the watch here is its own: one ephemeral push consumer with a fresh name, last record per
+key first. It cannot repair a gap, so it looks for one: a delivery out of sequence, or,
+after a quiet spell, the server having delivered more than arrived (a reconnect drops what
+was pushed meanwhile) ends the watch with :class:`WatchLost`, and the caller watches again,
+from a whole new set.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class WatchLost(Exception):
 def _consumer(component: Component) -> ConsumerConfig:
     # Named after its component, for whoever reads the server's list of consumers.
     return ConsumerConfig(
-        name=f"herald-{component.value}-bot-records-{secrets.token_hex(6)}",
+        name=f"herald-{component.value}-records-{secrets.token_hex(6)}",
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         ack_policy=AckPolicy.NONE,
         max_deliver=1,
