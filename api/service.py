@@ -32,6 +32,11 @@ __all__ = ["Service", "is_final", "retry_after"]
 
 # A waiter looks at the row this often too, in case the announcement of its outcome was lost.
 _LOOK_SECONDS = 2.0
+# The bound is checked against a count at most this old, plus what this process took since:
+# counting on every POST costs up to the bound's index entries each time, and makes a long
+# queue slow to add to exactly when it is long. Several replicas may overshoot the bound by
+# what each takes in this time, a few hundred messages at most.
+_COUNT_SECONDS = 1.0
 
 
 def is_final(row: postgres.MessageRow) -> bool:
@@ -61,6 +66,19 @@ class Service:
         self.outcomes = outcomes
         self.settings = settings
         self.stopping = False
+        self._open: dict[str, tuple[float, int]] = {}  # bot id -> (counted at, open since)
+
+    async def _open_of(self, bot_id: str, *, bound: int) -> int:
+        now = asyncio.get_running_loop().time()
+        counted = self._open.get(bot_id)
+        if counted is None or now - counted[0] > _COUNT_SECONDS:
+            counted = (now, await postgres.open_of(self.pool, bot_id, up_to=bound))
+            self._open[bot_id] = counted
+        return counted[1]
+
+    def _took(self, bot_id: str) -> None:
+        if (counted := self._open.get(bot_id)) is not None:
+            self._open[bot_id] = (counted[0], counted[1] + 1)
 
     def stop_waiting(self) -> None:
         """The process is stopping: every ?wait= answers now with what it has."""
@@ -91,7 +109,7 @@ class Service:
             )
         print_ = fingerprint(request)
         bound = self.settings.queue_bound
-        if await postgres.open_of(self.pool, record.bot_id, up_to=bound) >= bound:
+        if await self._open_of(record.bot_id, bound=bound) >= bound:
             # A retry of a message already taken is answered as ever; only new ones wait.
             existing = await postgres.find_by_key(self.pool, namespace, bot, key)
             if existing is None:
@@ -103,6 +121,7 @@ class Service:
                 )
             row = existing
         else:
+            self._took(record.bot_id)
             row, _ = await postgres.insert(
                 self.pool,
                 postgres.NewMessage(

@@ -44,6 +44,7 @@ async def system(
     *,
     emulator_flags: list[str],
     settings: dict[str, str],
+    apis: int = 0,
 ) -> AsyncIterator[LocalSystem]:
     name = f"b{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(pg.dsn())
@@ -62,6 +63,7 @@ async def system(
         logs=workdir / name,
         emulator_flags=emulator_flags,
         settings=settings,
+        apis=apis,
     ) as running:
         yield running
 
