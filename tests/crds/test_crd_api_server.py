@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(
     p
     for p in (ROOT / "examples").glob("*.yaml")
-    if yaml.safe_load(p.read_text())["kind"] == "Broadcast"
+    if [d["kind"] for d in yaml.safe_load_all(p.read_text())] == ["Broadcast"]
 )
 
 
