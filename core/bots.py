@@ -12,8 +12,7 @@ from __future__ import annotations
 import enum
 from typing import ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from herald.core.broadcasts import FREE_MESSAGES_PER_SECOND, PAID_MESSAGES_PER_SECOND, ObjectMeta
 from herald.core.contracts import (
@@ -24,6 +23,7 @@ from herald.core.contracts import (
     Contract,
     LanguageCode,
     Timestamp,
+    WireModel,
     matches,
 )
 from herald.core.statuses import Condition, Counter
@@ -300,17 +300,8 @@ class BotStatus(Contract):
     )
 
 
-class Bot(BaseModel):
+class Bot(WireModel):
     """A Bot as stored by the API server."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
 
     api_version: Literal["herald.dev/v1alpha1"] = "herald.dev/v1alpha1"
     kind: Literal["Bot"] = BOT_KIND

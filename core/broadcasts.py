@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
 from herald.core.audiences import Audience
 from herald.core.contents import Content
@@ -33,6 +32,7 @@ from herald.core.contracts import (
     CelRule,
     Contract,
     Timestamp,
+    WireModel,
     immutable,
 )
 from herald.core.statuses import BroadcastStatus
@@ -267,17 +267,10 @@ class BroadcastSpec(Contract):
 # --- the whole object ------------------------------------------------------------------------
 
 
-class ObjectMeta(BaseModel):
+class ObjectMeta(WireModel):
     """The parts of Kubernetes object metadata Herald reads; the rest is ignored."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="ignore",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
+    model_config = ConfigDict(extra="ignore")
 
     name: str | None = None
     namespace: str | None = None
@@ -289,17 +282,8 @@ class ObjectMeta(BaseModel):
     annotations: Mapping[str, str] | None = None
 
 
-class Broadcast(BaseModel):
+class Broadcast(WireModel):
     """A Broadcast as stored by the API server: envelope, spec and status."""
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
 
     api_version: Literal["herald.dev/v1alpha1"] = API_VERSION
     kind: Literal["Broadcast"] = KIND

@@ -27,6 +27,8 @@ from herald.core.contracts import (
 
 __all__ = [
     "CAPTION_MAX_LENGTH",
+    "CONTENT_MAX_BUTTONS",
+    "CONTENT_MAX_CHARACTERS",
     "TEXT_MAX_LENGTH",
     "Button",
     "Content",
@@ -36,6 +38,8 @@ __all__ = [
     "Media",
     "MediaType",
     "ParseMode",
+    "content_buttons",
+    "content_characters",
 ]
 
 # Telegram's own limits: sendMessage text, and the caption of sendPhoto/sendVideo/...
@@ -52,6 +56,15 @@ _BUTTON_URL_MAX_LENGTH = 1024
 _FILE_ID_MAX_LENGTH = 256
 _BUTTON_URL_PATTERN = r"^(https?|tg)://\S+$"
 _MEDIA_URL_PATTERN = r"^https?://\S+$"
+# The whole content, every variant together. Each field's own cap is Telegram's, but 33
+# variants at their caps would be megabytes: past the 256 KiB the API server allows all of a
+# Broadcast's annotations, where kopf keeps a copy of the spec (JSON with every non-ASCII
+# character escaped: up to 12 bytes for one emoji) beside kubectl's last-applied copy (up to
+# 6 bytes for one character). At these caps the worst case of both together stays under
+# 200 KiB (tests/core/test_contents.py computes it), and a control record on NATS under
+# 64 KiB, far below its 1 MiB payload limit.
+CONTENT_MAX_CHARACTERS = 12_000
+CONTENT_MAX_BUTTONS = 100
 
 
 class ParseMode(enum.StrEnum):
@@ -203,6 +216,39 @@ class LocalizedVariant(Contract):
     )
 
 
+def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
+    return sum(len(b.text) + len(b.url) for row in rows or () for b in row)
+
+
+def content_characters(content: Content) -> int:
+    """What CONTENT_MAX_CHARACTERS counts: every text, button label and button URL."""
+    total = len(content.text or "") + _rows_characters(content.buttons)
+    for variant in (content.localized or {}).values():
+        total += len(variant.text) + _rows_characters(variant.buttons)
+    return total
+
+
+def content_buttons(content: Content) -> int:
+    """What CONTENT_MAX_BUTTONS counts: the buttons of the default and of every variant."""
+    rows = list(content.buttons or ())
+    for variant in (content.localized or {}).values():
+        rows += variant.buttons or ()
+    return sum(len(row) for row in rows)
+
+
+_ROWS_CHARACTERS = "{0}.map(r, r.map(b, size(b.text) + size(b.url)).sum()).sum()"
+_ROWS_BUTTONS = "{0}.map(r, size(r)).sum()"
+
+
+def _over_variants(term: str) -> str:
+    """CEL: `term` (over `v`, one variant) summed over content.localized."""
+    return (
+        "(has(self.localized) ? self.localized.map(l, "
+        + term.replace("v.", "self.localized[l].")
+        + ").sum() : 0)"
+    )
+
+
 def _caption_fits(content: Content) -> bool:
     if content.media is None:
         return True
@@ -267,6 +313,38 @@ class Content(Contract):
             message=f"localized keys must be {LANGUAGE_CODES}",
             field_path=".localized",
             holds=lambda c: language_codes_valid(c.localized),
+        ),
+        CelRule(
+            rule=(
+                "(has(self.text) ? size(self.text) : 0)"
+                " + (has(self.buttons) ? " + _ROWS_CHARACTERS.format("self.buttons") + " : 0)"
+                " + "
+                + _over_variants(
+                    "size(v.text) + (has(v.buttons) ? "
+                    + _ROWS_CHARACTERS.format("v.buttons")
+                    + " : 0)"
+                )
+                + f" <= {CONTENT_MAX_CHARACTERS}"
+            ),
+            message=(
+                f"content is too large: its texts, button labels and button URLs, every "
+                f"localized variant included, may hold at most {CONTENT_MAX_CHARACTERS} "
+                "characters in all"
+            ),
+            holds=lambda c: content_characters(c) <= CONTENT_MAX_CHARACTERS,
+        ),
+        CelRule(
+            rule=(
+                "(has(self.buttons) ? " + _ROWS_BUTTONS.format("self.buttons") + " : 0)"
+                " + "
+                + _over_variants("(has(v.buttons) ? " + _ROWS_BUTTONS.format("v.buttons") + " : 0)")
+                + f" <= {CONTENT_MAX_BUTTONS}"
+            ),
+            message=(
+                f"content is too large: it may have at most {CONTENT_MAX_BUTTONS} buttons in "
+                "all, every localized variant's included"
+            ),
+            holds=lambda c: content_buttons(c) <= CONTENT_MAX_BUTTONS,
         ),
         immutable("content"),
     )

@@ -33,6 +33,7 @@ __all__ = [
     "Contract",
     "LanguageCode",
     "Timestamp",
+    "WireModel",
     "cel_string",
     "immutable",
     "language_codes_valid",
@@ -63,6 +64,20 @@ def cel_string(value: str) -> str:
 def matches(pattern: str, value: str) -> bool:
     # fullmatch, because Python's `$` also matches before a trailing newline and RE2's does not.
     return re.fullmatch(pattern, value) is not None
+
+
+class WireModel(BaseModel):
+    """Every model with wire names (the CRDs' and the HTTP API's): immutable, camelCase on
+    the wire, snake_case in Python, and nothing unknown taken silently."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,18 +124,10 @@ def immutable(what: str) -> CelRule:
     )
 
 
-class Contract(BaseModel):
+class Contract(WireModel):
     """Base of the spec and status models: immutable, wire names, unknown fields refused."""
 
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        json_schema_extra=_add_cel_rules,
-    )
+    model_config = ConfigDict(json_schema_extra=_add_cel_rules)
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = ()
 

@@ -3,12 +3,17 @@
 A send at time ``now`` is admitted only while fewer than the limit were accepted in
 ``(now - 1, now]``; hence no half-open one-second window ``[t, t + 1)`` can ever hold more
 accepted sends than the limit, which is what a sender's pacing is judged by.
+
+With :class:`~herald.emulator.settings.Escalation`, a token over its global limit is in a
+flood wait until the retry_after it was told: every send before then is refused too, and
+each refusal close to the previous one lengthens the wait.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 from herald.emulator.settings import Limits
 
@@ -44,6 +49,15 @@ class SlidingWindow:
         self._times.append(now)
 
 
+@dataclass(slots=True)
+class _Flood:
+    """A token's flood wait: refused until `until`; `strikes` 429s so far, the last at `last`."""
+
+    until: float
+    strikes: int
+    last: float
+
+
 class RateLimiter:
     """The global (free or paid) and per-chat windows of every bot token."""
 
@@ -51,19 +65,39 @@ class RateLimiter:
         self.limits = limits
         self._tokens: dict[str, SlidingWindow] = {}
         self._chats: dict[tuple[str, int], SlidingWindow] = {}
+        self._floods: dict[str, _Flood] = {}
         self._sweep_at = 1024
 
     def retry_after(self, token: str, chat_id: int, *, paid: bool, now: float) -> int | None:
         """Seconds to wait if a send now would break a limit, else None."""
         limit = self.limits.paid_rate if paid else self.limits.rate
+        flood = self._floods.get(token)
+        if flood is not None and now < flood.until:
+            return self._strike(token, now, math.ceil(flood.until - now))
         window = self._tokens.get(token)
         if limit and window is not None and window.count(now) >= limit:
-            return window.retry_after(now)
+            return self._strike(token, now, window.retry_after(now))
         window = self._chats.get((token, chat_id))
         per_chat = self.limits.per_chat_rate
         if per_chat and window is not None and window.count(now) >= per_chat:
             return window.retry_after(now)
         return None
+
+    def _strike(self, token: str, now: float, wait: int) -> int:
+        """The retry_after of a 429 for `token` now; `wait` is what the limit alone says."""
+        escalation = self.limits.escalation
+        if escalation is None:
+            return wait
+        flood = self._floods.get(token)
+        recent = flood is not None and now - flood.last < escalation.memory_seconds
+        strikes = flood.strikes + 1 if flood is not None and recent else 1
+        grown = math.ceil(escalation.factor ** (strikes - 1))
+        wait = min(escalation.max_retry_after, max(wait, grown))
+        until = now + wait
+        if flood is not None and recent:
+            until = max(until, flood.until)
+        self._floods[token] = _Flood(until=until, strikes=strikes, last=now)
+        return max(1, math.ceil(until - now))
 
     def accept(self, token: str, chat_id: int, now: float) -> None:
         self._tokens.setdefault(token, SlidingWindow()).add(now)

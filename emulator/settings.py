@@ -7,12 +7,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["EmulatorConfig", "Faults", "Limits", "Storm"]
+__all__ = ["EmulatorConfig", "Escalation", "Faults", "Limits", "Storm"]
 
 
 class _Model(BaseModel):
     # Forbidding unknown keys turns a typo in a test's config patch into a 400, not a no-op.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Escalation(_Model):
+    """Longer flood waits for a bot that keeps hitting its limit, as Telegram gives them: each
+    429 within ``memory_seconds`` of the previous one (a send inside a running flood wait
+    included) doubles the wait, up to ``max_retry_after``; a send inside a running wait also
+    extends it."""
+
+    factor: float = Field(default=2.0, ge=1.0, description="Growth of the wait per 429.")
+    max_retry_after: int = Field(default=60, ge=1, description="The longest wait given.")
+    memory_seconds: float = Field(
+        default=60.0, gt=0, description="A 429 further apart than this starts again at 1 s."
+    )
 
 
 class Limits(_Model):
@@ -27,6 +40,11 @@ class Limits(_Model):
     )
     per_chat_rate: int = Field(
         default=1, ge=0, description="Sends per second per (token, chat); 0 = no limit."
+    )
+    escalation: Escalation | None = Field(
+        default=None,
+        description="Escalating flood waits for a token over its global limit; None: every "
+        "429 says how long until the window has room again.",
     )
 
 

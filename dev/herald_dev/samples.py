@@ -20,13 +20,29 @@ from typing import Any
 import yaml
 
 from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec
+from herald.core.contents import (
+    CONTENT_MAX_BUTTONS,
+    CONTENT_MAX_CHARACTERS,
+    TEXT_MAX_LENGTH,
+    Content,
+    content_characters,
+)
+from herald.core.contracts import MAX_LANGUAGES
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultReason, FaultRecord
 from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
 from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
 
-__all__ = ["ARGOCD_HEALTH_DIR", "NOW", "SAMPLES", "Sample", "objects", "render_argocd_testdata"]
+__all__ = [
+    "ARGOCD_HEALTH_DIR",
+    "NOW",
+    "SAMPLES",
+    "Sample",
+    "largest_content",
+    "objects",
+    "render_argocd_testdata",
+]
 
 ARGOCD_HEALTH_DIR = Path("gitops/argocd/herald.dev/Broadcast")
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -35,6 +51,49 @@ _UID = "5d0f3c1e-7a2b-4c9d-8e6f-000000000001"
 _HEADER = "# Generated from the operator's planner by `python -m herald.dev.samples`.\n"
 
 _Spec = dict[str, Any]
+
+
+# An emoji: one character to the CRD's caps, 4 bytes of UTF-8, 12 bytes in kopf's copy of
+# the spec (JSON with ASCII escapes), the costliest character there is to store.
+_WIDE = "\U0001f600"
+
+
+def largest_content() -> dict[str, Any]:
+    """``spec.content`` at the size caps of the CRD, in wire form: every language variant
+    there may be, the text at Telegram's limit, the most buttons, every character an emoji
+    except the default text's markup (a bold tag, so the parse mode is exercised) and the
+    buttons' URLs. Tests apply it to see it stored, delivered and measured."""
+    per_row = 8
+    default_buttons = 80
+    rows = [
+        [{"text": _WIDE, "url": f"https://example.com/{row}/{col}"} for col in range(per_row)]
+        for row in range(default_buttons // per_row)
+    ]
+    extra = CONTENT_MAX_BUTTONS - default_buttons
+    languages = [f"x{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(MAX_LANGUAGES)]
+    content: dict[str, Any] = {
+        "text": "<b>" + _WIDE * (TEXT_MAX_LENGTH - 7) + "</b>",
+        "buttons": rows,
+        "localized": {
+            language: {
+                "text": _WIDE,
+                **(
+                    {"buttons": [[{"text": _WIDE, "url": "https://example.com/x"}]]}
+                    if index < extra
+                    else {}
+                ),
+            }
+            for index, language in enumerate(languages)
+        },
+    }
+    # The characters left over go to the last variants' texts, each up to Telegram's limit.
+    left = CONTENT_MAX_CHARACTERS - content_characters(Content.model_validate(content))
+    for language in reversed(languages):
+        variant = content["localized"][language]
+        more = min(left, TEXT_MAX_LENGTH - len(variant["text"]))
+        variant["text"] += _WIDE * more
+        left -= more
+    return content
 
 
 def _spec(**overrides: Any) -> _Spec:

@@ -14,6 +14,8 @@ from typing import Any
 import nats
 
 from herald.core import subjects
+from herald.core.subscribers import Subscriber
+from herald.dev.samples import largest_content
 from herald.dev.systems import TOKEN
 from herald.dev.systems import LocalSystem as Herald
 from herald.emulator import RecordedMessage
@@ -342,3 +344,22 @@ async def test_work_purged_mid_way_is_queued_again_and_nothing_goes_twice(herald
     assert summary.duplicates.get(TOKEN, {}) == {}
     assert summary.total == 200
     assert await ledger(herald) == {"delivered": 200}
+
+
+async def test_the_largest_content_the_crd_admits_is_stored_and_delivered(herald: Herald) -> None:
+    content = largest_content()
+    longest = max(content["localized"], key=lambda code: len(content["localized"][code]["text"]))
+    await herald.seed(
+        [Subscriber(chat_id=70_001), Subscriber(chat_id=70_002, language_code=longest)]
+    )
+    # Through kubectl's client-side apply, which keeps its own copy of the object in an
+    # annotation, beside the copy the operator's kopf keeps.
+    herald.apply("largest", {"content": content, "audience": {"subscribers": {}}})
+    await herald.wait_condition("largest", "Complete", within=60)
+    assert counts(herald.status("largest"))["delivered"] == 2
+    async with herald.emulator() as emulator:
+        sent = {m.chat_id: m for m in await emulator.messages(token=TOKEN) if m.sending}
+    default, variant = sent[70_001].payload, sent[70_002].payload
+    assert default["text"] == content["text"]
+    assert sum(len(row) for row in default["reply_markup"]["inline_keyboard"]) == 80
+    assert variant["text"] == content["localized"][longest]["text"]

@@ -161,3 +161,37 @@ def test_no_one_second_window_ever_exceeds_the_limit(clock: ManualClock) -> None
 )
 def test_max_per_period(times: list[float], expected: int) -> None:
     assert max_per_period(times) == expected
+
+
+def test_escalating_flood_waits_grow_for_a_bot_that_keeps_hitting_its_limit() -> None:
+    limits = Limits(rate=1, per_chat_rate=0, escalation={"max_retry_after": 8})
+    limiter = RateLimiter(limits)
+    now, waits = 0.0, []
+    # A client that honours each retry_after, then sends two at once again.
+    for _ in range(5):
+        limiter.accept(TOKEN, 1, now)
+        wait = limiter.retry_after(TOKEN, 2, paid=False, now=now)
+        assert wait is not None
+        waits.append(wait)
+        now += wait
+    assert waits == [1, 2, 4, 8, 8]
+    # Long enough without a 429, and the wait starts from one second again.
+    now += limits.escalation.memory_seconds if limits.escalation else 0
+    limiter.accept(TOKEN, 1, now)
+    assert limiter.retry_after(TOKEN, 2, paid=False, now=now) == 1
+
+
+def test_a_send_inside_a_flood_wait_lengthens_it() -> None:
+    limiter = RateLimiter(Limits(rate=1, per_chat_rate=0, escalation={}))
+    limiter.accept(TOKEN, 1, 0.0)
+    assert limiter.retry_after(TOKEN, 2, paid=False, now=0.0) == 1
+    # Not waiting: refused, for longer than it was told.
+    assert limiter.retry_after(TOKEN, 2, paid=False, now=0.5) == 2
+    assert limiter.retry_after(TOKEN, 2, paid=False, now=2.4) == 4
+
+
+def test_without_escalation_a_wait_is_what_the_window_says() -> None:
+    limiter = RateLimiter(Limits(rate=1, per_chat_rate=0))
+    for second in range(3):
+        limiter.accept(TOKEN, 1, float(second))
+        assert limiter.retry_after(TOKEN, 2, paid=False, now=float(second)) == 1

@@ -139,3 +139,36 @@ async def test_postgres_restart_mid_broadcast(
             herald, "through-postgres", uncertain_at_most=checks.MAX_IN_FLIGHT
         )
     assert checked.ledger["delivered"] + checked.ledger["uncertain"] == AUDIENCE
+
+
+async def test_postgres_connections_killed_mid_claim(
+    controlplane: ControlPlane,
+    kubectl: Kubectl,
+    database: str,
+    nats_access: NatsAccess,
+    tmp_path: Path,
+) -> None:
+    """Every Herald connection to the database cut, three times while claims go on at the
+    paid rate (the ledger sees a claim about every 0.1 s), the server itself up throughout."""
+    async with checks.system(
+        controlplane,
+        kubectl,
+        database=database,
+        nats_access=nats_access,
+        logs=tmp_path / "logs",
+    ) as herald:
+        await checks.seed(herald, AUDIENCE)
+        checks.apply_paid(herald, "connections-cut")
+        cut = 0
+        for delivered in (1_000, 2_000, 3_000):
+            await checks.wait_delivered(herald, delivered)
+            rows = await herald.sql(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            cut += rows[0]["n"]
+        checked = await checks.verify(
+            herald, "connections-cut", uncertain_at_most=3 * checks.MAX_IN_FLIGHT
+        )
+    assert cut >= 3, "no Herald connection was there to cut"
+    assert checked.ledger["delivered"] + checked.ledger["uncertain"] == AUDIENCE

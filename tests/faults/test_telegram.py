@@ -43,6 +43,32 @@ async def test_429_storms_halt_the_bot_for_their_whole_retry_after(herald: Local
     assert checked.ledger == {"delivered": 600}
 
 
+async def test_escalating_flood_waits_are_honoured_whole_across_a_sender_restart(
+    herald: LocalSystem,
+) -> None:
+    """A bot asked to send faster than Telegram lets it: each 429 says to wait longer than
+    the last (1, 2, 4 s), as Telegram does to a bot that keeps hitting its limit."""
+    await configure(herald, {"limits": {"paid_rate": 100, "escalation": {"max_retry_after": 4}}})
+    await checks.seed(herald, 600)
+    checks.apply_paid(herald, "escalating", rate=200)
+
+    async def longest_wait() -> int:
+        async with herald.emulator() as emulator:
+            refusals = await emulator.refusals(token=TOKEN)
+        return max((r.retry_after or 0 for r in refusals if r.status == 429), default=0)
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while await longest_wait() < 4:
+        assert asyncio.get_running_loop().time() < deadline, "the waits never grew to 4 s"
+        await asyncio.sleep(0.1)
+    # Killed inside the longest wait: its replacement reads the halt, and waits it out too.
+    os.kill(await checks.wait_lease_holder(herald), signal.SIGKILL)
+    checked = await checks.verify(herald, "escalating", floods=True)
+    waits = {r.retry_after for r in checked.refusals if r.status == 429}
+    assert {1, 2, 4} <= waits
+    assert checked.ledger == {"delivered": 600}
+
+
 async def test_5xx_bursts_are_retried_and_the_rest_fail_with_a_reason(herald: LocalSystem) -> None:
     draw = random.Random(SEED)  # reproducible moments, not a secret
     await configure(herald, {"seed": SEED})
