@@ -61,6 +61,7 @@ def test_there_is_an_example_of_every_kind_of_content() -> None:
         "scheduled.yaml",
         "paused.yaml",
         "paid.yaml",
+        "poll-callbacks.yaml",
     }
 
 
