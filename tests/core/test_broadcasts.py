@@ -269,6 +269,7 @@ def test_status_round_trips_and_finds_conditions() -> None:
         "failed": 0,
         "blocked": 0,
         "uncertain": 0,
+        "totalClicks": 0,
     }
 
 
