@@ -68,6 +68,9 @@ def escape(value: str, parse_mode: ParseMode) -> str:
             .replace("<", "&lt;")
             .replace(">", "&gt;")
             .replace('"', "&quot;")
+            # Telegram names no entity for it, but takes numeric ones: a name like O'Brien
+            # then cannot end a single-quoted attribute such as <a href='...'>.
+            .replace("'", "&#39;")
         )
     if parse_mode is ParseMode.MARKDOWN_V2:
         return _MARKDOWN_V2_SPECIAL.sub(r"\\\1", value)

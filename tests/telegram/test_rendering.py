@@ -201,3 +201,10 @@ def test_the_longest_callback_id_fits_telegrams_callback_data() -> None:
 )
 def test_data_herald_did_not_write_is_no_press(data: str) -> None:
     assert parse_callback_data(data) is None
+
+
+def test_html_escapes_the_single_quote_as_a_numeric_entity() -> None:
+    obrien = Recipient(1, first_name="O'Brien")
+    assert substitute("<a href='x'>{first_name}</a>", obrien, ParseMode.HTML) == (
+        "<a href='x'>O&#39;Brien</a>"
+    )
