@@ -15,7 +15,15 @@ from aiogram.fsm.storage.base import BaseStorage
 from kubernetes import client
 from nats.aio.client import Client as NatsClient
 
-from herald.bot import controlling, creating, errors, listing, rosters, subscribing
+from herald.bot import (
+    clicking,
+    controlling,
+    creating,
+    errors,
+    listing,
+    rosters,
+    subscribing,
+)
 from herald.bot.dialogs import DialogStorage
 from herald.bot.kubeapi import KubernetesBroadcasts
 from herald.bot.metrics import CountAdminCommands, CountUpdates, Metrics
@@ -63,6 +71,8 @@ def build_dispatcher(
     dispatcher.message.outer_middleware(SubscriberRefresh())
 
     dispatcher.include_router(subscribing.router())
+    # Before `admin`: anyone who received a broadcast may press its buttons.
+    dispatcher.include_router(clicking.router())
     # Everything below `admin` passes one check: its inner middlewares apply to the
     # handlers of every child router.
     admin = Router(name="admin")

@@ -15,6 +15,7 @@ Series, all prefixed ``herald_bot_``:
 - ``reports_total{result}``: completion reports to admins: ``sent``, ``retried`` (Telegram
   was unavailable; the record is redelivered) or ``failed`` (the admin cannot be messaged).
 - ``subscriber_changes_total{change}``: ``subscribed``, ``blocked``, ``unblocked``.
+- ``clicks_total{result}``: presses of callback buttons, ``counted``, ``repeated``, ``gone``.
 - ``webhook_refusals_total{reason}``: webhook calls refused: ``no_secret`` or
   ``wrong_secret`` (no or another X-Telegram-Bot-Api-Secret-Token than the bot's: someone
   other than Telegram, or a secret rotated on one side only), ``unknown_path`` (no bot there).
@@ -102,6 +103,13 @@ class Metrics:
             ["change"],
             registry=r,
         )
+        self.clicks = Counter(
+            "herald_bot_clicks",
+            "Presses of broadcasts' callback buttons, by result (counted: the chat's first "
+            "press of that button; repeated; gone: the Broadcast or its button no longer is).",
+            ["result"],
+            registry=r,
+        )
         self.webhook_refusals = Counter(
             "herald_bot_webhook_refusals",
             "Webhook calls refused, by reason (no_secret, wrong_secret, unknown_path).",
@@ -122,6 +130,8 @@ class Metrics:
             self.reports.labels(result)
         for change in ("subscribed", "blocked", "unblocked"):
             self.subscriber_changes.labels(change)
+        for click in ("counted", "repeated", "gone"):
+            self.clicks.labels(click)
 
     def command(self, event: TelegramObject, result: CommandResult) -> None:
         self.admin_commands.labels(command_of(event), result.value).inc()

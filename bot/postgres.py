@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from herald.bot.callbacks import BroadcastRef
 from herald.bot.stores import LanguageCount, SubscriberProfile
 
 __all__ = ["PostgresSubscriberBook", "PostgresSubscribers"]
@@ -91,6 +92,41 @@ class PostgresSubscribers:
             "SELECT count(*) FROM subscribers WHERE bot_id = $1 AND is_active", self._bot_id
         )
         return int(value or 0)
+
+    async def broadcast_of(self, uid: str) -> BroadcastRef | None:
+        row = await self._pool.fetchrow(
+            "SELECT namespace, name FROM broadcasts WHERE uid = $1::uuid AND bot_id = $2",
+            uid,
+            self._bot_id,
+        )
+        return None if row is None else BroadcastRef(namespace=row["namespace"], name=row["name"])
+
+    async def record_click(
+        self, *, broadcast_uid: str, chat_id: int, callback: str, tag: str | None
+    ) -> bool:
+        # One transaction: the tag is added exactly when the press is first recorded, and a
+        # repeated press (the same row) changes nothing.
+        async with self._pool.acquire() as connection, connection.transaction():
+            new = await connection.fetchval(
+                """
+                INSERT INTO clicks (broadcast_uid, chat_id, callback) VALUES ($1::uuid, $2, $3)
+                ON CONFLICT DO NOTHING RETURNING true
+                """,
+                broadcast_uid,
+                chat_id,
+                callback,
+            )
+            if new and tag is not None:
+                await connection.execute(
+                    """
+                    UPDATE subscribers SET tags = array_append(tags, $3), updated_at = now()
+                    WHERE bot_id = $1 AND chat_id = $2 AND NOT ($3 = ANY (tags))
+                    """,
+                    self._bot_id,
+                    chat_id,
+                    tag,
+                )
+        return bool(new)
 
     async def active_languages(self, *, limit: int) -> list[LanguageCount]:
         rows = await self._pool.fetch(

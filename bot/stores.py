@@ -92,6 +92,14 @@ class SubscriberStore(Protocol):
 
     async def count_active(self) -> int: ...
 
+    async def broadcast_of(self, uid: str) -> BroadcastRef | None:
+        """The Broadcast of this bot with that uid, as the ledger knows it; ``None`` if none."""
+
+    async def record_click(
+        self, *, broadcast_uid: str, chat_id: int, callback: str, tag: str | None
+    ) -> bool:
+        """Record a press and add `tag` to the chat's subscriber, once; whether it was new."""
+
     async def active_languages(self, *, limit: int) -> list[LanguageCount]:
         """The most common languages of active subscribers, most common first."""
 

@@ -5,6 +5,7 @@ message, no status change."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from pydantic import SecretStr
@@ -20,6 +21,9 @@ __all__ = ["send_test_message"]
 
 # One request at a time: a handful of chats, and a 429 would only be answered by waiting.
 _CONNECTIONS = 1
+# A Broadcast not (yet) in the cluster has no uid: its callback buttons name none, and the
+# bot answers their presses as those of a broadcast that is gone.
+_NO_BROADCAST = str(uuid.UUID(int=0))
 
 
 async def send_test_message(
@@ -42,6 +46,9 @@ async def send_test_message(
             rendered = rendering.render(
                 broadcast.spec.content,
                 Recipient(chat_id=chat_id, language_code=language),
+                # A Broadcast read from the cluster has its uid; presses on a test send's
+                # callback buttons are answered and counted for it like any other.
+                broadcast_uid=broadcast.metadata.uid or _NO_BROADCAST,
                 allow_paid_broadcast=False,
             )
             outcome = await telegram.send(rendered)

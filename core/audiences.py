@@ -23,13 +23,14 @@ from herald.core.contracts import (
     language_codes_valid,
 )
 
-__all__ = ["Audience", "SubscriberSelector"]
+__all__ = ["TAG_PATTERN", "Audience", "SubscriberSelector"]
 
 # Bounded for the API server's cost estimate of the CEL rules (see herald.core.contracts).
 _MAX_TAGS = 32
 _MAX_CHAT_IDS = 10_000
 _SEGMENT_PATTERN = r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$"
-_TAG_PATTERN = r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$"
+# A subscriber tag, as selected here and as a callback button adds it (herald.core.contents).
+TAG_PATTERN = r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$"
 
 
 class SubscriberSelector(Contract):
@@ -57,7 +58,7 @@ class SubscriberSelector(Contract):
         ),
     )
     tags: (
-        tuple[Annotated[str, Field(min_length=1, max_length=63, pattern=_TAG_PATTERN)], ...] | None
+        tuple[Annotated[str, Field(min_length=1, max_length=63, pattern=TAG_PATTERN)], ...] | None
     ) = Field(
         default=None,
         min_length=1,

@@ -13,6 +13,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from herald.core.audiences import TAG_PATTERN
 from herald.core.contracts import (
     LANGUAGE_CODE_PATTERN,
     LANGUAGE_CODES,
@@ -26,6 +27,9 @@ from herald.core.contracts import (
 )
 
 __all__ = [
+    "CALLBACK_ANSWER_MAX_LENGTH",
+    "CALLBACK_ID_MAX_LENGTH",
+    "CALLBACK_ID_PATTERN",
     "CAPTION_MAX_LENGTH",
     "CONTENT_MAX_BUTTONS",
     "CONTENT_MAX_CHARACTERS",
@@ -38,6 +42,7 @@ __all__ = [
     "Media",
     "MediaType",
     "ParseMode",
+    "callback_buttons",
     "content_buttons",
     "content_characters",
 ]
@@ -55,6 +60,11 @@ _URL_MAX_LENGTH = 2048
 _BUTTON_URL_MAX_LENGTH = 1024
 _FILE_ID_MAX_LENGTH = 256
 _BUTTON_URL_PATTERN = r"^(https?|tg)://\S+$"
+# Callback ids travel inside Telegram's 64-byte callback_data beside the broadcast's id
+# (herald.telegram.rendering): ASCII only, so characters are bytes.
+CALLBACK_ID_MAX_LENGTH = 32
+CALLBACK_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+CALLBACK_ANSWER_MAX_LENGTH = 200  # Telegram's limit for answerCallbackQuery text
 _MEDIA_URL_PATTERN = r"^https?://\S+$"
 # The whole content, every variant together. Each field's own cap is Telegram's, but 33
 # variants at their caps would be megabytes: past the 256 KiB the API server allows all of a
@@ -93,14 +103,26 @@ class ContentKind(enum.StrEnum):
 
 
 class Button(Contract):
-    """An inline keyboard button that opens a URL."""
+    """An inline keyboard button: a link to open, or a callback the bot answers and counts."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            rule=f"self.url.matches({cel_string(_BUTTON_URL_PATTERN)})",
+            rule="has(self.url) != has(self.callback)",
+            message="a button needs exactly one of url or callback",
+            holds=lambda button: (button.url is None) != (button.callback is None),
+        ),
+        CelRule(
+            rule=f"!has(self.url) || self.url.matches({cel_string(_BUTTON_URL_PATTERN)})",
             message="button url must start with https://, http:// or tg://",
             field_path=".url",
-            holds=lambda button: matches(_BUTTON_URL_PATTERN, button.url),
+            holds=lambda button: button.url is None or matches(_BUTTON_URL_PATTERN, button.url),
+        ),
+        CelRule(
+            rule="has(self.callback) || (!has(self.answer) && !has(self.tag))",
+            message="answer and tag belong to callback buttons; a url button opens its link",
+            holds=lambda button: (
+                button.callback is not None or (button.answer is None and button.tag is None)
+            ),
         ),
     )
 
@@ -109,12 +131,43 @@ class Button(Contract):
         max_length=_BUTTON_TEXT_MAX_LENGTH,
         description="Label of the button, shown as plain text (no markup).",
     )
-    url: str = Field(
+    url: str | None = Field(
+        default=None,
         min_length=1,
         max_length=_BUTTON_URL_MAX_LENGTH,
         description=(
             "What the button opens: an https:// or http:// link, or a tg:// link "
-            "(for example tg://resolve?domain=channel)."
+            "(for example tg://resolve?domain=channel). Exactly one of url and callback."
+        ),
+    )
+    callback: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CALLBACK_ID_MAX_LENGTH,
+        pattern=CALLBACK_ID_PATTERN,
+        description=(
+            f"Id of a callback button (letters, digits, _ and -, at most "
+            f"{CALLBACK_ID_MAX_LENGTH}): a press is answered by the bot and counted once per "
+            "chat in status.clicks under this id. Exactly one of url and callback."
+        ),
+    )
+    answer: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CALLBACK_ANSWER_MAX_LENGTH,
+        description=(
+            f"Notification the user sees on pressing a callback button (at most "
+            f"{CALLBACK_ANSWER_MAX_LENGTH} characters). Absent: the press is answered silently."
+        ),
+    )
+    tag: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=TAG_PATTERN,
+        description=(
+            "Subscriber tag added to the pressing chat, on this Broadcast's bot, so a later "
+            "Broadcast can select audience.subscribers.tags: [this tag]."
         ),
     )
 
@@ -217,7 +270,11 @@ class LocalizedVariant(Contract):
 
 
 def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
-    return sum(len(b.text) + len(b.url) for row in rows or () for b in row)
+    return sum(
+        len(b.text) + len(b.url or "") + len(b.callback or "") + len(b.answer or "")
+        for row in rows or ()
+        for b in row
+    )
 
 
 def content_characters(content: Content) -> int:
@@ -228,6 +285,23 @@ def content_characters(content: Content) -> int:
     return total
 
 
+def callback_buttons(content: Content) -> dict[str, Button]:
+    """Every callback button of the content, default and variants, by callback id.
+
+    A variant's button with the same id as the default's is the same button in another
+    language: the first one seen (the default's) says its answer and tag.
+    """
+    rows = list(content.buttons or ())
+    for variant in (content.localized or {}).values():
+        rows += variant.buttons or ()
+    found: dict[str, Button] = {}
+    for row in rows:
+        for button in row:
+            if button.callback is not None:
+                found.setdefault(button.callback, button)
+    return found
+
+
 def content_buttons(content: Content) -> int:
     """What CONTENT_MAX_BUTTONS counts: the buttons of the default and of every variant."""
     rows = list(content.buttons or ())
@@ -236,7 +310,12 @@ def content_buttons(content: Content) -> int:
     return sum(len(row) for row in rows)
 
 
-_ROWS_CHARACTERS = "{0}.map(r, r.map(b, size(b.text) + size(b.url)).sum()).sum()"
+_ROWS_CHARACTERS = (
+    "{0}.map(r, r.map(b, size(b.text)"
+    " + (has(b.url) ? size(b.url) : 0)"
+    " + (has(b.callback) ? size(b.callback) : 0)"
+    " + (has(b.answer) ? size(b.answer) : 0)).sum()).sum()"
+)
 _ROWS_BUTTONS = "{0}.map(r, size(r)).sum()"
 
 
@@ -385,7 +464,7 @@ class Content(Contract):
         default=None,
         description=(
             f"Inline keyboard under the message: up to {_MAX_BUTTON_ROWS} rows of up to "
-            f"{_MAX_BUTTONS_PER_ROW} URL buttons each."
+            f"{_MAX_BUTTONS_PER_ROW} buttons each, URL or callback buttons."
         ),
     )
     disable_notification: bool = Field(

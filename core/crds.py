@@ -207,6 +207,13 @@ def _printer_columns() -> list[dict[str, Any]]:
         ),
         _printer_column("Total", "integer", ".status.total", "Recipients in total.", wide=True),
         _printer_column(
+            "Clicks",
+            "integer",
+            ".status.totalClicks",
+            "Presses of callback buttons, one per chat and button.",
+            wide=True,
+        ),
+        _printer_column(
             "Rate", "number", ".status.observedRate", "Observed messages per second.", wide=True
         ),
         # A date column renders future times as <invalid>, so the ETA is shown as written.

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from herald.core.contents import CONTENT_MAX_BUTTONS
 from herald.core.contracts import Contract, Timestamp
 
 __all__ = [
@@ -145,6 +146,31 @@ class BroadcastStatus(Contract):
             "Recipients whose send was interrupted by a crash before its outcome was "
             "recorded (atMostOnce): they may or may not have the message and are not retried."
         ),
+    )
+    clicks: (
+        dict[
+            str,
+            Annotated[
+                int,
+                Field(
+                    ge=0,
+                    json_schema_extra={"format": "int64"},
+                    description="Distinct chats that pressed this callback button.",
+                ),
+            ],
+        ]
+        | None
+    ) = Field(
+        default=None,
+        max_length=CONTENT_MAX_BUTTONS,
+        description=(
+            "Presses of the content's callback buttons: for each callback id, the number of "
+            "distinct chats that pressed it. Absent until the first press."
+        ),
+    )
+    total_clicks: Counter = Field(
+        default=0,
+        description="The clicks of every callback button together (what -o wide shows).",
     )
     progress: str | None = Field(
         default=None,

@@ -21,7 +21,7 @@ from herald.operator import planning
 from herald.operator.bots import BotReconciler
 from herald.operator.identities import BotIndex
 from herald.operator.metrics import Result, result_of
-from herald.operator.reconciling import InvalidSpec, Reconciler, status_of
+from herald.operator.reconciling import InvalidSpec, Reconciler, has_callback_buttons, status_of
 from herald.operator.waiting import Unavailable
 
 __all__ = ["Reconciler", "register"]
@@ -42,6 +42,11 @@ def unfinished(body: kopf.Body, **_: Any) -> bool:
     """The timer's filter: whether the Broadcast may still have something to do."""
     generation = int(body["metadata"].get("generation") or 0)
     return not planning.finished(status_of(body), generation=generation)
+
+
+def counting_clicks(body: kopf.Body, **kwargs: Any) -> bool:
+    """The clicks timer's filter: finished, with callback buttons, whose presses go on."""
+    return not unfinished(body, **kwargs) and has_callback_buttons(body)
 
 
 def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
@@ -105,6 +110,17 @@ def register(registry: kopf.OperatorRegistry, reconciler: Reconciler) -> None:
     )
     async def resync(body: kopf.Body, **kwargs: Any) -> None:
         await react(reconciler, body, "resync", BotIndex(kwargs["bots"]))
+
+    # While unfinished, the reconcile refreshes the clicks with the other counts.
+    @kopf.timer(
+        *resource,
+        registry=registry,
+        interval=s.refresh_seconds,
+        id="clicks",
+        when=counting_clicks,
+    )
+    async def clicks(body: kopf.Body, **_: Any) -> None:
+        await reconciler.refresh_clicks(body)
 
     _register_bots(registry, reconciler, bot_reconciler)
 

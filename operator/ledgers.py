@@ -10,7 +10,7 @@ from herald.core.deliveries import DeliveryState
 from herald.operator.audiences import Connection
 from herald.operator.planning import LedgerFacts
 
-__all__ = ["close_open", "ledger_facts", "record_completion"]
+__all__ = ["click_counts", "close_open", "ledger_facts", "record_completion"]
 
 # A claim this old after a stop belongs to a sender that died or was told to stop before it
 # recorded the outcome: it may have sent, so it is closed as uncertain, never as failed.
@@ -35,7 +35,18 @@ async def ledger_facts(connection: Connection | asyncpg.Pool, uid: str) -> Ledge
         total=int(row["total"] or 0),
         counts={DeliveryState(r["state"]): int(r["n"]) for r in rows},
         completion_recorded=row["completed_at"] is not None,
+        clicks=await click_counts(connection, uid),
     )
+
+
+async def click_counts(connection: Connection | asyncpg.Pool, uid: str) -> dict[str, int]:
+    """Distinct chats that pressed each callback button of the broadcast (the bot records
+    one row per broadcast, chat and button)."""
+    rows = await connection.fetch(
+        "SELECT callback, count(*) AS n FROM clicks WHERE broadcast_uid = $1 GROUP BY callback",
+        uid,
+    )
+    return {r["callback"]: int(r["n"]) for r in rows}
 
 
 async def close_open(connection: asyncpg.Connection | asyncpg.Pool, uid: str, reason: str) -> int:

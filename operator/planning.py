@@ -127,6 +127,8 @@ class LedgerFacts:
     total: int
     counts: Mapping[DeliveryState, int] = field(default_factory=dict)
     completion_recorded: bool = False
+    # Distinct chats per callback id (the bot records the presses).
+    clicks: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -556,6 +558,10 @@ def plan(
         blocked=counts.get(DeliveryState.BLOCKED, 0),
         pending=pending,
         uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
+        clicks=dict(sorted(ledger.clicks.items()))
+        if ledger is not None and ledger.clicks
+        else None,
+        total_clicks=sum(ledger.clicks.values()) if ledger is not None else 0,
         progress=str(Progress(done=terminal, total=total)) if ledger is not None else None,
         observed_rate=rate,
         started_at=started_at,

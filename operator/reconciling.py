@@ -33,6 +33,7 @@ import kopf
 from pydantic import ValidationError
 
 from herald.core.broadcasts import BroadcastSpec
+from herald.core.contents import Content, callback_buttons
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
 from herald.core.statuses import BroadcastStatus
@@ -56,7 +57,7 @@ from herald.operator.preparing import Preparations
 from herald.operator.settings import Settings
 from herald.operator.waiting import Unavailable
 
-__all__ = ["InvalidSpec", "Reconciler", "status_of"]
+__all__ = ["InvalidSpec", "Reconciler", "has_callback_buttons", "status_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,8 @@ class Reconciler:
         generation = int(meta.get("generation") or 0)
         written = status_of(body)
         if planning.finished(written, generation=generation):
-            # Reached its outcome for this spec: nothing to read or write.
+            # Reached its outcome for this spec: nothing to read or write (the presses of
+            # its callback buttons have their own timer, refresh_clicks).
             if uid not in self.memory and written is not None:
                 self._remember_finished(body, written)
             return None
@@ -534,6 +536,29 @@ class Reconciler:
         async with self._refreshing:
             await self._patch_status(body, memory, status, now=now)
 
+    async def refresh_clicks(self, body: kopf.Body) -> None:
+        """status.clicks of a finished Broadcast with callback buttons, when they changed:
+        presses go on after the last delivery."""
+        written = status_of(body)
+        if written is None or not has_callback_buttons(body):
+            return
+        uid: str = body["metadata"]["uid"]
+        async with self.c.database("counting the clicks"):
+            clicks = await ledgers.click_counts(self.c.pool, uid)
+        if clicks == dict(written.clicks or {}):
+            return
+        status = written.model_copy(
+            update={"clicks": dict(sorted(clicks.items())), "total_clicks": sum(clicks.values())}
+        )
+        meta = body["metadata"]
+        await self.c.kubernetes(
+            "writing the clicks",
+            lambda: self.c.broadcasts.patch_status(meta["namespace"], meta["name"], status),
+        )
+        memory = self.memory.get(uid)
+        if memory is not None:
+            memory.status = status
+
     async def _patch_status(
         self, body: kopf.Body, memory: _Memory, status: BroadcastStatus, *, now: datetime
     ) -> None:
@@ -601,3 +626,12 @@ def status_of(body: kopf.Body) -> BroadcastStatus | None:
     except ValidationError:
         # A status Herald cannot read (hand-edited, older format) is rebuilt from the facts.
         return None
+
+
+def has_callback_buttons(body: kopf.Body) -> bool:
+    """Whether the Broadcast's content has a callback button, whose presses are counted."""
+    try:
+        content = Content.model_validate((body.get("spec") or {}).get("content") or {})
+    except ValidationError:
+        return False
+    return bool(callback_buttons(content))

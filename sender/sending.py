@@ -515,7 +515,10 @@ class BotWorker:
         chat_id = recipient.chat_id
         attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
         rendered = render(
-            record.content, recipient, allow_paid_broadcast=record.rate.allow_paid_broadcast
+            record.content,
+            recipient,
+            broadcast_uid=record.uid,
+            allow_paid_broadcast=record.rate.allow_paid_broadcast,
         )
         started = self._loop.time()
         try:

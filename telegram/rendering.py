@@ -10,16 +10,34 @@ they may be meant literally, and Telegram judges the markup as written.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from herald.core.contents import Button, Content, ContentKind, MediaType, ParseMode
 from herald.core.envelopes import Recipient
 
-__all__ = ["DEFAULT_VARIANT", "Rendered", "escape", "render", "substitute"]
+__all__ = [
+    "CALLBACK_DATA_MAX_BYTES",
+    "DEFAULT_VARIANT",
+    "Press",
+    "Rendered",
+    "callback_data",
+    "escape",
+    "parse_callback_data",
+    "render",
+    "substitute",
+]
 
 DEFAULT_VARIANT = ""
+CALLBACK_DATA_MAX_BYTES = 64  # Telegram's limit for an inline button's callback_data
+# callback_data is "h1:<broadcast uid>:<callback id>", the uid (a Kubernetes UUID) in 22
+# characters of unpadded base64url: 3 + 22 + 1 + 32 = 58 bytes at the longest callback id.
+# The version prefix lets a later form coexist with buttons already sent in this one.
+_CALLBACK_PREFIX = "h1:"
 
 _PLACEHOLDER = re.compile(r"\{(first_name|last_name|username|full_name)\}")
 # Every character MarkdownV2 reserves; the backslash first, so escapes are not doubled.
@@ -50,6 +68,9 @@ def escape(value: str, parse_mode: ParseMode) -> str:
             .replace("<", "&lt;")
             .replace(">", "&gt;")
             .replace('"', "&quot;")
+            # Telegram names no entity for it, but takes numeric ones: a name like O'Brien
+            # then cannot end a single-quoted attribute such as <a href='...'>.
+            .replace("'", "&#39;")
         )
     if parse_mode is ParseMode.MARKDOWN_V2:
         return _MARKDOWN_V2_SPECIAL.sub(r"\\\1", value)
@@ -68,16 +89,52 @@ def substitute(text: str, recipient: Recipient, parse_mode: ParseMode) -> str:
     return _PLACEHOLDER.sub(lambda match: escape(values[match.group(1)], parse_mode), text)
 
 
-def _keyboard(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any]:
-    return {
-        "inline_keyboard": [
-            [{"text": button.text, "url": button.url} for button in row] for row in rows
-        ]
-    }
+@dataclass(frozen=True, slots=True)
+class Press:
+    """What a callback button's data says: which broadcast, which button."""
+
+    broadcast_uid: str
+    callback: str
 
 
-def render(content: Content, recipient: Recipient, *, allow_paid_broadcast: bool) -> Rendered:
-    """The call that sends `content` to `recipient`."""
+def callback_data(broadcast_uid: str, callback: str) -> str:
+    """The callback_data of button `callback` in the broadcast with uid `broadcast_uid`."""
+    compact = base64.urlsafe_b64encode(uuid.UUID(broadcast_uid).bytes).rstrip(b"=").decode()
+    data = f"{_CALLBACK_PREFIX}{compact}:{callback}"
+    if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
+        raise ValueError(f"callback id {callback!r} does not fit Telegram's callback_data")
+    return data
+
+
+def parse_callback_data(data: str) -> Press | None:
+    """The press `data` stands for; ``None`` for data Herald did not write."""
+    if not data.startswith(_CALLBACK_PREFIX):
+        return None
+    compact, sep, callback = data[len(_CALLBACK_PREFIX) :].partition(":")
+    if not sep or not callback:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(compact + "==")
+        return Press(str(uuid.UUID(bytes=raw)), callback)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _button(button: Button, broadcast_uid: str) -> dict[str, str]:
+    if button.callback is not None:
+        return {"text": button.text, "callback_data": callback_data(broadcast_uid, button.callback)}
+    assert button.url is not None  # a button has exactly one of url and callback
+    return {"text": button.text, "url": button.url}
+
+
+def _keyboard(rows: tuple[tuple[Button, ...], ...], broadcast_uid: str) -> dict[str, Any]:
+    return {"inline_keyboard": [[_button(b, broadcast_uid) for b in row] for row in rows]}
+
+
+def render(
+    content: Content, recipient: Recipient, *, broadcast_uid: str, allow_paid_broadcast: bool
+) -> Rendered:
+    """The call that sends `content` of broadcast `broadcast_uid` to `recipient`."""
     params: dict[str, Any] = {"chat_id": recipient.chat_id}
     if content.disable_notification:
         params["disable_notification"] = True
@@ -91,7 +148,7 @@ def render(content: Content, recipient: Recipient, *, allow_paid_broadcast: bool
         params["from_chat_id"] = content.copy_from.chat_id
         params["message_id"] = content.copy_from.message_id
         if content.buttons:
-            params["reply_markup"] = _keyboard(content.buttons)
+            params["reply_markup"] = _keyboard(content.buttons, broadcast_uid)
         return Rendered("copyMessage", params)
 
     variant = content.variant_for(recipient.language_code)
@@ -101,7 +158,7 @@ def render(content: Content, recipient: Recipient, *, allow_paid_broadcast: bool
     if variant is not None and content.localized:
         variant_key = next(code for code, v in content.localized.items() if v is variant)
     if buttons:
-        params["reply_markup"] = _keyboard(buttons)
+        params["reply_markup"] = _keyboard(buttons, broadcast_uid)
     if text is not None:
         text = substitute(text, recipient, content.parse_mode)
     if content.parse_mode is not ParseMode.NONE and text is not None:

@@ -64,6 +64,7 @@ def test_there_is_an_example_of_every_kind_of_content() -> None:
         "scheduled.yaml",
         "paused.yaml",
         "paid.yaml",
+        "poll-callbacks.yaml",
     }
 
 
@@ -270,6 +271,7 @@ def test_status_round_trips_and_finds_conditions() -> None:
         "failed": 0,
         "blocked": 0,
         "uncertain": 0,
+        "totalClicks": 0,
     }
 
 

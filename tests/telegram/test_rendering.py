@@ -8,7 +8,17 @@ import pytest
 
 from herald.core.contents import Content, ParseMode
 from herald.core.envelopes import Recipient
-from herald.telegram.rendering import escape, render, substitute
+from herald.telegram.rendering import (
+    CALLBACK_DATA_MAX_BYTES,
+    Press,
+    callback_data,
+    escape,
+    parse_callback_data,
+    render,
+    substitute,
+)
+
+UID = "0b6f3a52-8c3e-4d0e-9a57-1f2d3c4b5a69"
 
 BOB = Recipient(
     chat_id=42, language_code="pt-BR", first_name="<Bob>", last_name="a_b", username="bob_1"
@@ -99,12 +109,12 @@ CASES = [
     ids=[case[0] for case in CASES],
 )
 def test_render(given: Content, recipient: Recipient, method: str, params: dict[str, Any]) -> None:
-    rendered = render(given, recipient, allow_paid_broadcast=False)
+    rendered = render(given, recipient, broadcast_uid=UID, allow_paid_broadcast=False)
     assert (rendered.method, rendered.params) == (method, params)
 
 
 def test_paid_broadcast_flag_is_sent() -> None:
-    rendered = render(content(text="x"), Recipient(1), allow_paid_broadcast=True)
+    rendered = render(content(text="x"), Recipient(1), broadcast_uid=UID, allow_paid_broadcast=True)
     assert rendered.params["allow_paid_broadcast"] is True
 
 
@@ -129,7 +139,9 @@ LOCALIZED = content(
     ids=["region-falls-back-to-language", "exact", "unknown-language", "no-language"],
 )
 def test_localized_variant(language: str | None, text: str, button: str, variant: str) -> None:
-    rendered = render(LOCALIZED, Recipient(1, language), allow_paid_broadcast=False)
+    rendered = render(
+        LOCALIZED, Recipient(1, language), broadcast_uid=UID, allow_paid_broadcast=False
+    )
     assert rendered.params["text"] == text
     assert rendered.params["reply_markup"]["inline_keyboard"][0][0]["text"] == button
     assert rendered.variant == variant
@@ -156,3 +168,43 @@ def test_markdown_v2_escapes_every_reserved_character() -> None:
 
 def test_missing_names_become_empty() -> None:
     assert substitute("Hi {first_name}{username}", Recipient(1), ParseMode.HTML) == "Hi "
+
+
+def test_callback_buttons_carry_the_broadcast_and_the_button() -> None:
+    given = content(
+        text="Coming?",
+        buttons=[
+            [
+                {"text": "Yes", "callback": "yes", "answer": "Thanks!", "tag": "voted-yes"},
+                {"text": "No", "callback": "no"},
+            ],
+            [{"text": "Details", "url": "https://e.example"}],
+        ],
+    )
+    rows = render(given, Recipient(1), broadcast_uid=UID, allow_paid_broadcast=False).params[
+        "reply_markup"
+    ]["inline_keyboard"]
+    assert rows[1] == [{"text": "Details", "url": "https://e.example"}]
+    assert [set(b) for b in rows[0]] == [{"text", "callback_data"}] * 2
+    presses = [parse_callback_data(b["callback_data"]) for b in rows[0]]
+    assert presses == [Press(UID, "yes"), Press(UID, "no")]
+
+
+def test_the_longest_callback_id_fits_telegrams_callback_data() -> None:
+    data = callback_data(UID, "x" * 32)
+    assert len(data.encode()) <= CALLBACK_DATA_MAX_BYTES
+    assert parse_callback_data(data) == Press(UID, "x" * 32)
+
+
+@pytest.mark.parametrize(
+    "data", ["", "yes", "h1:", "h1:abc", "h1:!!!:yes", "h2:" + "A" * 22 + ":yes", "h1:AAAA:"]
+)
+def test_data_herald_did_not_write_is_no_press(data: str) -> None:
+    assert parse_callback_data(data) is None
+
+
+def test_html_escapes_the_single_quote_as_a_numeric_entity() -> None:
+    obrien = Recipient(1, first_name="O'Brien")
+    assert substitute("<a href='x'>{first_name}</a>", obrien, ParseMode.HTML) == (
+        "<a href='x'>O&#39;Brien</a>"
+    )
