@@ -331,7 +331,14 @@ class MessageLane:
             row = Row(claim.chat_id, DeliveryState.FAILED, Reason.DEADLINE_EXCEEDED)
             await self._record(held, row)
             return
-        rendered = render(content, Recipient(claim.chat_id), allow_paid_broadcast=False)
+        # Callback buttons carry the message's id where a broadcast's carry its uid: the bot
+        # answers a press of them, and counts it for no Broadcast.
+        rendered = render(
+            content,
+            Recipient(claim.chat_id),
+            broadcast_uid=held.work.id,
+            allow_paid_broadcast=False,
+        )
         held.attempts += 1
         started = self._loop.time()
         try:
