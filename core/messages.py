@@ -21,10 +21,10 @@ import hashlib
 from datetime import datetime
 
 import ormsgpack
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AwareDatetime, Field, field_validator
 
 from herald.core.contents import Content
+from herald.core.contracts import WireModel
 from herald.core.deliveries import DeliveryState
 
 __all__ = [
@@ -69,18 +69,7 @@ def state_of(row_state: str) -> MessageState:
     return MessageState(state.value)
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
-
-
-class MessageRequest(_Body):
+class MessageRequest(WireModel):
     """The body of ``POST /v1/namespaces/{namespace}/bots/{bot}/messages``."""
 
     chat_id: int = Field(
@@ -120,7 +109,7 @@ def fingerprint(request: MessageRequest) -> bytes:
     return hashlib.sha256(ormsgpack.packb(canonical, option=ormsgpack.OPT_SORT_KEYS)).digest()
 
 
-class MessageView(_Body):
+class MessageView(WireModel):
     """A message as ``GET .../messages/{id}`` (and the POST's answer) shows it."""
 
     id: str = Field(description="Herald's id of the message (a UUID).")
