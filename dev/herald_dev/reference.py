@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
+from herald.api.settings import ApiSettings
 from herald.bot.settings import BotSettings
 from herald.core import crds
 from herald.core.permissions import PERMISSIONS, Component, Grant, inbox_prefix
@@ -197,16 +198,17 @@ def api_reference() -> str:
 
 # Every settings class, and the components that read it. One row per variable.
 _SETTINGS: tuple[tuple[type[BaseSettings], str], ...] = (
-    (NatsSettings, "operator, sender, bot"),
-    (DatabaseSettings, "operator, sender, bot"),
+    (NatsSettings, "operator, sender, bot, herald-api"),
+    (DatabaseSettings, "operator, sender, bot, herald-api"),
     (TelegramSettings, "operator, sender, bot"),
-    (TokenKeySettings, "operator, sender, bot"),
-    (LogSettings, "operator, sender, bot"),
+    (TokenKeySettings, "operator, sender, bot, herald-api"),
+    (LogSettings, "operator, sender, bot, herald-api"),
     (OperatorSettings, "operator"),
     (ScalingSettings, "operator"),
     (SenderTarget, "operator"),
     (SenderSettings, "sender"),
     (BotSettings, "bot"),
+    (ApiSettings, "herald-api"),
 )
 
 
