@@ -223,10 +223,15 @@ class Sender:
             for bot_id in sorted(needed):
                 started = loop.time()
                 try:
-                    held = await self._controls.hold(bot_id)
-                except nats.errors.Error as error:
+                    # Bounded well inside the lease: a renewal lost in a leader election of the
+                    # control bucket is retried, not waited out for nats-py's 5 s.
+                    async with asyncio.timeout(settings.lease_seconds / 2):
+                        held = await self._controls.hold(bot_id)
+                except (nats.errors.Error, TimeoutError) as error:
                     # Keep sending until the lease we hold would have expired.
-                    log.warning("renewing the lease of bot %s failed: %s", bot_id, error)
+                    log.warning(
+                        "renewing the lease of bot %s failed: %s", bot_id, str(error) or "no answer"
+                    )
                     continue
                 worker = self._workers.get(bot_id)
                 if not held:
@@ -235,7 +240,14 @@ class Sender:
                         await self._retire(bot_id, release=False)
                     continue
                 if worker is None:
-                    worker = await self._hire(bot_id)
+                    try:
+                        worker = await self._hire(bot_id)
+                    except nats.errors.Error as error:
+                        # JetStream not answering yet (a cluster electing its leaders): the
+                        # worker has no broadcast and sent nothing; hire again next round.
+                        log.warning("taking up bot %s failed: %s", bot_id, error)
+                        await self._retire(bot_id, release=False)
+                        continue
                 # Valid a second less than written, for the time the write took and skew.
                 worker.lease_until = started + settings.lease_seconds - 1.0
             self.metrics.bots.set(len(self._workers))

@@ -146,7 +146,8 @@ async def wait_published(herald: LocalSystem, name: str, batches: int) -> str:
         js = client.jetstream()
         deadline = time.monotonic() + 60
         while True:
-            with contextlib.suppress(nats.js.errors.NotFoundError):
+            # On a cluster, a consumer whose group is still electing its leader answers nothing.
+            with contextlib.suppress(nats.js.errors.NotFoundError, nats.errors.TimeoutError):
                 info = await js.consumer_info(subjects.WORK_STREAM, subjects.work_consumer(uid))
                 if info.num_pending >= batches:
                     return uid
