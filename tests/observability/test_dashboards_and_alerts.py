@@ -20,6 +20,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from herald.api.metrics import Metrics as ApiMetrics
 from herald.bot.metrics import Metrics as BotMetrics
 from herald.core.statuses import ConditionStatus, ConditionType, Phase
 from herald.operator.metrics import BroadcastView
@@ -77,6 +78,7 @@ def _registries() -> Iterator[CollectorRegistry]:
     yield operator.registry
     yield SenderMetrics().registry
     yield BotMetrics().registry
+    yield ApiMetrics().registry
 
 
 def registered() -> dict[str, Exposed]:
@@ -97,7 +99,7 @@ def _declared_labels() -> dict[str, set[str]]:
     """Label names of every instrument, children or not (a labelled family without children
     shows no samples, hence no labels, in a scrape)."""
     declared: dict[str, set[str]] = {}
-    for metrics in (OperatorMetrics(), SenderMetrics(), BotMetrics()):
+    for metrics in (OperatorMetrics(), SenderMetrics(), BotMetrics(), ApiMetrics()):
         for instrument in vars(metrics).values():
             name = getattr(instrument, "_name", None)
             kind = getattr(instrument, "_type", None)
