@@ -4,6 +4,10 @@ per-language variants), with Telegram's own limits.
 Part of the Broadcast contract (:mod:`herald.core.broadcasts`); the senders' renderer
 (:mod:`herald.telegram.rendering`) turns a :class:`Content` into Bot API calls, and the control
 record carries it to the senders as it is.
+
+Over 400 lines because it is one subtree of the CRD: the size caps and the CEL rules of
+``Content`` reach into every part (buttons, media, variants), and the CRD generator reads the
+parts in the order the schema nests them; apart, each rule would import the others' limits.
 """
 
 from __future__ import annotations

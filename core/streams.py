@@ -51,39 +51,30 @@ async def _add_or_update(js: JetStreamContext, config: StreamConfig, *, converge
             await js.update_stream(config)
 
 
-async def ensure_work_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
-    """Work queue: each batch is removed once a sender acks it; consumers filter per uid."""
-    await _add_or_update(
-        js,
-        StreamConfig(
-            name=subjects.WORK_STREAM,
-            subjects=[subjects.WORK_SUBJECTS],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            duplicate_window=WORK_DUPLICATE_WINDOW,
-            num_replicas=replicas or 1,
-        ),
-        converge=replicas is not None,
+def _work_queue(name: str, subject: str, replicas: int | None) -> StreamConfig:
+    """A work queue: each message is removed once a sender acks it; a re-publish under the
+    same message id within the window is dropped."""
+    return StreamConfig(
+        name=name,
+        subjects=[subject],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=WORK_DUPLICATE_WINDOW,
+        num_replicas=replicas or 1,
     )
+
+
+async def ensure_work_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
+    """Broadcasts' work batches; consumers filter per uid."""
+    config = _work_queue(subjects.WORK_STREAM, subjects.WORK_SUBJECTS, replicas)
+    await _add_or_update(js, config, converge=replicas is not None)
 
 
 async def ensure_messages_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
-    """Transactional messages: a work queue like the broadcasts', one subject per bot, each
-    message published under Herald's id of it."""
-    await _add_or_update(
-        js,
-        StreamConfig(
-            name=subjects.MESSAGES_STREAM,
-            subjects=[subjects.MESSAGES_SUBJECTS],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            duplicate_window=WORK_DUPLICATE_WINDOW,
-            num_replicas=replicas or 1,
-        ),
-        converge=replicas is not None,
-    )
+    """Transactional messages, one subject per bot, each published under Herald's id of it."""
+    config = _work_queue(subjects.MESSAGES_STREAM, subjects.MESSAGES_SUBJECTS, replicas)
+    await _add_or_update(js, config, converge=replicas is not None)
 
 
 async def ensure_events_stream(js: JetStreamContext, *, replicas: int | None = None) -> None:
