@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +35,7 @@ from herald.dev.postgres import PostgresCluster
 from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem
 
 LATENCY = ["--latency-ms=80"]
+NO_LIMITS = ["--rate=0", "--per-chat-rate=0"]
 
 
 def url_of(herald: LocalSystem) -> str:
@@ -200,37 +202,25 @@ async def main() -> None:
                 lines.append(line)
 
             warm = {"HERALD_SCALING_MIN_REPLICAS": "1"}
-            async with system(
-                workdir,
-                plane,
-                nats_server.access,
-                pg,
-                emulator_flags=LATENCY,
-                settings=warm,
-                apis=1,
-            ) as herald:
-                report(await alone(herald, args.messages))
-            async with system(
-                workdir,
-                plane,
-                nats_server.access,
-                pg,
-                emulator_flags=LATENCY,
-                settings=warm,
-                apis=1,
-            ) as herald:
-                report(await beside_broadcast(herald, args.messages))
             unbounded = warm | {"HERALD_API_QUEUE_BOUND": "100000000"}
-            async with system(
-                workdir,
-                plane,
-                nats_server.access,
-                pg,
-                emulator_flags=["--rate=0", "--per-chat-rate=0"],
-                settings=unbounded,
-                apis=1,
-            ) as herald:
-                report(await throughput(herald, args.seconds))
+            runs: list[
+                tuple[list[str], dict[str, str], Callable[[LocalSystem], Awaitable[str]]]
+            ] = [
+                (LATENCY, warm, lambda herald: alone(herald, args.messages)),
+                (LATENCY, warm, lambda herald: beside_broadcast(herald, args.messages)),
+                (NO_LIMITS, unbounded, lambda herald: throughput(herald, args.seconds)),
+            ]
+            for flags, settings, run in runs:
+                async with system(
+                    workdir,
+                    plane,
+                    nats_server.access,
+                    pg,
+                    emulator_flags=flags,
+                    settings=settings,
+                    apis=1,
+                ) as herald:
+                    report(await run(herald))
             print("\n".join(["", "Figures:", *lines]))
 
 
