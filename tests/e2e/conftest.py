@@ -14,8 +14,13 @@ from herald.dev.nats import NatsAccess
 from herald.dev.systems import LocalSystem, local_system
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "herald_apis(n): run n herald-api processes too")
+
+
 @pytest.fixture
 async def herald(
+    request: pytest.FixtureRequest,
     controlplane: ControlPlane,
     kubectl: Kubectl,
     database: str,
@@ -28,5 +33,6 @@ async def herald(
         database=database,
         nats=nats_access,
         logs=tmp_path / "logs",
+        apis=marker.args[0] if (marker := request.node.get_closest_marker("herald_apis")) else 0,
     ) as system:
         yield system

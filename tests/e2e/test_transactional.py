@@ -6,36 +6,15 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from herald.dev.controlplane import ControlPlane
-from herald.dev.kubectl import Kubectl
-from herald.dev.nats import NatsAccess
-from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem, local_system
+from herald.dev.systems import BOT_SECRET, TOKEN, LocalSystem
 
-
-@pytest.fixture
-async def herald(
-    controlplane: ControlPlane,
-    kubectl: Kubectl,
-    database: str,
-    nats_access: NatsAccess,
-    tmp_path: Path,
-) -> AsyncIterator[LocalSystem]:
-    async with local_system(
-        kubeconfig=controlplane.kubeconfig,
-        kubectl=kubectl,
-        database=database,
-        nats=nats_access,
-        logs=tmp_path / "logs",
-        apis=2,
-    ) as system:
-        yield system
+# Two processes: whichever answers, the same message.
+pytestmark = pytest.mark.herald_apis(2)
 
 
 def messages_url(herald: LocalSystem, index: int = 0) -> str:
