@@ -13,7 +13,9 @@ from herald.operator.planning import LedgerFacts
 __all__ = ["click_counts", "close_open", "ledger_facts", "record_completion"]
 
 # A claim this old after a stop belongs to a sender that died or was told to stop before it
-# recorded the outcome: it may have sent, so it is closed as uncertain, never as failed.
+# recorded the outcome. One marked sending may have been sent, so it is closed as uncertain,
+# never as failed; one still claimed never left (a sender marks a row before its request, and
+# the mark fails once the row is closed here), so it fails like a pending one.
 STALE_CLAIM_SECONDS = 60
 
 
@@ -50,17 +52,19 @@ async def click_counts(connection: Connection | asyncpg.Pool, uid: str) -> dict[
 
 
 async def close_open(connection: asyncpg.Connection | asyncpg.Pool, uid: str, reason: str) -> int:
-    """Fail every pending recipient of a stopped broadcast with ``reason``; claims left
-    behind by a sender become uncertain once stale. Returns the rows closed."""
+    """Fail every pending recipient of a stopped broadcast with ``reason``, and every claim a
+    sender left behind once stale: failed when it never left, uncertain when it was marked
+    sending. Returns the rows closed."""
     status: str = await connection.execute(
         """
         UPDATE deliveries
-           SET state = CASE WHEN state = 'pending' THEN 'failed' ELSE 'uncertain' END,
+           SET state = CASE WHEN state = 'sending' THEN 'uncertain' ELSE 'failed' END,
                reason = $2,
                finished_at = now()
          WHERE broadcast_uid = $1
            AND (state = 'pending'
-                OR (state = 'claimed' AND claimed_at < now() - make_interval(secs => $3)))
+                OR (state IN ('claimed', 'sending')
+                    AND claimed_at < now() - make_interval(secs => $3)))
         """,
         uid,
         reason,

@@ -248,6 +248,10 @@ def _stopped(reason: str, message: str) -> _Situation:
     )
 
 
+# Not yet final: status.pending counts them all.
+_OPEN_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.SENDING)
+
+
 def _counts(ledger: LedgerFacts | None) -> tuple[int, int]:
     """(recipients, terminal recipients) of the ledger."""
     if ledger is None:
@@ -529,7 +533,7 @@ def plan(
     ledger = facts.ledger
     counts = ledger.counts if ledger is not None else {}
     total, terminal = _counts(ledger)
-    pending = counts.get(DeliveryState.PENDING, 0) + counts.get(DeliveryState.CLAIMED, 0)
+    pending = sum(counts.get(state, 0) for state in _OPEN_STATES)
     all_terminal = ledger is not None and ledger.materialised and terminal == total
 
     rate: float | None = prev.observed_rate
@@ -540,7 +544,7 @@ def plan(
         rate = 0.0 if prev.started_at is not None or terminal else None
 
     started_at = prev.started_at
-    claimed = counts.get(DeliveryState.CLAIMED, 0)
+    claimed = counts.get(DeliveryState.CLAIMED, 0) + counts.get(DeliveryState.SENDING, 0)
     if started_at is None and (terminal or claimed):
         started_at = now
     completed_at = prev.completed_at

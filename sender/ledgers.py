@@ -28,9 +28,11 @@ ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.InternalClientError,
 )
 
-# One statement, one round trip, atomic: rows still pending are claimed; rows another sender
-# claimed longer ago than the claim TTL belong to a dead sender and are either claimed again
-# (atLeastOnce) or settled as uncertain (atMostOnce); every row's resulting state is returned.
+# One statement, one round trip, atomic: rows still pending are claimed. Rows another sender
+# claimed longer ago than the claim TTL belong to a dead sender: one still `claimed` never
+# reached the wire and is claimed again whatever the delivery; one `sending` may have, and is
+# either claimed again (atLeastOnce) or settled as uncertain (atMostOnce). Every row's
+# resulting state is returned.
 _CLAIM = """
 WITH target AS (
     SELECT chat_id, state, claimed_at < now() - make_interval(secs => $4) AS stale
@@ -42,14 +44,16 @@ WITH target AS (
     SET state = 'claimed', claimed_by = $3, claimed_at = now(), attempts = d.attempts + 1
     FROM target t
     WHERE d.broadcast_uid = $1 AND d.chat_id = t.chat_id
-      AND (t.state = 'pending' OR (t.state = 'claimed' AND t.stale AND $5))
+      AND (t.state = 'pending'
+           OR (t.state = 'claimed' AND t.stale)
+           OR (t.state = 'sending' AND t.stale AND $5))
     RETURNING d.chat_id
 ), lost AS (
     UPDATE deliveries d
     SET state = 'uncertain', reason = $6, finished_at = now()
     FROM target t
     WHERE d.broadcast_uid = $1 AND d.chat_id = t.chat_id
-      AND t.state = 'claimed' AND t.stale AND NOT $5
+      AND t.state = 'sending' AND t.stale AND NOT $5
     RETURNING d.chat_id
 )
 SELECT t.chat_id, t.state,
@@ -58,6 +62,19 @@ SELECT t.chat_id, t.state,
 FROM target t
 LEFT JOIN taken USING (chat_id)
 LEFT JOIN lost USING (chat_id)
+"""
+
+# The fence before a request leaves: only rows this sender still holds are marked (a row
+# another sender took over, or the operator closed, is not to be sent from here), and the
+# claim's age restarts, so a slow request is not taken for a dead sender's claim. A row
+# already `sending` is one being retried.
+_MARK = """
+UPDATE deliveries d
+SET state = 'sending', claimed_at = now()
+FROM unnest($1::uuid[], $2::bigint[]) AS u(broadcast_uid, chat_id)
+WHERE d.broadcast_uid = u.broadcast_uid AND d.chat_id = u.chat_id
+  AND d.state IN ('claimed', 'sending') AND d.claimed_by = $3
+RETURNING d.broadcast_uid, d.chat_id
 """
 
 # Only rows this sender still holds: a row reclaimed by another sender meanwhile is theirs.
@@ -72,7 +89,7 @@ SET state = u.state,
 FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
      AS u(chat_id, state, reason, message_id)
 WHERE d.broadcast_uid = $1 AND d.chat_id = u.chat_id
-  AND d.state = 'claimed' AND d.claimed_by = $6
+  AND d.state IN ('claimed', 'sending') AND d.claimed_by = $6
 """
 
 # Per bot: a user who blocked one bot is still the subscriber of the others.
@@ -152,6 +169,9 @@ class ClaimedMessage:
     deadline: datetime | None
 
 
+_OPEN = frozenset({DeliveryState.CLAIMED, DeliveryState.SENDING})
+
+
 class Ledger:
     def __init__(self, pool: asyncpg.Pool, *, me: str, claim_ttl: float) -> None:
         self._pool = pool
@@ -176,7 +196,7 @@ class Ledger:
             found.add(chat_id)
             if row["taken"]:
                 claims.claimed.append(chat_id)
-            elif row["lost"] or row["state"] != DeliveryState.CLAIMED:
+            elif row["lost"] or row["state"] not in _OPEN:
                 claims.settled.append(chat_id)
             else:
                 claims.busy.append(chat_id)
@@ -185,6 +205,14 @@ class Ledger:
         order = {chat_id: index for index, chat_id in enumerate(chat_ids)}
         claims.claimed.sort(key=order.__getitem__)
         return claims
+
+    async def mark_sending(self, rows: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Mark claimed rows (broadcast uid, chat id) as sending, in one commit; returns those
+        still this sender's, the only ones it may send."""
+        marked = await self._pool.fetch(
+            _MARK, [UUID(uid) for uid, _ in rows], [chat_id for _, chat_id in rows], self._me
+        )
+        return {(str(row["broadcast_uid"]), int(row["chat_id"])) for row in marked}
 
     async def record(self, writes: dict[str, list[Row]]) -> None:
         """Write outcomes of several broadcasts in one transaction."""

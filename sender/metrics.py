@@ -105,7 +105,7 @@ class Metrics:
         )
         self.ledger_errors = Counter(
             "herald_sender_ledger_errors",
-            "Failed ledger round trips, by operation (claim, record); both are retried.",
+            "Failed ledger round trips, by operation (claim, mark, record); all are retried.",
             ["operation"],
             registry=r,
         )
@@ -122,7 +122,7 @@ class Metrics:
         for state in _TERMINAL:
             self.recipients.labels(state.value)
             self.transactional.labels(state.value)
-        for operation in ("claim", "record"):
+        for operation in ("claim", "mark", "record"):
             self.ledger_errors.labels(operation)
 
     def serve(self, port: int) -> None:

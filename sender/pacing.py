@@ -32,6 +32,7 @@ max-min fairness, the split :func:`fair_shares` computes.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +113,14 @@ class _Schedule:
         keep = max(1, math.floor(max(rate, self.rate)))
         if len(self.starts) > 2 * keep + 64:
             del self.starts[: len(self.starts) - keep]
+
+    def moved(self, granted: float, at: float) -> None:
+        """The start counted at `granted` left at `at`, later."""
+        for index in range(len(self.starts) - 1, -1, -1):
+            if self.starts[index] == granted:
+                del self.starts[index]
+                bisect.insort(self.starts, at)
+                return
 
 
 @dataclass(slots=True)
@@ -233,6 +242,19 @@ class Pacer:
         self._bot.take(now, limit)
         self._note_chat(heads[chosen], now)
         return Grant(chosen)
+
+    def started(self, uid: str, chat_id: int, *, granted: float, at: float) -> None:
+        """The broadcast's send granted at `granted` left at `at`: later, as its ledger mark
+        came first. Counting it when it left keeps the window guard true of arrivals however
+        long the mark took; the GCRA schedules keep their slots, so the rate is unchanged."""
+        if at <= granted:
+            return
+        self._bot.moved(granted, at)
+        broadcast = self._broadcasts.get(uid)
+        if broadcast is not None:
+            broadcast.schedule.moved(granted, at)
+        if self._chats.get(chat_id) == granted:
+            self._chats[chat_id] = at
 
     def _note_chat(self, chat_id: int, now: float) -> None:
         self._chats[chat_id] = now

@@ -46,6 +46,7 @@ from herald.sender import gating, ledgers, pacing, tasks
 from herald.sender.controls import Controls
 from herald.sender.gating import Gate
 from herald.sender.ledgers import Ledger, Row
+from herald.sender.marking import Marker
 from herald.sender.messaging import Held, MessageLane
 from herald.sender.metrics import Metrics
 from herald.sender.outcomes import Action, Verdict, judge
@@ -146,6 +147,7 @@ class BotWorker:
         self._stopping = False
         self.lease_until = 0.0
         self._loop = asyncio.get_running_loop()
+        self._marker = Marker(ledger, clock=self._loop.time, on_done=self._wake.set)
         self._scheduler = tasks.spawn(
             self._tasks, self._schedule(), vital=(vitals, f"the scheduler of bot {bot_id}")
         )
@@ -287,7 +289,10 @@ class BotWorker:
         self._pacer.remove(uid)
         self._release(broadcast, requeue=False)
         for task in broadcast.tasks:
-            task.cancel()
+            # A claim on its way comes back and gives its rows back (see close): cancelled
+            # mid-way, it would leave them claimed until the operator closes them as stale.
+            if task is not broadcast.claimer:
+                task.cancel()
         # A loop whose cancellation a NATS call lost (asyncio.wait_for on Python 3.11) wakes,
         # sees the broadcast stopped and ends, instead of waiting for an event nobody sets
         # until it is destroyed pending.
@@ -479,10 +484,15 @@ class BotWorker:
                 for uid, broadcast in list(self._broadcasts.items())
                 if broadcast.work.ready and self._sendable(broadcast, wall)
             }
+            # A mark slower than the guard holds every new start back until it commits: the
+            # starts granted meanwhile would leave together with it, closer than they were
+            # counted (see Pacer.started).
+            marking = self._marker.oldest
             if (
                 not (heads or messages)
                 or self._in_flight >= self._settings.max_in_flight
                 or now > self.lease_until
+                or (marking is not None and now - marking > pacing.GUARD)
             ):
                 await self._sleep(min(next_retry - now, 1.0))
                 continue
@@ -506,25 +516,30 @@ class BotWorker:
                 self._spend_kept = False
             self._in_flight += 1
             self._metrics.in_flight.inc()
-            tasks.spawn(self._sends, self._send(broadcast, recipient))
+            tasks.spawn(self._sends, self._send(broadcast, recipient, granted=now))
             if len(broadcast.work.ready) < self._claim_size(broadcast):
                 broadcast.want_claim.set()
 
-    async def _send(self, broadcast: _Broadcast, recipient: Recipient) -> None:
+    async def _send(self, broadcast: _Broadcast, recipient: Recipient, *, granted: float) -> None:
         record = broadcast.record
         chat_id = recipient.chat_id
-        attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
-        rendered = render(
-            record.content,
-            recipient,
-            broadcast_uid=record.uid,
-            allow_paid_broadcast=record.rate.allow_paid_broadcast,
-        )
-        started = self._loop.time()
         try:
-            outcome = await broadcast.client.send(rendered)
+            if not await self._mark(broadcast, recipient):
+                return
+            self._pacer.started(record.uid, chat_id, granted=granted, at=self._loop.time())
+            attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
+            rendered = render(
+                record.content,
+                recipient,
+                broadcast_uid=record.uid,
+                allow_paid_broadcast=record.rate.allow_paid_broadcast,
+            )
+            started = self._loop.time()
+            try:
+                outcome = await broadcast.client.send(rendered)
+            finally:
+                self._metrics.send_duration.observe(self._loop.time() - started)
         finally:
-            self._metrics.send_duration.observe(self._loop.time() - started)
             self._in_flight -= 1
             self._metrics.in_flight.dec()
             self._wake.set()
@@ -541,6 +556,23 @@ class BotWorker:
         if verdict.state is DeliveryState.DELIVERED:
             broadcast.proven.add(rendered.variant)
         self._act(broadcast, recipient, verdict, outcome.message_id, outcome.description)
+
+    async def _mark(self, broadcast: _Broadcast, recipient: Recipient) -> bool:
+        """Mark the row sending; False when it is not to be sent now."""
+        try:
+            mine = await self._marker.mark(broadcast.uid, recipient.chat_id)
+        except ledgers.ERRORS as error:
+            self._metrics.ledger_errors.labels("mark").inc()
+            log.warning("marking a row of broadcast %s failed: %s", broadcast.uid, error)
+            # Still claimed and never sent: it takes a later slot here, or the sender that
+            # reclaims it once stale sends it.
+            broadcast.work.retry(self._loop.time() + 0.5, recipient)
+            return False
+        if not mine:
+            # Another sender took the row over (this one was taken for dead), or the
+            # operator closed it: not to be sent from here.
+            broadcast.work.busy([recipient.chat_id])
+        return mine
 
     async def _send_message(self, lane: MessageLane, held: Held, client: TelegramClient) -> None:
         try:

@@ -328,7 +328,7 @@ class Pipeline:
 
         async def done() -> bool:
             states = await self.states(uid)
-            open_rows = states["pending"] + states["claimed"]
+            open_rows = states["pending"] + states["claimed"] + states["sending"]
             return open_rows == 0 and await self.pending_work(uid) == 0
 
         await self.wait_for(done, within=within, what=f"broadcast {uid} to finish")

@@ -105,7 +105,7 @@ async def test_bad_markup_stops_the_broadcast_after_the_first_sends(pipeline: Pi
 
 async def _no_claims(pipeline: Pipeline, uid: str) -> bool:
     states = await pipeline.states(uid)
-    return bool(states["claimed"] == 0)
+    return bool(states["claimed"] + states["sending"] == 0)
 
 
 async def test_uncertain_when_the_answer_is_lost(pipeline: Pipeline) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
+import random
 from collections import Counter
 from collections.abc import Callable
 
@@ -276,3 +278,49 @@ def test_a_halt_holds_transactional_messages_too() -> None:
     pacer.halt(5.0)
     assert pacer.next(1.0, {}, [42]) == Wait(5.0)
     assert pacer.next(5.0, {}, [42]) == MessageGrant(42)
+
+
+def run_with_late_starts(
+    pacer: Pacer, *, delays: Callable[[int], float], until: float, report: bool
+) -> list[tuple[float, int]]:
+    """Grant one broadcast's sends as fast as the pacer allows, each leaving `delays(n)`
+    after its grant (its ledger mark took that long), reported to the pacer when it leaves
+    if `report`; returns (left at, chat) of every send."""
+    now, served = 0.0, 0
+    leaving: list[tuple[float, float, int]] = []  # (leaves at, granted at, chat)
+    left: list[tuple[float, int]] = []
+    while now < until:
+        while leaving and leaving[0][0] <= now:
+            at, granted, chat = heapq.heappop(leaving)
+            left.append((at, chat))
+            if report:
+                pacer.started("a", chat, granted=granted, at=at)
+        decision = pacer.next(now, {"a": served})
+        if isinstance(decision, Grant):
+            heapq.heappush(leaving, (now + delays(served), now, served))
+            served += 1
+            continue
+        assert isinstance(decision, Wait)
+        now = min(decision.until, leaving[0][0] if leaving else math.inf)
+    return left
+
+
+def test_a_start_counted_when_it_left_keeps_the_limit_of_arrivals() -> None:
+    # Marks mostly fast, some slow: a slow one leaves with those granted after it.
+    draw = random.Random(3)
+
+    def delays(n: int) -> float:
+        return 0.3 if draw.random() < 0.05 else draw.uniform(0.0, 0.005)
+
+    reported = Pacer()
+    reported.configure("a", rate(30))
+    left = run_with_late_starts(reported, delays=delays, until=20.0, report=True)
+    assert max_in_window([t for t, _ in left]) <= 30
+    # Slowed by no more than the guard's share and the slow marks' bunching.
+    assert len(left) >= 0.95 * 30 * 19
+
+    draw = random.Random(3)
+    counted_at_grant = Pacer()
+    counted_at_grant.configure("a", rate(30))
+    left = run_with_late_starts(counted_at_grant, delays=delays, until=20.0, report=False)
+    assert max_in_window([t for t, _ in left]) > 30  # what started() prevents
