@@ -42,7 +42,7 @@ def marker_on(log: CommitLog, clock: list[float], done: list[int]) -> Marker:
 
 
 async def test_marks_asked_during_a_commit_share_the_next_one() -> None:
-    log, clock, done = CommitLog(not_ours=frozenset({("b", 3)})), [10.0], []
+    log, clock, done = CommitLog(not_ours=frozenset({("b", 3)})), [10.0], list[int]()
     marker = marker_on(log, clock, done)
     assert marker.oldest is None
     first = asyncio.ensure_future(marker.mark("a", 1))
@@ -63,7 +63,7 @@ async def test_marks_asked_during_a_commit_share_the_next_one() -> None:
 
 
 async def test_a_failed_commit_fails_each_of_its_marks_and_the_next_ones_go_on() -> None:
-    log, clock, done = CommitLog(), [0.0], []
+    log, clock, done = CommitLog(), [0.0], list[int]()
     marker = marker_on(log, clock, done)
     log.fail = asyncpg.PostgresConnectionError("gone")
     marks = [asyncio.ensure_future(marker.mark("a", chat)) for chat in (1, 2)]
