@@ -222,7 +222,7 @@ def report_text(record: CompletionRecord, *, texts: Texts, default_namespace: st
         duration = format_duration((record.completed_at - record.started_at).total_seconds())
     else:
         duration = "–"
-    return texts(
+    report = texts(
         "report",
         name=ref.label(default_namespace=default_namespace),
         outcome=record.outcome,
@@ -233,3 +233,8 @@ def report_text(record: CompletionRecord, *, texts: Texts, default_namespace: st
         uncertain=str(record.uncertain),
         duration=duration,
     )
+    if not record.clicks:
+        return report
+    # Callback ids are the operator's own words (ASCII, no markup): shown as they are.
+    counts = " · ".join(f"{callback} {n}" for callback, n in sorted(record.clicks.items()))
+    return report + "\n" + texts("report-clicks", clicks=counts)

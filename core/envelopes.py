@@ -284,6 +284,9 @@ class CompletionOutcome(enum.StrEnum):
 class CompletionRecord(_Record):
     """Published on ``herald.events.completed`` when a broadcast ends, for the admin bot."""
 
+    VERSION: ClassVar[int] = 2
+    v: int = 2
+
     uid: str
     namespace: str
     name: str
@@ -295,6 +298,14 @@ class CompletionRecord(_Record):
     uncertain: int
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    # status.clicks when it ended: distinct chats per callback id (presses may go on after).
+    clicks: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def _from_older(cls, raw: dict[Any, Any]) -> dict[Any, Any] | None:
+        # Version 2 only added clicks, with a default: records waiting in the stream across
+        # the upgrade are still reported.
+        return {**raw, "v": cls.VERSION} if raw.get("v") == 1 else None
 
 
 class MessageWork(_Record):

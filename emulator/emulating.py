@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from herald.emulator import markups
+from herald.core import markups
 from herald.emulator.limits import RateLimiter
 from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Recorder, Refusal
 from herald.emulator.settings import EmulatorConfig
@@ -130,6 +130,7 @@ class EmulatorState:
         self._random = random.Random(self.config.seed)  # noqa: S311
         self._storm_until = self._storm_deadline()
         self._message_ids: dict[tuple[str, int], itertools.count[int]] = {}
+        self._seen: set[tuple[str, int, int]] = set()  # (token, chat, message) copyMessage finds
         self._file_ids = itertools.count(1)
         self._media_groups = itertools.count(1)
         self._updates: dict[str, list[dict[str, Any]]] = {}
@@ -165,6 +166,7 @@ class EmulatorState:
         queue = self._updates.setdefault(token, [])
         ids = self._update_ids.setdefault(token, itertools.count(1))
         numbered = [{**update, "update_id": next(ids)} for update in updates]
+        self._seen.update((token, *message) for message in _messages_of(numbered))
         queue.extend(numbered)
         if (event := self._arrivals.pop(token, None)) is not None:
             event.set()
@@ -237,6 +239,8 @@ class EmulatorState:
             raise ApiError(502, "Bad Gateway", page=BAD_GATEWAY_PAGE)
         chat = self._chat(params, token)
         contents = self._compose(method, params)
+        if method == "copyMessage":
+            self._source(token, params)
         paid = _flag(params, "allow_paid_broadcast")
         retry_after = self._limiter.retry_after(token, chat["id"], paid=paid, now=now)
         if retry_after is not None:
@@ -329,13 +333,26 @@ class EmulatorState:
 
     def _message(self, token: str, chat: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
         ids = self._message_ids.setdefault((token, chat["id"]), itertools.count(1))
+        message_id = next(ids)
+        self._seen.add((token, chat["id"], message_id))
         return {
-            "message_id": next(ids),
+            "message_id": message_id,
             "date": int(self._wall_clock().timestamp()),
             "chat": chat,
             "from": _bot_user(token),
             **content,
         }
+
+    def _source(self, token: str, params: Mapping[str, Any]) -> None:
+        """Refuses a copyMessage whose source the bot cannot read, in Telegram's words: the
+        same "chat not found" as for an unknown recipient when the source chat is unknown."""
+        source = _chat(params.get("from_chat_id"))["id"]
+        if source in self.config.not_found:
+            raise ApiError(400, "Bad Request: chat not found")
+        message_id = _int(params, "message_id")
+        known = (token, source, message_id) in self._seen
+        if not known and message_id not in self.config.posts.get(source, ()):
+            raise ApiError(400, "Bad Request: message to copy not found")
 
     def _compose(self, method: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """What each message of a send will contain; refuses what Telegram would refuse."""
@@ -511,6 +528,18 @@ def _bot_user(token: str, username: str | None = None) -> dict[str, Any]:
         "can_read_all_group_messages": False,
         "supports_inline_queries": False,
     }
+
+
+def _messages_of(updates: Iterable[Mapping[str, Any]]) -> Iterable[tuple[int, int]]:
+    """(chat id, message id) of each message in `updates` (message, channel_post, ...)."""
+    for update in updates:
+        for value in update.values():
+            if not isinstance(value, Mapping):
+                continue
+            chat, message_id = value.get("chat"), value.get("message_id")
+            chat_id = chat.get("id") if isinstance(chat, Mapping) else None
+            if isinstance(chat_id, int) and isinstance(message_id, int):
+                yield chat_id, message_id
 
 
 def _unique_id(file_id: str) -> str:

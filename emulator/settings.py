@@ -104,6 +104,14 @@ class EmulatorConfig(_Model):
     not_found: frozenset[int] = Field(
         default=frozenset(), description='Chats answering 400 "chat not found".'
     )
+    posts: dict[int, frozenset[int]] = Field(
+        default_factory=dict,
+        description="Messages that exist without the emulator having seen them (a channel's "
+        "posts), chat id -> message ids. copyMessage copies these, the messages the emulator "
+        'sent and those of injected updates; any other source is answered 400 "message to '
+        'copy not found", and a source chat in not_found 400 "chat not found", as '
+        "Telegram answers.",
+    )
     bots: dict[str, str] | None = Field(
         default=None,
         description="The bots that exist, token -> username: any other token is answered "

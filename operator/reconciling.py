@@ -507,6 +507,7 @@ class Reconciler:
             uncertain=st.uncertain,
             started_at=st.started_at,
             completed_at=st.completed_at,
+            clicks=dict(st.clicks or {}),
         )
         async with self.c.nats("announcing the completion"):
             await publishing.publish_completion(self.c.js, record)

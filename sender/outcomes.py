@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultReason
-from herald.telegram.outcomes import Outcome, OutcomeKind, is_content_error
+from herald.telegram import lengths
+from herald.telegram.outcomes import (
+    Outcome,
+    OutcomeKind,
+    is_chat_not_found,
+    is_content_error,
+    is_too_long,
+)
+from herald.telegram.rendering import Rendered
 
 __all__ = [
     "Action",
@@ -24,6 +32,7 @@ __all__ = [
     "Verdict",
     "backoff_seconds",
     "judge",
+    "judge_unsent",
 ]
 
 # Bounded retries for errors that mean "nothing was sent, try again" (5xx, refused
@@ -40,6 +49,7 @@ class Reason(enum.StrEnum):
     BLOCKED = "Blocked"
     DEACTIVATED = "Deactivated"
     CHAT_NOT_FOUND = "ChatNotFound"
+    TEXT_TOO_LONG = "TextTooLong"  # too long once this recipient's placeholders were filled
     BAD_REQUEST = "BadRequest"
     SERVER_ERROR = "ServerError"
     NETWORK_ERROR = "NetworkError"
@@ -70,18 +80,37 @@ def backoff_seconds(attempt: int) -> float:
     return float(min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** max(0, attempt - 1)))
 
 
+def judge_unsent(rendered: Rendered) -> Verdict | None:
+    """The verdict on a call Telegram would refuse for this recipient alone, decided without
+    sending it; None: send it. Too long only after the recipient's placeholders were filled
+    is such a call (the CRD caps the text as written), and fails the one row, never the
+    broadcast, whether or not the variant was proven."""
+    if lengths.too_long(rendered):
+        return Verdict(
+            state=DeliveryState.FAILED, action=Action.RECORD, reason=Reason.TEXT_TOO_LONG
+        )
+    return None
+
+
 def judge(
     outcome: Outcome,
     *,
     delivery: Delivery,
     attempt: int,
     proven: bool,
+    copying: bool = False,
 ) -> Verdict:
     """What to do with a row after `outcome`.
 
     `attempt` counts this row's sends in this process, 1 for the first; `proven` says the
     broadcast's content has been accepted by Telegram at least once, which turns a content
     error from "the broadcast is broken" into "this recipient's message is broken".
+
+    `copying` says the call was copyMessage, for which "chat not found" may be about the
+    source chat: Telegram answers it in the same words for the recipient's chat and for a
+    source the bot cannot read. The variant's proof decides which: before any copy was
+    accepted it is the source, the same for every recipient, and the broadcast stops
+    (ContentRejected); once one was, the source is readable and it is this recipient's chat.
     """
     kind = outcome.kind
     if kind is OutcomeKind.OK:
@@ -105,9 +134,19 @@ def judge(
             state=DeliveryState.PENDING, action=Action.TRIP, fault=FaultReason.BOT_UNAUTHORIZED
         )
     if kind is OutcomeKind.BAD_REQUEST:
-        if "chat not found" in outcome.description.lower():
+        if is_chat_not_found(outcome.description):
+            if copying and not proven:
+                return Verdict(
+                    state=DeliveryState.PENDING,
+                    action=Action.TRIP,
+                    fault=FaultReason.CONTENT_REJECTED,
+                )
             return Verdict(
                 state=DeliveryState.FAILED, action=Action.RECORD, reason=Reason.CHAT_NOT_FOUND
+            )
+        if proven and is_too_long(outcome.description):
+            return Verdict(
+                state=DeliveryState.FAILED, action=Action.RECORD, reason=Reason.TEXT_TOO_LONG
             )
         if not proven and is_content_error(outcome.description):
             return Verdict(

@@ -49,7 +49,7 @@ from herald.sender.ledgers import Ledger, Row
 from herald.sender.marking import Marker
 from herald.sender.messaging import Held, MessageLane
 from herald.sender.metrics import Metrics
-from herald.sender.outcomes import Action, Verdict, judge
+from herald.sender.outcomes import Action, Verdict, judge, judge_unsent
 from herald.sender.queues import WorkQueue
 from herald.sender.recording import Recorder
 from herald.sender.settings import Config, SenderSettings
@@ -523,39 +523,58 @@ class BotWorker:
     async def _send(self, broadcast: _Broadcast, recipient: Recipient, *, granted: float) -> None:
         record = broadcast.record
         chat_id = recipient.chat_id
+        # Rendered before the mark, so that its commit is the last step before the request.
+        rendered = render(
+            record.content,
+            recipient,
+            broadcast_uid=record.uid,
+            allow_paid_broadcast=record.rate.allow_paid_broadcast,
+        )
+        unsent = judge_unsent(rendered)
+        if unsent is not None:
+            self._sent()
+            self._act(broadcast, recipient, unsent, None, "")
+            return
         try:
             if not await self._mark(broadcast, recipient):
                 return
             self._pacer.started(record.uid, chat_id, granted=granted, at=self._loop.time())
             attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
-            rendered = render(
-                record.content,
-                recipient,
-                broadcast_uid=record.uid,
-                allow_paid_broadcast=record.rate.allow_paid_broadcast,
-            )
             started = self._loop.time()
             try:
                 outcome = await broadcast.client.send(rendered)
             finally:
                 self._metrics.send_duration.observe(self._loop.time() - started)
         finally:
-            self._in_flight -= 1
-            self._metrics.in_flight.dec()
-            self._wake.set()
-            # A finished request frees claim budget (claims count against max_in_flight).
-            for other in self._broadcasts.values():
-                other.want_claim.set()
+            self._sent()
         self._metrics.messages.labels(outcome.kind.value).inc()
+        copying = rendered.method == "copyMessage"
         verdict = judge(
             outcome,
             delivery=record.delivery,
             attempt=attempt,
             proven=rendered.variant in broadcast.proven,
+            copying=copying,
         )
         if verdict.state is DeliveryState.DELIVERED:
             broadcast.proven.add(rendered.variant)
-        self._act(broadcast, recipient, verdict, outcome.message_id, outcome.description)
+        description = outcome.description
+        source = record.content.copy_from
+        if copying and verdict.fault is FaultReason.CONTENT_REJECTED and source is not None:
+            # The condition says which message could not be copied, not only Telegram's words.
+            description = (
+                f"copyFrom chatId {source.chat_id} messageId {source.message_id}: {description}"
+            )
+        self._act(broadcast, recipient, verdict, outcome.message_id, description)
+
+    def _sent(self) -> None:
+        """A send is over, answered or decided without a request."""
+        self._in_flight -= 1
+        self._metrics.in_flight.dec()
+        self._wake.set()
+        # A finished request frees claim budget (claims count against max_in_flight).
+        for other in self._broadcasts.values():
+            other.want_claim.set()
 
     async def _mark(self, broadcast: _Broadcast, recipient: Recipient) -> bool:
         """Mark the row sending; False when it is not to be sent now."""

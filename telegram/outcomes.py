@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "OutcomeKind", "is_content_error"]
+__all__ = ["Outcome", "OutcomeKind", "is_chat_not_found", "is_content_error", "is_too_long"]
 
 # Telegram's descriptions of content it cannot render: the same for every recipient, so the
 # first of them stops the broadcast instead of failing each recipient in turn.
@@ -29,6 +29,9 @@ _CONTENT_ERRORS = (
     "message to copy not found",
     "there is no",
 )
+# Telegram's "message is too long" and "message caption is too long": content errors before
+# the content was ever accepted; after, the placeholders of one recipient made it too long.
+_TOO_LONG = ("message is too long", "caption is too long")
 
 
 class OutcomeKind(enum.StrEnum):
@@ -54,3 +57,15 @@ def is_content_error(description: str) -> bool:
     """Whether a 400 is about the message itself rather than about the recipient."""
     lowered = description.lower()
     return any(marker in lowered for marker in _CONTENT_ERRORS)
+
+
+def is_too_long(description: str) -> bool:
+    """Whether a 400 says the text or caption is over Telegram's limit."""
+    lowered = description.lower()
+    return any(marker in lowered for marker in _TOO_LONG)
+
+
+def is_chat_not_found(description: str) -> bool:
+    """Whether a 400 says a chat is unknown to the bot: the recipient's, or for copyMessage
+    the source's too, which Telegram answers in the same words."""
+    return "chat not found" in description.lower()

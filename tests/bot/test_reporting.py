@@ -49,6 +49,7 @@ async def test_completion_record_is_reported_to_every_admin(
         uncertain=2,
         started_at=started,
         completed_at=started + timedelta(minutes=3, seconds=5),
+        clicks={"yes": 310, "no": 95},
     )
 
     # Garbage first: it is terminated and does not stop the consumer.
@@ -58,8 +59,10 @@ async def test_completion_record_is_reported_to_every_admin(
     english = await h.reply(h.ADMIN["id"], "Broadcast sale finished: Complete")
     assert "Delivered 970 of 1000 · blocked 20 · failed 8 · uncertain 2" in english.payload["text"]
     assert "Duration: 3m 05s" in english.payload["text"]
+    assert english.payload["text"].endswith("\nClicks so far: no 95 · yes 310")
     russian = await h.reply(h.ADMIN_RU["id"], "Рассылка sale завершена")
     assert "Доставлено 970 из 1000" in russian.payload["text"]
+    assert "Нажатия на кнопки к этому моменту: no 95 · yes 310" in russian.payload["text"]
 
     # Both records were settled: nothing is left for the durable consumer.
     connection = await nats.connect(nats_url)

@@ -316,6 +316,26 @@ def test_report_text_in_both_languages() -> None:
     assert "Доставлено 7 из 10" in report_text(record, texts=RU, default_namespace="ns")
 
 
+def test_report_text_shows_the_clicks_by_callback_id() -> None:
+    record = CompletionRecord(
+        uid="u",
+        namespace="ns",
+        name="poll",
+        outcome="Complete",
+        total=10,
+        delivered=10,
+        blocked=0,
+        failed=0,
+        uncertain=0,
+        clicks={"yes": 4, "no": 2},
+    )
+    assert report_text(record, texts=EN, default_namespace="ns").splitlines()[-1] == (
+        "Clicks so far: no 2 · yes 4"
+    )
+    russian = report_text(record, texts=RU, default_namespace="ns")
+    assert russian.splitlines()[-1] == "Нажатия на кнопки к этому моменту: no 2 · yes 4"
+
+
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERALD_BOT_TOKEN", "1:abc")
     monkeypatch.setenv("HERALD_BOT_ADMINS", "[1, 2]")

@@ -170,6 +170,28 @@ def test_fault_and_completion_records_round_trip_typed() -> None:
     assert decoded_done.outcome is envelopes.CompletionOutcome.DEADLINE_EXCEEDED
 
 
+def test_a_completion_record_of_version_1_is_read_without_clicks() -> None:
+    done = envelopes.CompletionRecord(
+        uid="0b7c",
+        namespace="marketing",
+        name="poll",
+        outcome=envelopes.CompletionOutcome.COMPLETE,
+        total=3,
+        delivered=3,
+        blocked=0,
+        failed=0,
+        uncertain=0,
+        clicks={"yes": 2},
+    )
+    current = ormsgpack.unpackb(envelopes.encode(done))
+    assert current["v"] == envelopes.CompletionRecord.VERSION == 2
+    assert envelopes.decode(envelopes.CompletionRecord, envelopes.encode(done)).clicks == {"yes": 2}
+    older = {key: value for key, value in current.items() if key != "clicks"} | {"v": 1}
+    decoded = envelopes.decode(envelopes.CompletionRecord, ormsgpack.packb(older))
+    assert decoded.clicks == {}
+    assert decoded.total == 3
+
+
 def test_a_word_outside_the_vocabulary_is_a_decode_error() -> None:
     data = ormsgpack.packb({"v": 1, "uid": "x", "reason": "Deleted", "message": "", "at": 0})
     with pytest.raises(envelopes.DecodeError):

@@ -151,6 +151,7 @@ async def test_other_media(bot: Bot) -> None:
 
 
 async def test_copy_message(bot: Bot, control: EmulatorClient) -> None:
+    await control.configure({"posts": {"-1001234": [42]}})  # JSON keys are strings
     copied = await bot.copy_message(42, from_chat_id=-1001234, message_id=42, caption="new")
     assert copied.message_id == 1
     [recorded] = await control.messages()

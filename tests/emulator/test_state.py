@@ -162,9 +162,46 @@ def test_media_messages(state: EmulatorState, kind: str) -> None:
 
 
 def test_copy_message_answers_a_message_id(state: EmulatorState) -> None:
+    state.configure({"posts": {-100: [4]}})
     reply = state.call(TOKEN, "copyMessage", {"chat_id": 9, "from_chat_id": -100, "message_id": 4})
     assert MessageId.model_validate(reply.body["result"]).message_id == 1
     assert state.recorder.messages()[0].chat_id == 9
+
+
+def test_copy_message_finds_what_was_sent_or_received(state: EmulatorState) -> None:
+    sent = state.call(TOKEN, "sendMessage", {"chat_id": -100, "text": "post"})
+    copy = {"chat_id": 9, "from_chat_id": -100, "message_id": sent.body["result"]["message_id"]}
+    assert state.call(TOKEN, "copyMessage", copy).status == 200
+    state.inject_updates(TOKEN, [_message_update("forwarded")])  # message 1 in chat 42
+    received = {"chat_id": 9, "from_chat_id": 42, "message_id": 1}
+    assert state.call(TOKEN, "copyMessage", received).status == 200
+    # Another bot's private chat with that user is another chat: nothing to copy there.
+    assert state.call("456:def", "copyMessage", received).status == 400
+
+
+@pytest.mark.parametrize(
+    ("source", "description"),
+    [
+        pytest.param(
+            {"from_chat_id": -100, "message_id": 5},
+            "Bad Request: message to copy not found",
+            id="unknown-message",
+        ),
+        pytest.param(
+            {"from_chat_id": 7, "message_id": 4},
+            "Bad Request: chat not found",
+            id="unknown-source-chat",
+        ),
+    ],
+)
+def test_copy_message_refuses_an_unreadable_source(
+    state: EmulatorState, source: dict[str, int], description: str
+) -> None:
+    state.configure({"posts": {-100: [4], 7: [4]}})
+    reply = state.call(TOKEN, "copyMessage", {"chat_id": 9, **source})
+    assert (reply.status, reply.body["description"]) == (400, description)
+    assert not state.recorder.messages()
+    assert [r.chat_id for r in state.recorder.refusals()] == [9]
 
 
 def test_media_group(state: EmulatorState) -> None:

@@ -1,7 +1,12 @@
 """Odd Unicode in a Broadcast's content and in subscribers' names: astral emoji at the length
 limit, right-to-left text, zero-width joiners and spaces, combining marks, flags, markup
 characters in names. Each is either refused by the API server with a readable message or
-sent exactly as written (the emulator records the very text of each request)."""
+sent exactly as written (the emulator records the very text of each request).
+
+And content errors, which stop early rather than per recipient: a copyFrom whose source
+Telegram cannot read stops the broadcast on the first sends (ContentRejected), while a chat
+not found once the copy was proven, and a message too long only for one recipient's name,
+fail that recipient alone."""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ import yaml
 from herald.core.subscribers import Subscriber
 from herald.dev.kubectl import Kubectl
 from herald.dev.systems import TOKEN, LocalSystem
+
+SOURCE = -1_001_234_567_890  # a channel the bot reads
 
 PARTY = "\N{PARTY POPPER}"  # outside the Basic Multilingual Plane: two UTF-16 units
 FAMILY = "\N{MAN}\u200d\N{WOMAN}\u200d\N{GIRL}"  # one glyph, five code points
@@ -108,3 +115,96 @@ async def test_odd_unicode_is_sent_exactly(herald: LocalSystem) -> None:
         chat: MIXED.replace("{first_name}", html.escape(name, quote=True))
         for chat, name in NAMES.items()
     }
+
+
+async def _rows(herald: LocalSystem) -> list[tuple[str, str | None, int]]:
+    rows = await herald.sql("SELECT state, reason, count(*) AS n FROM deliveries GROUP BY 1, 2")
+    return sorted((r["state"], r["reason"], r["n"]) for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("config", "source", "answer"),
+    [
+        pytest.param(
+            {"posts": {str(SOURCE): [41]}},
+            {"chatId": SOURCE, "messageId": 42},
+            "Bad Request: message to copy not found",
+            id="message-gone",
+        ),
+        pytest.param(
+            {"not_found": [SOURCE]},
+            {"chatId": SOURCE, "messageId": 42},
+            "Bad Request: chat not found",
+            id="source-chat-unknown",
+        ),
+    ],
+)
+async def test_an_unreadable_copy_source_stops_the_broadcast_within_the_first_sends(
+    herald: LocalSystem, config: dict[str, object], source: dict[str, int], answer: str
+) -> None:
+    await herald.seed(herald.subscribers(100))
+    async with herald.emulator() as emulator:
+        await emulator.configure(config)
+    herald.apply("copy", {"content": {"copyFrom": source}, "audience": {"subscribers": {}}})
+    failed = await herald.wait_condition("copy", "Failed")
+    assert failed["reason"] == "ContentRejected"
+    assert failed["message"] == f"copyFrom chatId {SOURCE} messageId 42: {answer}"
+    async with herald.emulator() as emulator:
+        summary = await emulator.summary(token=TOKEN)
+        refusals = await emulator.refusals(token=TOKEN)
+    # Telegram saw only the first few copies, not one per recipient.
+    assert summary.total == 0
+    assert 1 <= len(refusals) <= 5
+    assert {r.description for r in refusals} == {answer}
+    await herald.wait_for(
+        lambda: herald.status("copy").get("pending") == 0, within=20, what="rows closed"
+    )
+    assert await _rows(herald) == [("failed", "ContentRejected", 100)]
+
+
+async def test_a_recipient_chat_not_found_after_a_copy_was_proven_fails_that_recipient(
+    herald: LocalSystem,
+) -> None:
+    await herald.seed(herald.subscribers(20))
+    async with herald.emulator() as emulator:
+        # The last recipient in the ledger's order: copies to the others prove the source.
+        await emulator.configure({"posts": {str(SOURCE): [42]}, "not_found": [10_020]})
+    herald.apply(
+        "copy",
+        {
+            "content": {"copyFrom": {"chatId": SOURCE, "messageId": 42}},
+            "audience": {"subscribers": {}},
+        },
+    )
+    await herald.wait_condition("copy", "Complete")
+    assert herald.condition("copy", "Stalled")["status"] == "False"  # type: ignore[index]
+    assert await _rows(herald) == [("delivered", None, 19), ("failed", "ChatNotFound", 1)]
+    async with herald.emulator() as emulator:
+        copies = await emulator.messages(token=TOKEN, method="copyMessage")
+    assert len(copies) == 19
+    assert {m.payload["from_chat_id"] for m in copies} == {SOURCE}
+
+
+async def test_a_name_that_makes_the_text_too_long_fails_that_recipient_alone(
+    herald: LocalSystem,
+) -> None:
+    # The first recipient sent to, before Telegram accepted the text once: still this
+    # recipient's problem, not the broadcast's.
+    long = Subscriber(10_001, first_name="A" * 64, language_code="en")
+    await herald.seed([long, *herald.subscribers(9, start=10_002)])
+    text = "<b>Hi</b> {first_name}! " + "x" * 4060  # 4070 characters shown for "User0"
+    herald.apply(
+        "long", {"content": {"text": text, "parseMode": "HTML"}, "audience": {"subscribers": {}}}
+    )
+    await herald.wait_condition("long", "Complete")
+    status = herald.status("long")
+    assert (status["delivered"], status["failed"]) == (9, 1)
+    failed = await herald.sql("SELECT chat_id, reason FROM deliveries WHERE state = 'failed'")
+    assert [(r["chat_id"], r["reason"]) for r in failed] == [(10_001, "TextTooLong")]
+    async with herald.emulator() as emulator:
+        sent = await emulator.messages(token=TOKEN)
+        refusals = await emulator.refusals(token=TOKEN)
+    # Decided before the request: Telegram never saw the message it would refuse.
+    assert 10_001 not in {m.chat_id for m in sent}
+    assert refusals == []
+    assert len(sent) == 9

@@ -396,6 +396,12 @@ async def test_broadcast_lifecycle(
         what="ACTIVE in KV",
     )
 
+    # Presses as the bot records them, before the end: the completion record carries them.
+    await db.execute(
+        "INSERT INTO clicks (broadcast_uid, chat_id, callback) "
+        "VALUES ($1, 1000, 'yes'), ($1, 1002, 'yes'), ($1, 1003, 'no')",
+        uid,
+    )
     # Play the sender: everyone reached, one blocked.
     await db.execute(
         "UPDATE deliveries SET state = CASE WHEN chat_id = 1001 THEN 'blocked' "
@@ -416,6 +422,7 @@ async def test_broadcast_lifecycle(
     [msg] = await sub.fetch(1, timeout=5)
     done = envelopes.decode(CompletionRecord, msg.data)
     assert (done.uid, done.outcome, done.delivered, done.blocked) == (uid, "Complete", 6, 1)
+    assert done.clicks == {"no": 1, "yes": 2}
     assert (
         await eventually(
             lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.STOPPED),

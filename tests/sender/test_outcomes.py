@@ -7,8 +7,9 @@ import pytest
 from herald.core.broadcasts import Delivery
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultReason
-from herald.sender.outcomes import Action, Reason, judge
+from herald.sender.outcomes import Action, Reason, judge, judge_unsent
 from herald.telegram.outcomes import Outcome, OutcomeKind
+from herald.telegram.rendering import Rendered
 
 MOST = Delivery.AT_MOST_ONCE
 LEAST = Delivery.AT_LEAST_ONCE
@@ -182,3 +183,80 @@ def test_retries_back_off_exponentially() -> None:
     ]
     assert delays[0] > 0
     assert delays[1] == 2 * delays[0]
+
+
+def _bad(description: str) -> Outcome:
+    return Outcome(kind=OutcomeKind.BAD_REQUEST, description=f"Bad Request: {description}")
+
+
+TRIP = (DeliveryState.PENDING, Action.TRIP, FaultReason.CONTENT_REJECTED)
+# id, outcome, copying, proven, expected (state, action, reason or fault)
+CONTENT_CASES = [
+    ("copy-source-gone-trips", _bad("message to copy not found"), True, False, TRIP),
+    ("copy-source-chat-unknown-trips", _bad("chat not found"), True, False, TRIP),
+    (
+        "copy-proven-chat-not-found-is-the-recipient",
+        _bad("chat not found"),
+        True,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, Reason.CHAT_NOT_FOUND),
+    ),
+    (
+        "send-chat-not-found-is-always-the-recipient",
+        _bad("chat not found"),
+        False,
+        False,
+        (DeliveryState.FAILED, Action.RECORD, Reason.CHAT_NOT_FOUND),
+    ),
+    ("too-long-before-proof-trips", _bad("message is too long"), False, False, TRIP),
+    (
+        "too-long-after-proof-fails-the-row",
+        _bad("message is too long"),
+        False,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, Reason.TEXT_TOO_LONG),
+    ),
+    (
+        "caption-too-long-after-proof-fails-the-row",
+        _bad("message caption is too long"),
+        False,
+        True,
+        (DeliveryState.FAILED, Action.RECORD, Reason.TEXT_TOO_LONG),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("outcome", "copying", "proven", "expected"),
+    [case[1:] for case in CONTENT_CASES],
+    ids=[case[0] for case in CONTENT_CASES],
+)
+def test_judge_content_errors(
+    outcome: Outcome,
+    copying: bool,
+    proven: bool,
+    expected: tuple[DeliveryState, Action, str | None],
+) -> None:
+    verdict = judge(outcome, delivery=MOST, attempt=1, proven=proven, copying=copying)
+    assert (verdict.state, verdict.action, verdict.fault or verdict.reason) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "verdict"),
+    [
+        pytest.param({"text": "x" * 4096}, None, id="at-the-limit"),
+        pytest.param(
+            {"text": "x" * 4097},
+            (DeliveryState.FAILED, Action.RECORD, Reason.TEXT_TOO_LONG),
+            id="over-the-limit",
+        ),
+        pytest.param(
+            {"text": "<b>" + "x" * 4096 + "</b>", "parse_mode": "HTML"}, None, id="tags-not-counted"
+        ),
+    ],
+)
+def test_judge_unsent(
+    params: dict[str, object], verdict: tuple[DeliveryState, Action, str] | None
+) -> None:
+    judged = judge_unsent(Rendered("sendMessage", {"chat_id": 1, **params}))
+    assert (judged and (judged.state, judged.action, judged.reason)) == verdict

@@ -71,3 +71,4 @@ report =
     Broadcast { $name } finished: { $outcome }.
     Delivered { $delivered } of { $total } · blocked { $blocked } · failed { $failed } · uncertain { $uncertain }
     Duration: { $duration }
+report-clicks = Clicks so far: { $clicks }

@@ -71,3 +71,4 @@ report =
     Рассылка { $name } завершена: { $outcome }.
     Доставлено { $delivered } из { $total } · заблокировали { $blocked } · ошибки { $failed } · неизвестно { $uncertain }
     Длительность: { $duration }
+report-clicks = Нажатия на кнопки к этому моменту: { $clicks }

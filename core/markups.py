@@ -4,7 +4,9 @@ entities" is refused here with the same reason, byte offsets included, so a send
 validation is tested against the real rules rather than a lenient stand-in.
 
 Each parser returns the plain text Telegram would show, whose length is what the 4096/1024
-limits apply to.
+limits apply to (:func:`visible_length`). Here, in the core, because both sides need the same
+measure: the senders, to fail one recipient whose placeholders made the message too long
+before asking Telegram, and the emulator, to answer as Telegram does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "parse_html",
     "parse_markdown",
     "parse_markdown_v2",
+    "visible_length",
 ]
 
 PARSE_MODES = frozenset({"html", "markdownv2", "markdown"})
@@ -39,6 +42,17 @@ def parse(text: str, parse_mode: str | None) -> str:
     if mode == "markdown":
         return parse_markdown(text)
     raise ValueError(f"unsupported parse_mode {parse_mode!r}")
+
+
+def visible_length(text: str, parse_mode: str | None) -> int | None:
+    """The length Telegram holds against its limits: characters (code points) of the plain
+    text after the markup is parsed, so tags, entities and escapes do not count. None when
+    the markup does not parse or the mode is unknown: Telegram then refuses the message for
+    that, and says why itself."""
+    try:
+        return len(parse(text, parse_mode))
+    except ValueError:  # MarkupError, or an unsupported parse mode
+        return None
 
 
 def _offset(text: str, index: int) -> int:

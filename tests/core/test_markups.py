@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.emulator.markups import MarkupError, parse
+from herald.core.markups import MarkupError, parse, visible_length
 
 VALID = [
     ("html", "plain", "<b>Sale</b> starts now", "Sale starts now"),
@@ -93,3 +93,17 @@ def test_parse_mode_is_case_insensitive() -> None:
 def test_unknown_parse_mode() -> None:
     with pytest.raises(ValueError, match="unsupported parse_mode"):
         parse("x", "BBCode")
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "length"),
+    [
+        ("<b>Sale</b> &amp; more", "HTML", 11),
+        ("*bold* \\!", "MarkdownV2", 6),
+        ("<b>as written", None, 13),
+        ("<b>unclosed", "HTML", None),
+        ("x", "Markdown2", None),
+    ],
+)
+def test_visible_length(text: str, mode: str | None, length: int | None) -> None:
+    assert visible_length(text, mode) == length
