@@ -1,5 +1,5 @@
-"""What a Broadcast sends: ``spec.content`` and its parts (media, buttons, a message to copy,
-per-language variants), with Telegram's own limits.
+"""What a Broadcast sends: ``spec.content`` and its parts (media, an album, buttons, a message
+to copy, link preview options, per-language variants), with Telegram's own limits.
 
 Part of the Broadcast contract (:mod:`herald.core.broadcasts`); the senders' renderer
 (:mod:`herald.telegram.rendering`) turns a :class:`Content` into Bot API calls, and the control
@@ -31,6 +31,8 @@ from herald.core.contracts import (
 )
 
 __all__ = [
+    "ALBUM_MAX_ITEMS",
+    "ALBUM_MIN_ITEMS",
     "CALLBACK_ANSWER_MAX_LENGTH",
     "CALLBACK_ID_MAX_LENGTH",
     "CALLBACK_ID_PATTERN",
@@ -38,10 +40,13 @@ __all__ = [
     "CONTENT_MAX_BUTTONS",
     "CONTENT_MAX_CHARACTERS",
     "TEXT_MAX_LENGTH",
+    "AlbumItem",
+    "AlbumMediaType",
     "Button",
     "Content",
     "ContentKind",
     "CopyFrom",
+    "LinkPreview",
     "LocalizedVariant",
     "Media",
     "MediaType",
@@ -70,6 +75,11 @@ CALLBACK_ID_MAX_LENGTH = 32
 CALLBACK_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 CALLBACK_ANSWER_MAX_LENGTH = 200  # Telegram's limit for answerCallbackQuery text
 _MEDIA_URL_PATTERN = r"^https?://\S+$"
+# sendMediaGroup's own bounds on an album.
+ALBUM_MIN_ITEMS = 2
+ALBUM_MAX_ITEMS = 10
+# The Bot API reads message_effect_id as a 64-bit integer.
+_EFFECT_ID_PATTERN = r"^[0-9]{1,20}$"
 # The whole content, every variant together. Each field's own cap is Telegram's, but 33
 # variants at their caps would be megabytes: past the 256 KiB the API server allows all of a
 # Broadcast's annotations, where kopf keeps a copy of the spec (JSON with every non-ASCII
@@ -96,6 +106,21 @@ class MediaType(enum.StrEnum):
     VIDEO = "video"
     DOCUMENT = "document"
     ANIMATION = "animation"
+    AUDIO = "audio"
+    VOICE = "voice"
+
+
+class AlbumMediaType(enum.StrEnum):
+    """What an album item may be: sendMediaGroup takes no animations and no voice notes."""
+
+    PHOTO = "photo"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+
+
+# Media whose caption Telegram can show above it (show_caption_above_media).
+_CAPTION_ABOVE_TYPES = frozenset({"photo", "video", "animation"})
 
 
 class ContentKind(enum.StrEnum):
@@ -103,6 +128,7 @@ class ContentKind(enum.StrEnum):
 
     TEXT = "text"
     MEDIA = "media"
+    ALBUM = "album"
     COPY = "copy"
 
 
@@ -190,48 +216,160 @@ ButtonRows = Annotated[
 ]
 
 
-class Media(Contract):
-    """A photo, video, document or animation; spec.content.text becomes its caption."""
-
-    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+def _file_rules(what: str) -> tuple[CelRule, ...]:
+    """The rules of a file named by URL or by file_id (a media, an album item)."""
+    return (
         CelRule(
             rule="has(self.url) != has(self.fileId)",
-            message="media needs exactly one of url or fileId",
+            message=f"{what} needs exactly one of url or fileId",
             holds=lambda media: (media.url is None) != (media.file_id is None),
         ),
         CelRule(
             rule=f"!has(self.url) || self.url.matches({cel_string(_MEDIA_URL_PATTERN)})",
-            message="media url must start with https:// or http://",
+            message=f"{what} url must start with https:// or http://",
             field_path=".url",
             holds=lambda media: media.url is None or matches(_MEDIA_URL_PATTERN, media.url),
         ),
     )
 
+
+_MEDIA_URL_DESCRIPTION = (
+    "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
+    "fetches it once and reuses the file for the remaining recipients. Exactly one "
+    "of url and fileId."
+)
+_FILE_ID_DESCRIPTION = (
+    "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
+    "are per bot). Exactly one of url and fileId."
+)
+
+
+class Media(Contract):
+    """A photo, video, document, animation, audio file or voice note; spec.content.text
+    becomes its caption."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("media")
+
     type: MediaType = Field(
         description=(
             "Kind of media, which picks the Bot API method: photo (sendPhoto), video "
-            "(sendVideo), document (sendDocument) or animation (sendAnimation, GIF or "
-            "soundless MP4)."
+            "(sendVideo), document (sendDocument), animation (sendAnimation, GIF or "
+            "soundless MP4), audio (sendAudio, a music file shown with its player) or "
+            "voice (sendVoice, a voice note: OGG/Opus, MP3 or M4A)."
         ),
     )
     url: str | None = Field(
         default=None,
         min_length=1,
         max_length=_URL_MAX_LENGTH,
-        description=(
-            "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
-            "fetches it once and reuses the file for the remaining recipients. Exactly one "
-            "of url and fileId."
-        ),
+        description=_MEDIA_URL_DESCRIPTION,
     )
     file_id: str | None = Field(
         default=None,
         min_length=1,
         max_length=_FILE_ID_MAX_LENGTH,
+        description=_FILE_ID_DESCRIPTION,
+    )
+
+
+class AlbumItem(Contract):
+    """One photo, video, document or audio file of an album (Bot API sendMediaGroup)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("an album item")
+
+    type: AlbumMediaType = Field(
         description=(
-            "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
-            "are per bot). Exactly one of url and fileId."
+            "Kind of the item: photo, video, document or audio. Photos and videos mix in "
+            "one album; documents and audio files each form albums of their own kind."
         ),
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_URL_MAX_LENGTH,
+        description=_MEDIA_URL_DESCRIPTION,
+    )
+    file_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_FILE_ID_MAX_LENGTH,
+        description=_FILE_ID_DESCRIPTION,
+    )
+
+
+def _album_homogeneous(album: tuple[AlbumItem, ...]) -> bool:
+    kinds = {item.type for item in album}
+    visual = {AlbumMediaType.PHOTO, AlbumMediaType.VIDEO}
+    return kinds <= visual or kinds == {AlbumMediaType.DOCUMENT} or kinds == {AlbumMediaType.AUDIO}
+
+
+Album = Annotated[
+    tuple[AlbumItem, ...],
+    Field(
+        min_length=ALBUM_MIN_ITEMS,
+        max_length=ALBUM_MAX_ITEMS,
+        description=(
+            f"An album (Bot API sendMediaGroup): {ALBUM_MIN_ITEMS} to {ALBUM_MAX_ITEMS} "
+            "photos and videos, or as many documents, or as many audio files, delivered as "
+            "one group. content.text is the caption of the first item, which Telegram shows "
+            "as the album's. An album carries no buttons. Excludes media and copyFrom."
+        ),
+    ),
+]
+
+
+class LinkPreview(Contract):
+    """How Telegram previews a link of a text message (Bot API LinkPreviewOptions)."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="!(has(self.preferSmallMedia) && self.preferSmallMedia"
+            " && has(self.preferLargeMedia) && self.preferLargeMedia)",
+            message="a link preview prefers small or large media, not both",
+            holds=lambda p: not (p.prefer_small_media and p.prefer_large_media),
+        ),
+        CelRule(
+            rule="!has(self.disabled) || !self.disabled || (!has(self.url)"
+            " && !(has(self.preferSmallMedia) && self.preferSmallMedia)"
+            " && !(has(self.preferLargeMedia) && self.preferLargeMedia)"
+            " && !(has(self.showAboveText) && self.showAboveText))",
+            message="a disabled link preview takes no other option",
+            holds=lambda p: not p.disabled
+            or (
+                p.url is None
+                and not p.prefer_small_media
+                and not p.prefer_large_media
+                and not p.show_above_text
+            ),
+        ),
+        CelRule(
+            rule=f"!has(self.url) || self.url.matches({cel_string(_MEDIA_URL_PATTERN)})",
+            message="link preview url must start with https:// or http://",
+            field_path=".url",
+            holds=lambda p: p.url is None or matches(_MEDIA_URL_PATTERN, p.url),
+        ),
+    )
+
+    disabled: bool = Field(default=False, description="Show no link preview at all.")
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_URL_MAX_LENGTH,
+        description=(
+            "The link to preview, instead of the first link of the text; it need not "
+            "appear in the text."
+        ),
+    )
+    prefer_small_media: bool = Field(
+        default=False,
+        description="Shrink the preview's media, when the page allows a smaller one.",
+    )
+    prefer_large_media: bool = Field(
+        default=False,
+        description="Enlarge the preview's media, when the page allows a larger one.",
+    )
+    show_above_text: bool = Field(
+        default=False, description="Show the preview above the text instead of below it."
     )
 
 
@@ -281,9 +419,17 @@ def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
     )
 
 
+def _files_characters(content: Content) -> int:
+    files = [content.media] if content.media is not None else []
+    files += content.album or ()
+    return sum(len(f.url or "") + len(f.file_id or "") for f in files)
+
+
 def content_characters(content: Content) -> int:
-    """What CONTENT_MAX_CHARACTERS counts: every text, button label and button URL."""
+    """What CONTENT_MAX_CHARACTERS counts: every text, button label and button URL, and the
+    URL or file_id of the media and of every album item."""
     total = len(content.text or "") + _rows_characters(content.buttons)
+    total += _files_characters(content)
     for variant in (content.localized or {}).values():
         total += len(variant.text) + _rows_characters(variant.buttons)
     return total
@@ -332,58 +478,157 @@ def _over_variants(term: str) -> str:
     )
 
 
+_FILE_CHARACTERS = "(has({0}.url) ? size({0}.url) : 0) + (has({0}.fileId) ? size({0}.fileId) : 0)"
+_FILES_CHARACTERS = (
+    "(has(self.media) ? " + _FILE_CHARACTERS.format("self.media") + " : 0)"
+    " + (has(self.album) ? self.album.map(m, " + _FILE_CHARACTERS.format("m") + ").sum() : 0)"
+)
+
+
+def _captioned(content: Content) -> bool:
+    return content.media is not None or content.album is not None
+
+
 def _caption_fits(content: Content) -> bool:
-    if content.media is None:
+    if not _captioned(content):
         return True
     texts = [content.text] if content.text is not None else []
     texts += [variant.text for variant in (content.localized or {}).values()]
     return all(len(text) <= CAPTION_MAX_LENGTH for text in texts)
 
 
+def _caption_above_fits(content: Content) -> bool:
+    if not content.show_caption_above_media:
+        return True
+    if content.text is None:
+        return False
+    if content.media is not None:
+        return content.media.type in _CAPTION_ABOVE_TYPES
+    return content.album is not None and all(
+        item.type in _CAPTION_ABOVE_TYPES for item in content.album
+    )
+
+
+def _no_album_buttons(content: Content) -> bool:
+    if content.album is None:
+        return True
+    variants = (content.localized or {}).values()
+    return content.buttons is None and all(v.buttons is None for v in variants)
+
+
+_CAPTIONED = "(has(self.media) || has(self.album))"
+_ABOVE_TYPES = "[" + ", ".join(sorted(f"'{t}'" for t in _CAPTION_ABOVE_TYPES)) + "]"
+
+
 class Content(Contract):
-    """The message: text, media (with text as its caption), or a copy of an existing post."""
+    """The message: text, media or an album (with text as its caption), or a copy of an
+    existing post."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            rule="has(self.text) || has(self.media) || has(self.copyFrom)",
+            rule="has(self.text) || has(self.media) || has(self.album) || has(self.copyFrom)",
             message=(
-                "content needs a message: set text, media (text is then its caption) or copyFrom"
+                "content needs a message: set text, media or album (text is then its caption) "
+                "or copyFrom"
             ),
-            holds=lambda c: c.text is not None or c.media is not None or c.copy_from is not None,
+            holds=lambda c: (
+                c.text is not None
+                or c.media is not None
+                or c.album is not None
+                or c.copy_from is not None
+            ),
         ),
         CelRule(
-            rule="!has(self.copyFrom) || (!has(self.text) && !has(self.media))",
+            rule="!has(self.copyFrom) || (!has(self.text) && !has(self.media) && !has(self.album))",
             message=(
                 "copyFrom sends an existing message as it is: set either copyFrom or "
-                "text/media, not both"
+                "text/media/album, not both"
             ),
-            holds=lambda c: c.copy_from is None or (c.text is None and c.media is None),
+            holds=lambda c: c.copy_from is None or (c.text is None and not _captioned(c)),
+        ),
+        CelRule(
+            rule="!has(self.media) || !has(self.album)",
+            message="set either media (one file) or album (several), not both",
+            holds=lambda c: c.media is None or c.album is None,
+        ),
+        CelRule(
+            rule=(
+                "!has(self.album) || "
+                "self.album.all(m, m.type == 'photo' || m.type == 'video') || "
+                "self.album.all(m, m.type == 'document') || "
+                "self.album.all(m, m.type == 'audio')"
+            ),
+            message=(
+                "an album holds photos and videos, or documents only, or audio files only: "
+                "Telegram does not mix documents or audio files with other media"
+            ),
+            field_path=".album",
+            holds=lambda c: c.album is None or _album_homogeneous(c.album),
+        ),
+        CelRule(
+            rule=(
+                "!has(self.album) || (!has(self.buttons) && (!has(self.localized) || "
+                "self.localized.all(l, !has(self.localized[l].buttons))))"
+            ),
+            message=(
+                "an album carries no buttons (Telegram's sendMediaGroup takes no keyboard): "
+                "remove buttons, or send them in a text or media Broadcast"
+            ),
+            field_path=".buttons",
+            holds=_no_album_buttons,
+        ),
+        CelRule(
+            rule=(
+                "!has(self.linkPreview) || "
+                "(has(self.text) && !has(self.media) && !has(self.album))"
+            ),
+            message="linkPreview belongs to text messages: not with media, album or copyFrom",
+            field_path=".linkPreview",
+            holds=lambda c: c.link_preview is None or (c.text is not None and not _captioned(c)),
+        ),
+        CelRule(
+            rule=(
+                "!has(self.showCaptionAboveMedia) || !self.showCaptionAboveMedia || "
+                "(has(self.text) && ((has(self.media) && self.media.type in "
+                + _ABOVE_TYPES
+                + ") || (has(self.album) && self.album.all(m, m.type in "
+                + _ABOVE_TYPES
+                + "))))"
+            ),
+            message=(
+                "showCaptionAboveMedia needs text (the caption) with a photo, video or "
+                "animation, or with an album of photos and videos"
+            ),
+            field_path=".showCaptionAboveMedia",
+            holds=_caption_above_fits,
         ),
         CelRule(
             rule="!has(self.copyFrom) || !has(self.localized)",
-            message="localized variants need text or media; copyFrom sends one message to all",
+            message="localized variants need text, media or album; copyFrom sends one message to all",
             field_path=".localized",
             holds=lambda c: c.copy_from is None or c.localized is None,
         ),
         CelRule(
             rule=(
-                f"!has(self.media) || !has(self.text) || size(self.text) <= {CAPTION_MAX_LENGTH}"
+                f"!{_CAPTIONED} || !has(self.text) || size(self.text) <= {CAPTION_MAX_LENGTH}"
             ),
             message=(
-                f"text is the caption when media is set and may have at most "
+                f"text is the caption when media or album is set and may have at most "
                 f"{CAPTION_MAX_LENGTH} characters"
             ),
             field_path=".text",
-            holds=lambda c: c.media is None or c.text is None or len(c.text) <= CAPTION_MAX_LENGTH,
+            holds=lambda c: (
+                not _captioned(c) or c.text is None or len(c.text) <= CAPTION_MAX_LENGTH
+            ),
         ),
         CelRule(
             rule=(
-                "!has(self.media) || !has(self.localized) || self.localized.all(lang, "
+                f"!{_CAPTIONED} || !has(self.localized) || self.localized.all(lang, "
                 f"size(self.localized[lang].text) <= {CAPTION_MAX_LENGTH})"
             ),
             message=(
-                f"localized texts are captions when media is set and may have at most "
-                f"{CAPTION_MAX_LENGTH} characters"
+                f"localized texts are captions when media or album is set and may have at "
+                f"most {CAPTION_MAX_LENGTH} characters"
             ),
             field_path=".localized",
             holds=_caption_fits,
@@ -401,7 +646,7 @@ class Content(Contract):
             rule=(
                 "(has(self.text) ? size(self.text) : 0)"
                 " + (has(self.buttons) ? " + _ROWS_CHARACTERS.format("self.buttons") + " : 0)"
-                " + "
+                " + " + _FILES_CHARACTERS + " + "
                 + _over_variants(
                     "size(v.text) + (has(v.buttons) ? "
                     + _ROWS_CHARACTERS.format("v.buttons")
@@ -411,8 +656,8 @@ class Content(Contract):
             ),
             message=(
                 f"content is too large: its texts, button labels and button URLs, every "
-                f"localized variant included, may hold at most {CONTENT_MAX_CHARACTERS} "
-                "characters in all"
+                f"localized variant included, and its media URLs or file ids may hold at most "
+                f"{CONTENT_MAX_CHARACTERS} characters in all"
             ),
             holds=lambda c: content_characters(c) <= CONTENT_MAX_CHARACTERS,
         ),
@@ -438,7 +683,7 @@ class Content(Contract):
         max_length=TEXT_MAX_LENGTH,
         description=(
             f"Text of the message, at most {TEXT_MAX_LENGTH} characters, formatted per "
-            f"parseMode. When media is set this is the media's caption, at most "
+            f"parseMode. When media or album is set this is the caption, at most "
             f"{CAPTION_MAX_LENGTH} characters. Lengths count the source including markup, "
             "which is stricter than Telegram (it counts after parsing)."
         ),
@@ -454,21 +699,46 @@ class Content(Contract):
     )
     media: Media | None = Field(
         default=None,
-        description="Media to send, with text as its caption. Excludes copyFrom.",
+        description="Media to send, with text as its caption. Excludes album and copyFrom.",
     )
+    album: Album | None = None
     copy_from: CopyFrom | None = Field(
         default=None,
         description=(
             "Copy an existing message (Bot API copyMessage) instead of composing one: its "
             "text, media and caption are sent as they are, without a 'forwarded from' header. "
-            "Excludes text, media and localized."
+            "Excludes text, media, album and localized."
         ),
     )
     buttons: ButtonRows | None = Field(
         default=None,
         description=(
             f"Inline keyboard under the message: up to {_MAX_BUTTON_ROWS} rows of up to "
-            f"{_MAX_BUTTONS_PER_ROW} buttons each, URL or callback buttons."
+            f"{_MAX_BUTTONS_PER_ROW} buttons each, URL or callback buttons. Not with album."
+        ),
+    )
+    link_preview: LinkPreview | None = Field(
+        default=None,
+        description=(
+            "How the text's link is previewed (Bot API link_preview_options). Text messages "
+            "only: not with media, album or copyFrom."
+        ),
+    )
+    show_caption_above_media: bool = Field(
+        default=False,
+        description=(
+            "Show the caption (text) above the media instead of below: a photo, video or "
+            "animation, or an album of photos and videos, with text."
+        ),
+    )
+    message_effect_id: str | None = Field(
+        default=None,
+        pattern=_EFFECT_ID_PATTERN,
+        description=(
+            "Animated effect shown on the message (Bot API message_effect_id, for example "
+            "5104841245755180586 for a fire). Telegram shows effects in private chats only: "
+            "Herald leaves it out for groups and channels (chat ids below 0), which get "
+            "the message without it."
         ),
     )
     disable_notification: bool = Field(
@@ -485,7 +755,7 @@ class Content(Contract):
         description=(
             "Per-language variants, keyed by lowercase language code (en, ru, pt-br). A "
             "recipient whose Telegram language is pt-br gets the pt-br variant, else the pt "
-            "variant, else the default text and buttons. Needs text or media."
+            "variant, else the default text and buttons. Needs text, media or album."
         ),
     )
 
@@ -494,6 +764,8 @@ class Content(Contract):
         """Which Bot API call sends this content."""
         if self.copy_from is not None:
             return ContentKind.COPY
+        if self.album is not None:
+            return ContentKind.ALBUM
         if self.media is not None:
             return ContentKind.MEDIA
         return ContentKind.TEXT
