@@ -300,7 +300,7 @@ class AlbumItem(Contract):
 def _album_homogeneous(album: tuple[AlbumItem, ...]) -> bool:
     kinds = {item.type for item in album}
     visual = {AlbumMediaType.PHOTO, AlbumMediaType.VIDEO}
-    return kinds <= visual or kinds == {AlbumMediaType.DOCUMENT} or kinds == {AlbumMediaType.AUDIO}
+    return kinds <= visual or kinds in ({AlbumMediaType.DOCUMENT}, {AlbumMediaType.AUDIO})
 
 
 Album = Annotated[
@@ -334,12 +334,14 @@ class LinkPreview(Contract):
             " && !(has(self.preferLargeMedia) && self.preferLargeMedia)"
             " && !(has(self.showAboveText) && self.showAboveText))",
             message="a disabled link preview takes no other option",
-            holds=lambda p: not p.disabled
-            or (
-                p.url is None
-                and not p.prefer_small_media
-                and not p.prefer_large_media
-                and not p.show_above_text
+            holds=lambda p: (
+                not p.disabled
+                or (
+                    p.url is None
+                    and not p.prefer_small_media
+                    and not p.prefer_large_media
+                    and not p.show_above_text
+                )
             ),
         ),
         CelRule(
@@ -420,7 +422,7 @@ def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
 
 
 def _files_characters(content: Content) -> int:
-    files = [content.media] if content.media is not None else []
+    files: list[Media | AlbumItem] = [content.media] if content.media is not None else []
     files += content.album or ()
     return sum(len(f.url or "") + len(f.file_id or "") for f in files)
 
@@ -579,8 +581,7 @@ class Content(Contract):
         ),
         CelRule(
             rule=(
-                "!has(self.linkPreview) || "
-                "(has(self.text) && !has(self.media) && !has(self.album))"
+                "!has(self.linkPreview) || (has(self.text) && !has(self.media) && !has(self.album))"
             ),
             message="linkPreview belongs to text messages: not with media, album or copyFrom",
             field_path=".linkPreview",
@@ -604,14 +605,14 @@ class Content(Contract):
         ),
         CelRule(
             rule="!has(self.copyFrom) || !has(self.localized)",
-            message="localized variants need text, media or album; copyFrom sends one message to all",
+            message=(
+                "localized variants need text, media or album; copyFrom sends one message to all"
+            ),
             field_path=".localized",
             holds=lambda c: c.copy_from is None or c.localized is None,
         ),
         CelRule(
-            rule=(
-                f"!{_CAPTIONED} || !has(self.text) || size(self.text) <= {CAPTION_MAX_LENGTH}"
-            ),
+            rule=(f"!{_CAPTIONED} || !has(self.text) || size(self.text) <= {CAPTION_MAX_LENGTH}"),
             message=(
                 f"text is the caption when media or album is set and may have at most "
                 f"{CAPTION_MAX_LENGTH} characters"
@@ -646,7 +647,9 @@ class Content(Contract):
             rule=(
                 "(has(self.text) ? size(self.text) : 0)"
                 " + (has(self.buttons) ? " + _ROWS_CHARACTERS.format("self.buttons") + " : 0)"
-                " + " + _FILES_CHARACTERS + " + "
+                " + "
+                + _FILES_CHARACTERS
+                + " + "
                 + _over_variants(
                     "size(v.text) + (has(v.buttons) ? "
                     + _ROWS_CHARACTERS.format("v.buttons")

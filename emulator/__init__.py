@@ -2,7 +2,8 @@
 
 from herald.emulator.clients import EmulatorClient
 from herald.emulator.clocks import ManualClock
-from herald.emulator.emulating import ApiError, EmulatorState, Reply
+from herald.emulator.emulating import EmulatorState, Reply
+from herald.emulator.errors import ApiError
 from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Refusal, Summary
 from herald.emulator.server import RunningEmulator, build_app, run_emulator
 from herald.emulator.settings import EmulatorConfig, Faults, Limits, Storm
