@@ -1,4 +1,5 @@
-"""A Telegram Bot API emulator that enforces Telegram's limits, for tests and the demo."""
+"""A Telegram Bot API emulator that enforces Telegram's limits and checks each request as
+Telegram would, for tests and the demo; docs/emulator.md lists every check."""
 
 from herald.emulator.clients import EmulatorClient
 from herald.emulator.clocks import ManualClock
