@@ -421,17 +421,18 @@ def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
     )
 
 
-def _files_characters(content: Content) -> int:
+def _links_characters(content: Content) -> int:
     files: list[Media | AlbumItem] = [content.media] if content.media is not None else []
     files += content.album or ()
-    return sum(len(f.url or "") + len(f.file_id or "") for f in files)
+    preview = content.link_preview.url if content.link_preview is not None else None
+    return sum(len(f.url or "") + len(f.file_id or "") for f in files) + len(preview or "")
 
 
 def content_characters(content: Content) -> int:
-    """What CONTENT_MAX_CHARACTERS counts: every text, button label and button URL, and the
-    URL or file_id of the media and of every album item."""
+    """What CONTENT_MAX_CHARACTERS counts: every text, button label and button URL, the URL
+    or file_id of the media and of every album item, and the link preview's URL."""
     total = len(content.text or "") + _rows_characters(content.buttons)
-    total += _files_characters(content)
+    total += _links_characters(content)
     for variant in (content.localized or {}).values():
         total += len(variant.text) + _rows_characters(variant.buttons)
     return total
@@ -481,9 +482,10 @@ def _over_variants(term: str) -> str:
 
 
 _FILE_CHARACTERS = "(has({0}.url) ? size({0}.url) : 0) + (has({0}.fileId) ? size({0}.fileId) : 0)"
-_FILES_CHARACTERS = (
+_LINKS_CHARACTERS = (
     "(has(self.media) ? " + _FILE_CHARACTERS.format("self.media") + " : 0)"
     " + (has(self.album) ? self.album.map(m, " + _FILE_CHARACTERS.format("m") + ").sum() : 0)"
+    " + (has(self.linkPreview) && has(self.linkPreview.url) ? size(self.linkPreview.url) : 0)"
 )
 
 
@@ -648,7 +650,7 @@ class Content(Contract):
                 "(has(self.text) ? size(self.text) : 0)"
                 " + (has(self.buttons) ? " + _ROWS_CHARACTERS.format("self.buttons") + " : 0)"
                 " + "
-                + _FILES_CHARACTERS
+                + _LINKS_CHARACTERS
                 + " + "
                 + _over_variants(
                     "size(v.text) + (has(v.buttons) ? "
@@ -659,8 +661,8 @@ class Content(Contract):
             ),
             message=(
                 f"content is too large: its texts, button labels and button URLs, every "
-                f"localized variant included, and its media URLs or file ids may hold at most "
-                f"{CONTENT_MAX_CHARACTERS} characters in all"
+                f"localized variant included, its media URLs or file ids and its link "
+                f"preview URL may hold at most {CONTENT_MAX_CHARACTERS} characters in all"
             ),
             holds=lambda c: content_characters(c) <= CONTENT_MAX_CHARACTERS,
         ),

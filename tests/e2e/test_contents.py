@@ -17,6 +17,7 @@ import yaml
 
 from herald.core.subscribers import Subscriber
 from herald.dev.kubectl import repo_root
+from herald.dev.samples import largest_album
 from herald.dev.systems import TOKEN
 from herald.dev.systems import LocalSystem as Herald
 from herald.emulator import RecordedMessage
@@ -43,6 +44,7 @@ MEDIA_CASES = list(itertools.product(MEDIA_TYPES, ("url", "fileId")))
 MEDIA_CHATS = {case: 30_001 + i for i, case in enumerate(MEDIA_CASES)}
 ALBUM_CHATS = {"album-visual": 30_020, "album-documents": 30_021, "album-audio": 30_022}
 COPY_CHAT = 30_030
+LARGEST_CHAT = 30_040
 
 
 def media_source(kind: str, form: str) -> str:
@@ -142,6 +144,8 @@ def broadcasts() -> dict[str, dict[str, Any]]:
             "audience": {"chatIds": [COPY_CHAT]},
         },
     }
+    # The largest album the CRD admits, stored through kubectl's client-side apply.
+    specs["largest-album"] = {"content": largest_album(), "audience": {"chatIds": [LARGEST_CHAT]}}
     for (kind, form), chat in MEDIA_CHATS.items():
         media = {"type": kind, form: media_source(kind, form)}
         content: dict[str, Any] = {"media": media, "text": f"<i>{kind}</i> for {{first_name}}"}
@@ -152,7 +156,7 @@ def broadcasts() -> dict[str, dict[str, Any]]:
 
 
 def others() -> list[Subscriber]:
-    chats = [*MEDIA_CHATS.values(), *ALBUM_CHATS.values(), COPY_CHAT]
+    chats = [*MEDIA_CHATS.values(), *ALBUM_CHATS.values(), COPY_CHAT, LARGEST_CHAT]
     return [Subscriber(chat_id=chat, first_name=f"M{chat}", language_code="en") for chat in chats]
 
 
@@ -305,6 +309,12 @@ async def test_every_kind_and_option_is_delivered_as_telegram_expects(herald: He
         chat: sent[chat].message_id for chat in ALBUM_CHATS.values()
     }
     assert all(sent[chat].message_id == 1 for chat in ALBUM_CHATS.values())
+
+    largest = specs["largest-album"]["content"]
+    assert [item["media"] for item in sent[LARGEST_CHAT].payload["media"]] == [
+        item["url"] for item in largest["album"]
+    ]
+    assert sent[LARGEST_CHAT].payload["media"][0]["caption"] == largest["text"]
 
     # copyFrom: the post as it is, with the keyboard and the flags.
     copy = sent[COPY_CHAT]
