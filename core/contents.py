@@ -233,18 +233,31 @@ def _file_rules(what: str) -> tuple[CelRule, ...]:
     )
 
 
-_MEDIA_URL_DESCRIPTION = (
-    "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
-    "fetches it once and reuses the file for the remaining recipients. Exactly one "
-    "of url and fileId."
-)
-_FILE_ID_DESCRIPTION = (
-    "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
-    "are per bot). Exactly one of url and fileId."
-)
+class _File(Contract):
+    """A file Telegram sends: downloaded from a URL, or one it already has (a file_id)."""
+
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_URL_MAX_LENGTH,
+        description=(
+            "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
+            "fetches it once and reuses the file for the remaining recipients. Exactly one "
+            "of url and fileId."
+        ),
+    )
+    file_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=_FILE_ID_MAX_LENGTH,
+        description=(
+            "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
+            "are per bot). Exactly one of url and fileId."
+        ),
+    )
 
 
-class Media(Contract):
+class Media(_File):
     """A photo, video, document, animation, audio file or voice note; spec.content.text
     becomes its caption."""
 
@@ -258,21 +271,9 @@ class Media(Contract):
             "voice (sendVoice, a voice note: OGG/Opus, MP3 or M4A)."
         ),
     )
-    url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_URL_MAX_LENGTH,
-        description=_MEDIA_URL_DESCRIPTION,
-    )
-    file_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_FILE_ID_MAX_LENGTH,
-        description=_FILE_ID_DESCRIPTION,
-    )
 
 
-class AlbumItem(Contract):
+class AlbumItem(_File):
     """One photo, video, document or audio file of an album (Bot API sendMediaGroup)."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("an album item")
@@ -282,18 +283,6 @@ class AlbumItem(Contract):
             "Kind of the item: photo, video, document or audio. Photos and videos mix in "
             "one album; documents and audio files each form albums of their own kind."
         ),
-    )
-    url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_URL_MAX_LENGTH,
-        description=_MEDIA_URL_DESCRIPTION,
-    )
-    file_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_FILE_ID_MAX_LENGTH,
-        description=_FILE_ID_DESCRIPTION,
     )
 
 
@@ -422,7 +411,7 @@ def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
 
 
 def _links_characters(content: Content) -> int:
-    files: list[Media | AlbumItem] = [content.media] if content.media is not None else []
+    files: list[_File] = [content.media] if content.media is not None else []
     files += content.album or ()
     preview = content.link_preview.url if content.link_preview is not None else None
     return sum(len(f.url or "") + len(f.file_id or "") for f in files) + len(preview or "")
