@@ -1,13 +1,15 @@
-"""What a Broadcast sends: ``spec.content`` and its parts (media, an album, buttons, a message
-to copy, link preview options, per-language variants), with Telegram's own limits.
+"""What a Broadcast sends: ``spec.content`` and its parts (buttons, a message to copy, link
+preview options, per-language variants; the media and albums are :mod:`herald.core.media`'s),
+with Telegram's own limits.
 
 Part of the Broadcast contract (:mod:`herald.core.broadcasts`); the senders' renderer
 (:mod:`herald.telegram.rendering`) turns a :class:`Content` into Bot API calls, and the control
 record carries it to the senders as it is.
 
 Over 400 lines because it is one subtree of the CRD: the size caps and the CEL rules of
-``Content`` reach into every part (buttons, media, variants), and the CRD generator reads the
-parts in the order the schema nests them; apart, each rule would import the others' limits.
+``Content`` reach into every part (buttons, media, albums, variants), and the CRD generator
+reads the parts in the order the schema nests them; apart, each rule would import the
+others' limits. The files (media, albums) are apart: their rules need nothing of the rest.
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ from herald.core.contracts import (
     language_codes_valid,
     matches,
 )
+from herald.core.media import (
+    CAPTION_ABOVE_TYPES,
+    MEDIA_URL_PATTERN,
+    URL_MAX_LENGTH,
+    Album,
+    AlbumItem,
+    Media,
+    album_homogeneous,
+)
 
 __all__ = [
-    "ALBUM_MAX_ITEMS",
-    "ALBUM_MIN_ITEMS",
     "CALLBACK_ANSWER_MAX_LENGTH",
     "CALLBACK_ID_MAX_LENGTH",
     "CALLBACK_ID_PATTERN",
@@ -40,16 +49,12 @@ __all__ = [
     "CONTENT_MAX_BUTTONS",
     "CONTENT_MAX_CHARACTERS",
     "TEXT_MAX_LENGTH",
-    "AlbumItem",
-    "AlbumMediaType",
     "Button",
     "Content",
     "ContentKind",
     "CopyFrom",
     "LinkPreview",
     "LocalizedVariant",
-    "Media",
-    "MediaType",
     "ParseMode",
     "callback_buttons",
     "content_buttons",
@@ -63,21 +68,15 @@ CAPTION_MAX_LENGTH = 1024
 _MAX_BUTTON_ROWS = 10
 _MAX_BUTTONS_PER_ROW = 8  # Telegram's own limit per inline keyboard row
 _BUTTON_TEXT_MAX_LENGTH = 64
-_URL_MAX_LENGTH = 2048
 # Shorter for buttons: up to 32 languages x 80 buttons each carry a URL rule, and the API
 # server's cost estimate of those rules grows with the longest URL allowed.
-_BUTTON_URL_MAX_LENGTH = 1024
-_FILE_ID_MAX_LENGTH = 256
+_BUTTONURL_MAX_LENGTH = 1024
 _BUTTON_URL_PATTERN = r"^(https?|tg)://\S+$"
 # Callback ids travel inside Telegram's 64-byte callback_data beside the broadcast's id
 # (herald.telegram.rendering): ASCII only, so characters are bytes.
 CALLBACK_ID_MAX_LENGTH = 32
 CALLBACK_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 CALLBACK_ANSWER_MAX_LENGTH = 200  # Telegram's limit for answerCallbackQuery text
-_MEDIA_URL_PATTERN = r"^https?://\S+$"
-# sendMediaGroup's own bounds on an album.
-ALBUM_MIN_ITEMS = 2
-ALBUM_MAX_ITEMS = 10
 # The Bot API reads message_effect_id as a 64-bit integer.
 _EFFECT_ID_PATTERN = r"^[0-9]{1,20}$"
 # The whole content, every variant together. Each field's own cap is Telegram's, but 33
@@ -97,30 +96,6 @@ class ParseMode(enum.StrEnum):
     HTML = "HTML"
     MARKDOWN_V2 = "MarkdownV2"
     NONE = "None"
-
-
-class MediaType(enum.StrEnum):
-    """Which Bot API method sends the media."""
-
-    PHOTO = "photo"
-    VIDEO = "video"
-    DOCUMENT = "document"
-    ANIMATION = "animation"
-    AUDIO = "audio"
-    VOICE = "voice"
-
-
-class AlbumMediaType(enum.StrEnum):
-    """What an album item may be: sendMediaGroup takes no animations and no voice notes."""
-
-    PHOTO = "photo"
-    VIDEO = "video"
-    DOCUMENT = "document"
-    AUDIO = "audio"
-
-
-# Media whose caption Telegram can show above it (show_caption_above_media).
-_CAPTION_ABOVE_TYPES = frozenset({"photo", "video", "animation"})
 
 
 class ContentKind(enum.StrEnum):
@@ -164,7 +139,7 @@ class Button(Contract):
     url: str | None = Field(
         default=None,
         min_length=1,
-        max_length=_BUTTON_URL_MAX_LENGTH,
+        max_length=_BUTTONURL_MAX_LENGTH,
         description=(
             "What the button opens: an https:// or http:// link, or a tg:// link "
             "(for example tg://resolve?domain=channel). Exactly one of url and callback."
@@ -216,97 +191,6 @@ ButtonRows = Annotated[
 ]
 
 
-def _file_rules(what: str) -> tuple[CelRule, ...]:
-    """The rules of a file named by URL or by file_id (a media, an album item)."""
-    return (
-        CelRule(
-            rule="has(self.url) != has(self.fileId)",
-            message=f"{what} needs exactly one of url or fileId",
-            holds=lambda media: (media.url is None) != (media.file_id is None),
-        ),
-        CelRule(
-            rule=f"!has(self.url) || self.url.matches({cel_string(_MEDIA_URL_PATTERN)})",
-            message=f"{what} url must start with https:// or http://",
-            field_path=".url",
-            holds=lambda media: media.url is None or matches(_MEDIA_URL_PATTERN, media.url),
-        ),
-    )
-
-
-class _File(Contract):
-    """A file Telegram sends: downloaded from a URL, or one it already has (a file_id)."""
-
-    url: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_URL_MAX_LENGTH,
-        description=(
-            "Public https:// or http:// URL that Telegram downloads the media from. Telegram "
-            "fetches it once and reuses the file for the remaining recipients. Exactly one "
-            "of url and fileId."
-        ),
-    )
-    file_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=_FILE_ID_MAX_LENGTH,
-        description=(
-            "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
-            "are per bot). Exactly one of url and fileId."
-        ),
-    )
-
-
-class Media(_File):
-    """A photo, video, document, animation, audio file or voice note; spec.content.text
-    becomes its caption."""
-
-    cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("media")
-
-    type: MediaType = Field(
-        description=(
-            "Kind of media, which picks the Bot API method: photo (sendPhoto), video "
-            "(sendVideo), document (sendDocument), animation (sendAnimation, GIF or "
-            "soundless MP4), audio (sendAudio, a music file shown with its player) or "
-            "voice (sendVoice, a voice note: OGG/Opus, MP3 or M4A)."
-        ),
-    )
-
-
-class AlbumItem(_File):
-    """One photo, video, document or audio file of an album (Bot API sendMediaGroup)."""
-
-    cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("an album item")
-
-    type: AlbumMediaType = Field(
-        description=(
-            "Kind of the item: photo, video, document or audio. Photos and videos mix in "
-            "one album; documents and audio files each form albums of their own kind."
-        ),
-    )
-
-
-def _album_homogeneous(album: tuple[AlbumItem, ...]) -> bool:
-    kinds = {item.type for item in album}
-    visual = {AlbumMediaType.PHOTO, AlbumMediaType.VIDEO}
-    return kinds <= visual or kinds in ({AlbumMediaType.DOCUMENT}, {AlbumMediaType.AUDIO})
-
-
-Album = Annotated[
-    tuple[AlbumItem, ...],
-    Field(
-        min_length=ALBUM_MIN_ITEMS,
-        max_length=ALBUM_MAX_ITEMS,
-        description=(
-            f"An album (Bot API sendMediaGroup): {ALBUM_MIN_ITEMS} to {ALBUM_MAX_ITEMS} "
-            "photos and videos, or as many documents, or as many audio files, delivered as "
-            "one group. content.text is the caption of the first item, which Telegram shows "
-            "as the album's. An album carries no buttons. Excludes media and copyFrom."
-        ),
-    ),
-]
-
-
 class LinkPreview(Contract):
     """How Telegram previews a link of a text message (Bot API LinkPreviewOptions)."""
 
@@ -334,10 +218,10 @@ class LinkPreview(Contract):
             ),
         ),
         CelRule(
-            rule=f"!has(self.url) || self.url.matches({cel_string(_MEDIA_URL_PATTERN)})",
+            rule=f"!has(self.url) || self.url.matches({cel_string(MEDIA_URL_PATTERN)})",
             message="link preview url must start with https:// or http://",
             field_path=".url",
-            holds=lambda p: p.url is None or matches(_MEDIA_URL_PATTERN, p.url),
+            holds=lambda p: p.url is None or matches(MEDIA_URL_PATTERN, p.url),
         ),
     )
 
@@ -345,7 +229,7 @@ class LinkPreview(Contract):
     url: str | None = Field(
         default=None,
         min_length=1,
-        max_length=_URL_MAX_LENGTH,
+        max_length=URL_MAX_LENGTH,
         description=(
             "The link to preview, instead of the first link of the text; it need not "
             "appear in the text."
@@ -411,7 +295,7 @@ def _rows_characters(rows: tuple[tuple[Button, ...], ...] | None) -> int:
 
 
 def _links_characters(content: Content) -> int:
-    files: list[_File] = [content.media] if content.media is not None else []
+    files: list[Media | AlbumItem] = [content.media] if content.media is not None else []
     files += content.album or ()
     preview = content.link_preview.url if content.link_preview is not None else None
     return sum(len(f.url or "") + len(f.file_id or "") for f in files) + len(preview or "")
@@ -496,9 +380,9 @@ def _caption_above_fits(content: Content) -> bool:
     if content.text is None:
         return False
     if content.media is not None:
-        return content.media.type in _CAPTION_ABOVE_TYPES
+        return content.media.type in CAPTION_ABOVE_TYPES
     return content.album is not None and all(
-        item.type in _CAPTION_ABOVE_TYPES for item in content.album
+        item.type in CAPTION_ABOVE_TYPES for item in content.album
     )
 
 
@@ -510,7 +394,7 @@ def _no_album_buttons(content: Content) -> bool:
 
 
 _CAPTIONED = "(has(self.media) || has(self.album))"
-_ABOVE_TYPES = "[" + ", ".join(sorted(f"'{t}'" for t in _CAPTION_ABOVE_TYPES)) + "]"
+_ABOVE_TYPES = "[" + ", ".join(sorted(f"'{t}'" for t in CAPTION_ABOVE_TYPES)) + "]"
 
 
 class Content(Contract):
@@ -556,7 +440,7 @@ class Content(Contract):
                 "Telegram does not mix documents or audio files with other media"
             ),
             field_path=".album",
-            holds=lambda c: c.album is None or _album_homogeneous(c.album),
+            holds=lambda c: c.album is None or album_homogeneous(c.album),
         ),
         CelRule(
             rule=(

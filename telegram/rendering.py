@@ -23,16 +23,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from herald.core.contents import (
-    AlbumItem,
-    Button,
-    Content,
-    ContentKind,
-    LinkPreview,
-    MediaType,
-    ParseMode,
-)
+from herald.core.contents import Button, Content, ContentKind, LinkPreview, ParseMode
 from herald.core.envelopes import Recipient
+from herald.core.media import AlbumItem, MediaType
 
 __all__ = [
     "CALLBACK_DATA_MAX_BYTES",

@@ -21,7 +21,6 @@ import yaml
 
 from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec
 from herald.core.contents import (
-    ALBUM_MAX_ITEMS,
     CAPTION_MAX_LENGTH,
     CONTENT_MAX_BUTTONS,
     CONTENT_MAX_CHARACTERS,
@@ -32,6 +31,7 @@ from herald.core.contents import (
 from herald.core.contracts import MAX_LANGUAGES
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultReason, FaultRecord
+from herald.core.media import ALBUM_MAX_ITEMS, URL_MAX_LENGTH
 from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
 from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
@@ -104,7 +104,6 @@ def largest_album() -> dict[str, Any]:
     language variant, each caption at Telegram's limit as far as the characters go, the rest
     of the characters in the items' URLs (which count, as the CRD says), all emoji but the
     markup and the URLs' start."""
-    _url_max = 2048  # herald.core.contents' cap on a media URL
     languages = [f"x{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(MAX_LANGUAGES)]
     content: dict[str, Any] = {
         "text": "<b>" + _WIDE * (CAPTION_MAX_LENGTH - 7) + "</b>",
@@ -116,7 +115,7 @@ def largest_album() -> dict[str, Any]:
     }
     left = CONTENT_MAX_CHARACTERS - content_characters(Content.model_validate(content))
     for item in content["album"]:
-        more = min(left, _url_max - len(item["url"]))
+        more = min(left, URL_MAX_LENGTH - len(item["url"]))
         item["url"] += _WIDE * more
         left -= more
     for language in languages:
