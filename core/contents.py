@@ -274,7 +274,7 @@ class LocalizedVariant(Contract):
         description=(
             "Replaces content.text for this language, in the same parseMode: the message "
             f"text (at most {TEXT_MAX_LENGTH} characters), or the caption when content.media "
-            f"is set (at most {CAPTION_MAX_LENGTH})."
+            f"or content.album is set (at most {CAPTION_MAX_LENGTH})."
         ),
     )
     buttons: ButtonRows | None = Field(
@@ -395,6 +395,8 @@ def _no_album_buttons(content: Content) -> bool:
 
 _CAPTIONED = "(has(self.media) || has(self.album))"
 _ABOVE_TYPES = "[" + ", ".join(sorted(f"'{t}'" for t in CAPTION_ABOVE_TYPES)) + "]"
+# Of the album's types, those whose caption may sit above them.
+_ALBUM_ABOVE_TYPES = "['photo', 'video']"
 
 
 class Content(Contract):
@@ -468,7 +470,7 @@ class Content(Contract):
                 "(has(self.text) && ((has(self.media) && self.media.type in "
                 + _ABOVE_TYPES
                 + ") || (has(self.album) && self.album.all(m, m.type in "
-                + _ABOVE_TYPES
+                + _ALBUM_ABOVE_TYPES
                 + "))))"
             ),
             message=(

@@ -76,11 +76,11 @@ def _file_rules(what: str) -> tuple[CelRule, ...]:
     )
 
 
-class _File(Contract):
-    """A file Telegram sends: downloaded from a URL, or one it already has (a file_id)."""
-
-    url: str | None = Field(
-        default=None,
+# The two ways to name a file, shared by media and album items (each declares its type first,
+# as a reader of the schema looks for it).
+_FileUrl = Annotated[
+    str | None,
+    Field(
         min_length=1,
         max_length=URL_MAX_LENGTH,
         description=(
@@ -88,19 +88,22 @@ class _File(Contract):
             "fetches it once and reuses the file for the remaining recipients. Exactly one "
             "of url and fileId."
         ),
-    )
-    file_id: str | None = Field(
-        default=None,
+    ),
+]
+_FileId = Annotated[
+    str | None,
+    Field(
         min_length=1,
         max_length=_FILE_ID_MAX_LENGTH,
         description=(
             "file_id of a file already on Telegram's servers, as seen by this bot (file ids "
             "are per bot). Exactly one of url and fileId."
         ),
-    )
+    ),
+]
 
 
-class Media(_File):
+class Media(Contract):
     """A photo, video, document, animation, audio file or voice note; spec.content.text
     becomes its caption."""
 
@@ -114,9 +117,11 @@ class Media(_File):
             "voice (sendVoice, a voice note: OGG/Opus, MP3 or M4A)."
         ),
     )
+    url: _FileUrl = None
+    file_id: _FileId = None
 
 
-class AlbumItem(_File):
+class AlbumItem(Contract):
     """One photo, video, document or audio file of an album (Bot API sendMediaGroup)."""
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = _file_rules("an album item")
@@ -127,6 +132,8 @@ class AlbumItem(_File):
             "one album; documents and audio files each form albums of their own kind."
         ),
     )
+    url: _FileUrl = None
+    file_id: _FileId = None
 
 
 def album_homogeneous(album: tuple[AlbumItem, ...]) -> bool:
