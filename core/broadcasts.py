@@ -220,9 +220,9 @@ class BroadcastSpec(Contract):
     )
     content: Content = Field(
         description=(
-            "The message, exactly one kind: text; media with text as its caption; or "
-            "copyFrom, a copy of an existing message. Immutable: to send something else, "
-            "create a new Broadcast."
+            "The message, exactly one kind: text; media or an album with text as its "
+            "caption; or copyFrom, a copy of an existing message. Immutable: to send "
+            "something else, create a new Broadcast."
         ),
     )
     audience: Audience = Field(

@@ -1,5 +1,5 @@
 """Herald's CustomResourceDefinitions, Broadcast and Bot, generated from
-:mod:`herald.core.broadcasts` (and the modules that hold its parts: audiences, contents,
+:mod:`herald.core.broadcasts` (and the modules that hold its parts: audiences, contents, media,
 statuses) and :mod:`herald.core.bots`.
 
 The pydantic models are the one definition of the contract; this module turns their JSON

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from herald.core import markups
+from herald.emulator import payloads
+from herald.emulator.errors import ApiError
 from herald.emulator.limits import RateLimiter
 from herald.emulator.recording import SENDING_METHODS, RecordedMessage, Recorder, Refusal
 from herald.emulator.settings import EmulatorConfig
@@ -34,8 +36,8 @@ BAD_GATEWAY_PAGE = (
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
-_MEDIA_KINDS = ("photo", "video", "document", "animation")
-_GROUP_KINDS = frozenset({"photo", "video", "document", "audio"})
+# Media whose caption may sit above it (show_caption_above_media); others ignore the flag.
+_CAPTION_ABOVE = frozenset({"photo", "video", "animation"})
 _OTHER_METHODS = (
     "getMe",
     "getUpdates",
@@ -47,30 +49,13 @@ _OTHER_METHODS = (
     "close",
     "logOut",
 )
+_ABOVE = "show_caption_above_media"
 # Telegram's method names are case-insensitive.
 _METHODS = {name.lower(): name for name in (*SENDING_METHODS, *_OTHER_METHODS)}
 
 
 def is_token(token: str) -> bool:
     return _TOKEN.fullmatch(token) is not None
-
-
-class ApiError(Exception):
-    """A Bot API error answer; ``page`` set, an HTML page in its place (a proxy's)."""
-
-    def __init__(
-        self,
-        status: int,
-        description: str,
-        retry_after: int | None = None,
-        *,
-        page: str | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.retry_after = retry_after
-        self.page = page
 
 
 @dataclass(frozen=True)
@@ -238,7 +223,7 @@ class EmulatorState:
         if faults.bad_gateway_ratio and self._random.random() < faults.bad_gateway_ratio:
             raise ApiError(502, "Bad Gateway", page=BAD_GATEWAY_PAGE)
         chat = self._chat(params, token)
-        contents = self._compose(method, params)
+        contents = self._compose(method, params, chat)
         if method == "copyMessage":
             self._source(token, params)
         paid = _flag(params, "allow_paid_broadcast")
@@ -354,40 +339,47 @@ class EmulatorState:
         if not known and message_id not in self.config.posts.get(source, ()):
             raise ApiError(400, "Bad Request: message to copy not found")
 
-    def _compose(self, method: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def _compose(
+        self, method: str, params: Mapping[str, Any], chat: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
         """What each message of a send will contain; refuses what Telegram would refuse."""
         content: dict[str, Any]
+        effect = payloads.message_effect(params, chat["type"])
+        extras = {"effect_id": effect} if effect is not None else {}
+        if method == "sendMediaGroup":
+            # The Bot API reads no reply_markup for an album: a keyboard sent along is dropped.
+            return [content | extras for content in self._media_group(params)]
+        markup = payloads.reply_markup(params.get("reply_markup"))
         if method == "sendMessage":
             content = {"text": _text(params)}
+            preview = payloads.link_preview_options(params.get("link_preview_options"))
+            if preview is not None:
+                content["link_preview_options"] = preview
         elif method == "copyMessage":
             if params.get("from_chat_id") in (None, ""):
                 raise ApiError(400, "Bad Request: from_chat_id is empty")
             if _int(params, "message_id") is None:
                 raise ApiError(400, "Bad Request: message to copy not found")
             content = _caption(params)
-        elif method == "sendMediaGroup":
-            return self._media_group(params)
         else:
             kind = method.removeprefix("send").lower()
             content = {**self._media(kind, params.get(kind), params), **_caption(params)}
-        markup = params.get("reply_markup")
-        if isinstance(markup, Mapping) and "inline_keyboard" in markup:
-            content["reply_markup"] = dict(markup)
-        return [content]
+            if kind in _CAPTION_ABOVE and content.get("caption") and _flag(params, _ABOVE):
+                content[_ABOVE] = True
+        if markup is not None:
+            content["reply_markup"] = markup
+        return [content | extras]
 
     def _media_group(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        items = params.get("media")
-        if not isinstance(items, list) or not 2 <= len(items) <= 10:
-            raise ApiError(400, "Bad Request: wrong number of messages in the album")
+        items = payloads.album_items(params.get("media"))
         group_id = str(next(self._media_groups))
         contents = []
-        for item in items:
-            kind = item.get("type") if isinstance(item, Mapping) else None
-            if kind not in _GROUP_KINDS:
-                raise ApiError(400, "Bad Request: can't parse InputMedia: unsupported type")
-            assert isinstance(item, Mapping)
+        for kind, item in items:
             media = self._media(kind, item.get("media"), params)
-            contents.append({**media, **_caption(item), "media_group_id": group_id})
+            content = {**media, **_caption(item), "media_group_id": group_id}
+            if kind in _CAPTION_ABOVE and content.get("caption") and _flag(item, _ABOVE):
+                content[_ABOVE] = True
+            contents.append(content)
         return contents
 
     def _media(self, kind: str, value: Any, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -408,6 +400,10 @@ class EmulatorState:
             return {"photo": [{**file, "width": 1280, "height": 720}]}
         if kind in ("video", "animation"):
             file |= {"width": 1280, "height": 720, "duration": 1}
+        elif kind == "audio":
+            file |= {"duration": 1, "mime_type": "audio/mpeg"}
+        elif kind == "voice":
+            file |= {"duration": 1, "mime_type": "audio/ogg"}
         return {kind: file}
 
     def _edit_text(self, token: str, params: Mapping[str, Any]) -> dict[str, Any] | bool:

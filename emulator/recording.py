@@ -28,6 +28,8 @@ SENDING_METHODS = frozenset(
         "sendVideo",
         "sendDocument",
         "sendAnimation",
+        "sendAudio",
+        "sendVoice",
         "sendMediaGroup",
     }
 )

@@ -14,7 +14,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from herald.emulator.emulating import ApiError, EmulatorState, Reply
+from herald.emulator.emulating import EmulatorState, Reply
+from herald.emulator.errors import ApiError
 from herald.emulator.settings import EmulatorConfig
 
 __all__ = ["CONTROL_PREFIX", "STATE", "RunningEmulator", "build_app", "run_emulator"]
@@ -34,6 +35,8 @@ _STRING_FIELDS = frozenset(
         "video",
         "document",
         "animation",
+        "audio",
+        "voice",
         "thumbnail",
         "callback_query_id",
         "inline_message_id",

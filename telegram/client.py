@@ -26,18 +26,28 @@ from aiogram.exceptions import (
 from aiogram.methods import (
     CopyMessage,
     SendAnimation,
+    SendAudio,
     SendDocument,
+    SendMediaGroup,
     SendMessage,
     SendPhoto,
     SendVideo,
+    SendVoice,
     TelegramMethod,
 )
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    InputMediaAudio,
+    InputMediaDocument,
+    InputMediaPhoto,
+    InputMediaVideo,
+    LinkPreviewOptions,
+)
 
 from herald.telegram.outcomes import Outcome, OutcomeKind
 from herald.telegram.rendering import Rendered
 
-__all__ = ["TelegramClient", "outcome_of"]
+__all__ = ["TelegramClient", "method_of", "outcome_of"]
 
 # How much of a non-JSON answer the row's reason keeps.
 _PAGE_SHOWN = 80
@@ -48,8 +58,35 @@ _METHODS: dict[str, type[TelegramMethod[Any]]] = {
     "sendVideo": SendVideo,
     "sendDocument": SendDocument,
     "sendAnimation": SendAnimation,
+    "sendAudio": SendAudio,
+    "sendVoice": SendVoice,
+    "sendMediaGroup": SendMediaGroup,
     "copyMessage": CopyMessage,
 }
+_INPUT_MEDIA: dict[
+    str, type[InputMediaPhoto | InputMediaVideo | InputMediaDocument | InputMediaAudio]
+] = {
+    "photo": InputMediaPhoto,
+    "video": InputMediaVideo,
+    "document": InputMediaDocument,
+    "audio": InputMediaAudio,
+}
+
+
+def method_of(rendered: Rendered) -> TelegramMethod[Any]:
+    """The aiogram method object of a rendered call, its nested parts as aiogram's types."""
+    params = dict(rendered.params)
+    markup = params.pop("reply_markup", None)
+    if markup is not None:
+        params["reply_markup"] = InlineKeyboardMarkup.model_validate(markup)
+    preview = params.pop("link_preview_options", None)
+    if preview is not None:
+        params["link_preview_options"] = LinkPreviewOptions.model_validate(preview)
+    if rendered.method == "sendMediaGroup":
+        params["media"] = [
+            _INPUT_MEDIA[item["type"]].model_validate(item) for item in params["media"]
+        ]
+    return _METHODS[rendered.method](**params)
 
 
 def outcome_of(error: BaseException) -> Outcome:
@@ -98,16 +135,15 @@ class TelegramClient:
         self._timeout = timeout
 
     async def send(self, rendered: Rendered) -> Outcome:
-        params = dict(rendered.params)
-        markup = params.pop("reply_markup", None)
-        if markup is not None:
-            params["reply_markup"] = InlineKeyboardMarkup.model_validate(markup)
-        method = _METHODS[rendered.method](**params)
+        method = method_of(rendered)
         try:
             async with asyncio.timeout(self._timeout + 1):
                 result = await self._bot(method, request_timeout=int(self._timeout))
         except Exception as error:  # every failure is an outcome; nothing leaves a row claimed
             return outcome_of(error)
+        if isinstance(result, list):
+            # An album is one message per item; the ledger keeps the first one's id.
+            result = result[0] if result else None
         return Outcome(kind=OutcomeKind.OK, message_id=getattr(result, "message_id", None))
 
     async def close(self) -> None:

@@ -28,6 +28,16 @@ _CONTENT_ERRORS = (
     "button_url_invalid",
     "message to copy not found",
     "there is no",
+    # Albums, keyboards, link previews and effects: the same for every recipient too.
+    "can't parse inputmedia",
+    "can't be mixed with other media types",
+    "too many messages to send as an album",
+    "show_caption_above_media must be the same",
+    "can't parse inline keyboard button",
+    "inline keyboard button url",
+    "button_data_invalid",
+    "can't parse link preview options",
+    "effect_id_invalid",
 )
 # Telegram's "message is too long" and "message caption is too long": content errors before
 # the content was ever accepted; after, the placeholders of one recipient made it too long.

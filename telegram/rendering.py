@@ -6,6 +6,12 @@ Placeholders ``{first_name}``, ``{last_name}``, ``{username}`` and ``{full_name}
 text (or caption) are replaced by the recipient's values, escaped for the parse mode so a
 name like ``<Bob>`` or ``a_b`` can never break the markup. Other ``{...}`` are left alone:
 they may be meant literally, and Telegram judges the markup as written.
+
+An album is one sendMediaGroup call whose ``media`` is a list of InputMedia dicts, the caption
+and parse mode on the first; Telegram answers it with one message per item, and the ledger
+keeps the first one's id. ``message_effect_id`` goes to private chats only, which Telegram
+numbers above 0 (a user's id); groups and channels, numbered below 0, would refuse the whole
+message ("can't use message effects in the chat"), so they get it without the effect.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from herald.core.contents import Button, Content, ContentKind, MediaType, ParseMode
+from herald.core.contents import Button, Content, ContentKind, LinkPreview, ParseMode
 from herald.core.envelopes import Recipient
+from herald.core.media import AlbumItem, MediaType
 
 __all__ = [
     "CALLBACK_DATA_MAX_BYTES",
@@ -27,6 +34,7 @@ __all__ = [
     "Rendered",
     "callback_data",
     "escape",
+    "is_private",
     "parse_callback_data",
     "render",
     "substitute",
@@ -47,6 +55,8 @@ _MEDIA_METHODS = {
     MediaType.VIDEO: ("sendVideo", "video"),
     MediaType.DOCUMENT: ("sendDocument", "document"),
     MediaType.ANIMATION: ("sendAnimation", "animation"),
+    MediaType.AUDIO: ("sendAudio", "audio"),
+    MediaType.VOICE: ("sendVoice", "voice"),
 }
 
 
@@ -131,6 +141,49 @@ def _keyboard(rows: tuple[tuple[Button, ...], ...], broadcast_uid: str) -> dict[
     return {"inline_keyboard": [[_button(b, broadcast_uid) for b in row] for row in rows]}
 
 
+def _link_preview(preview: LinkPreview) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if preview.disabled:
+        options["is_disabled"] = True
+    if preview.url is not None:
+        options["url"] = preview.url
+    if preview.prefer_small_media:
+        options["prefer_small_media"] = True
+    if preview.prefer_large_media:
+        options["prefer_large_media"] = True
+    if preview.show_above_text:
+        options["show_above_text"] = True
+    return options
+
+
+def _album(
+    album: tuple[AlbumItem, ...], caption: str | None, parse_mode: str | None, *, above: bool
+) -> list[dict[str, Any]]:
+    """sendMediaGroup's media: the caption on the first item, which Telegram shows as the
+    album's."""
+    media: list[dict[str, Any]] = []
+    for item in album:
+        entry: dict[str, Any] = {
+            "type": str(item.type),
+            "media": item.url if item.url is not None else item.file_id,
+        }
+        if caption is not None and not media:
+            entry["caption"] = caption
+            if parse_mode is not None:
+                entry["parse_mode"] = parse_mode
+        if above:
+            # Telegram wants the same placement on every photo and video of an album.
+            entry["show_caption_above_media"] = True
+        media.append(entry)
+    return media
+
+
+def is_private(chat_id: int) -> bool:
+    """Whether `chat_id` is a private chat: Telegram gives users positive ids, groups and
+    channels negative ones."""
+    return chat_id > 0
+
+
 def render(
     content: Content, recipient: Recipient, *, broadcast_uid: str, allow_paid_broadcast: bool
 ) -> Rendered:
@@ -142,6 +195,8 @@ def render(
         params["protect_content"] = True
     if allow_paid_broadcast:
         params["allow_paid_broadcast"] = True
+    if content.message_effect_id is not None and is_private(recipient.chat_id):
+        params["message_effect_id"] = content.message_effect_id
 
     if content.kind is ContentKind.COPY:
         assert content.copy_from is not None  # implied by the kind
@@ -157,12 +212,20 @@ def render(
     variant_key = DEFAULT_VARIANT
     if variant is not None and content.localized:
         variant_key = next(code for code, v in content.localized.items() if v is variant)
-    if buttons:
-        params["reply_markup"] = _keyboard(buttons, broadcast_uid)
     if text is not None:
         text = substitute(text, recipient, content.parse_mode)
-    if content.parse_mode is not ParseMode.NONE and text is not None:
-        params["parse_mode"] = str(content.parse_mode)
+    parse_mode = str(content.parse_mode) if content.parse_mode is not ParseMode.NONE else None
+    above = content.show_caption_above_media and text is not None
+
+    if content.kind is ContentKind.ALBUM:
+        assert content.album is not None
+        params["media"] = _album(content.album, text, parse_mode, above=above)
+        return Rendered("sendMediaGroup", params, variant_key)
+
+    if buttons:
+        params["reply_markup"] = _keyboard(buttons, broadcast_uid)
+    if parse_mode is not None and text is not None:
+        params["parse_mode"] = parse_mode
 
     if content.kind is ContentKind.MEDIA:
         assert content.media is not None
@@ -172,8 +235,12 @@ def render(
         )
         if text is not None:
             params["caption"] = text
+        if above:
+            params["show_caption_above_media"] = True
         return Rendered(method, params, variant_key)
 
     assert text is not None  # a text broadcast has text
     params["text"] = text
+    if content.link_preview is not None:
+        params["link_preview_options"] = _link_preview(content.link_preview)
     return Rendered("sendMessage", params, variant_key)

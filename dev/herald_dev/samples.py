@@ -21,6 +21,7 @@ import yaml
 
 from herald.core.broadcasts import API_VERSION, KIND, BroadcastSpec
 from herald.core.contents import (
+    CAPTION_MAX_LENGTH,
     CONTENT_MAX_BUTTONS,
     CONTENT_MAX_CHARACTERS,
     TEXT_MAX_LENGTH,
@@ -30,6 +31,7 @@ from herald.core.contents import (
 from herald.core.contracts import MAX_LANGUAGES
 from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import FaultReason, FaultRecord
+from herald.core.media import ALBUM_MAX_ITEMS, URL_MAX_LENGTH
 from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
 from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
@@ -39,6 +41,7 @@ __all__ = [
     "NOW",
     "SAMPLES",
     "Sample",
+    "largest_album",
     "largest_content",
     "objects",
     "render_argocd_testdata",
@@ -91,6 +94,33 @@ def largest_content() -> dict[str, Any]:
     for language in reversed(languages):
         variant = content["localized"][language]
         more = min(left, TEXT_MAX_LENGTH - len(variant["text"]))
+        variant["text"] += _WIDE * more
+        left -= more
+    return content
+
+
+def largest_album() -> dict[str, Any]:
+    """``spec.content`` as an album at the size caps, in wire form: the most items, every
+    language variant, each caption at Telegram's limit as far as the characters go, the rest
+    of the characters in the items' URLs (which count, as the CRD says), all emoji but the
+    markup and the URLs' start."""
+    languages = [f"x{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(MAX_LANGUAGES)]
+    content: dict[str, Any] = {
+        "text": "<b>" + _WIDE * (CAPTION_MAX_LENGTH - 7) + "</b>",
+        "album": [
+            {"type": "photo" if index % 2 == 0 else "video", "url": f"https://example.com/{index}/"}
+            for index in range(ALBUM_MAX_ITEMS)
+        ],
+        "localized": {language: {"text": _WIDE} for language in languages},
+    }
+    left = CONTENT_MAX_CHARACTERS - content_characters(Content.model_validate(content))
+    for item in content["album"]:
+        more = min(left, URL_MAX_LENGTH - len(item["url"]))
+        item["url"] += _WIDE * more
+        left -= more
+    for language in languages:
+        variant = content["localized"][language]
+        more = min(left, CAPTION_MAX_LENGTH - len(variant["text"]))
         variant["text"] += _WIDE * more
         left -= more
     return content

@@ -65,6 +65,10 @@ def test_there_is_an_example_of_every_kind_of_content() -> None:
         "paused.yaml",
         "paid.yaml",
         "poll-callbacks.yaml",
+        "album.yaml",
+        "audio.yaml",
+        "voice.yaml",
+        "link-preview.yaml",
     }
 
 

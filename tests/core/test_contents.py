@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,12 @@ from pydantic import ValidationError
 from herald.core import envelopes
 from herald.core.contents import CONTENT_MAX_CHARACTERS, Content, content_characters
 from herald.core.envelopes import BroadcastState, ControlRecord, SendRate
-from herald.dev.samples import largest_content
+from herald.dev.samples import largest_album, largest_content
+
+# The largest contents the CRD admits: a text with the most buttons, and an album.
+LARGEST = pytest.mark.parametrize(
+    "largest", [largest_content, largest_album], ids=["text", "album"]
+)
 
 # The API server's bound on all of an object's annotations together.
 ANNOTATIONS_MAX_BYTES = 256 * 1024
@@ -34,8 +40,11 @@ def kubectl_copy(manifest: dict[str, Any]) -> int:
     return len(text.encode())
 
 
-def test_the_largest_content_fits_both_copies_of_the_spec_in_the_annotations() -> None:
-    content = largest_content()
+@LARGEST
+def test_the_largest_content_fits_both_copies_of_the_spec_in_the_annotations(
+    largest: Callable[[], dict[str, Any]],
+) -> None:
+    content = largest()
     assert content_characters(Content.model_validate(content)) == CONTENT_MAX_CHARACTERS
     spec = {
         "botRef": {"name": "a" * 253},
@@ -53,14 +62,17 @@ def test_the_largest_content_fits_both_copies_of_the_spec_in_the_annotations() -
     assert used <= ANNOTATIONS_MAX_BYTES - 16 * 1024, used
 
 
-def test_the_largest_content_fits_a_control_record_many_times_over() -> None:
+@LARGEST
+def test_the_largest_content_fits_a_control_record_many_times_over(
+    largest: Callable[[], dict[str, Any]],
+) -> None:
     record = ControlRecord(
         uid="0" * 36,
         namespace="n",
         name="b",
         generation=1,
         bot_id="1",
-        content=Content.model_validate(largest_content()),
+        content=Content.model_validate(largest()),
         rate=SendRate(messages_per_second=30),
         state=BroadcastState.ACTIVE,
         deadline=datetime.now(UTC),
@@ -71,5 +83,12 @@ def test_the_largest_content_fits_a_control_record_many_times_over() -> None:
 def test_one_character_more_is_refused() -> None:
     content = largest_content()
     content["buttons"][0][0]["text"] += "x"
+    with pytest.raises(ValidationError, match="content is too large"):
+        Content.model_validate(content)
+
+
+def test_one_character_more_in_an_album_url_is_refused() -> None:
+    content = largest_album()
+    content["album"][-1]["url"] += "x"
     with pytest.raises(ValidationError, match="content is too large"):
         Content.model_validate(content)

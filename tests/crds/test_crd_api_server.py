@@ -349,7 +349,7 @@ def test_kubectl_explain_teaches_the_rate(kubectl: Any) -> None:
 def test_kubectl_explain_describes_the_caption_rule(kubectl: Any) -> None:
     text = _words(_explain(kubectl, "bc.spec.content"))
     assert _words(Content.model_fields["text"].description or "") in text
-    assert "When media is set this is the media's caption" in text
+    assert "When media or album is set this is the caption" in text
 
 
 def _table(output: str) -> tuple[list[str], dict[str, list[str]]]:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,9 +193,13 @@ async def lease_holder(herald: LocalSystem) -> int | None:
     return None
 
 
-async def wait_lease_holder(herald: LocalSystem, *, within: float = 30) -> int:
+async def wait_lease_holder(
+    herald: LocalSystem, *, within: float = 30, other_than: Collection[int] = ()
+) -> int:
+    """The pid of the lease holder, once there is one not among `other_than` (senders told
+    to stop hold the lease until they have handed over)."""
     deadline = time.monotonic() + within
-    while (pid := await lease_holder(herald)) is None:
+    while (pid := await lease_holder(herald)) is None or pid in other_than:
         assert time.monotonic() < deadline, "no live sender took the bot's lease"
         await asyncio.sleep(0.05)
     return pid

@@ -14,13 +14,16 @@ from aiogram.exceptions import (
     TelegramNotFound,
     TelegramUnauthorizedError,
 )
-from aiogram.methods import SendMessage
+from aiogram.methods import SendMediaGroup, SendMessage
+from aiogram.types import InputMediaPhoto, InputMediaVideo, LinkPreviewOptions
 
+from herald.core.contents import Content
+from herald.core.envelopes import Recipient
 from herald.dev.processes import free_port
 from herald.emulator import EmulatorClient, RunningEmulator
-from herald.telegram.client import TelegramClient, outcome_of
+from herald.telegram.client import TelegramClient, method_of, outcome_of
 from herald.telegram.outcomes import OutcomeKind
-from herald.telegram.rendering import Rendered
+from herald.telegram.rendering import Rendered, render
 
 TOKEN = "123456:test-token"
 STORM = {"storm": {"retry_after": 9, "seconds": 60}}
@@ -106,3 +109,72 @@ async def test_an_html_page_is_a_server_error_that_names_it(emulator: RunningEmu
     assert outcome.description.startswith("Not a Bot API answer: <html> <head><title>502 Bad")
     async with EmulatorClient(emulator.url) as control:
         assert (await control.summary()).total == 0  # nothing was delivered
+
+
+def rendered(given: dict[str, Any], chat_id: int = 42) -> Rendered:
+    return render(
+        Content.model_validate(given),
+        Recipient(chat_id),
+        broadcast_uid="0b6f3a52-8c3e-4d0e-9a57-1f2d3c4b5a69",
+        allow_paid_broadcast=False,
+    )
+
+
+ALBUM = {
+    "text": "<b>Two</b>",
+    "showCaptionAboveMedia": True,
+    "album": [
+        {"type": "photo", "url": "https://x.example/1.jpg"},
+        {"type": "video", "fileId": "V"},
+    ],
+}
+
+
+def test_an_album_becomes_aiogram_input_media() -> None:
+    method = method_of(rendered(ALBUM))
+    assert isinstance(method, SendMediaGroup)
+    photo, video = method.media
+    assert isinstance(photo, InputMediaPhoto) and isinstance(video, InputMediaVideo)
+    assert (photo.caption, photo.parse_mode, photo.show_caption_above_media) == (
+        "<b>Two</b>",
+        "HTML",
+        True,
+    )
+    assert video.caption is None and video.show_caption_above_media is True
+
+
+def test_link_preview_options_become_aiogram_link_preview_options() -> None:
+    method = method_of(rendered({"text": "x", "linkPreview": {"url": "https://e.example"}}))
+    assert isinstance(method, SendMessage)
+    assert isinstance(method.link_preview_options, LinkPreviewOptions)
+    assert method.link_preview_options.url == "https://e.example"
+
+
+@pytest.mark.parametrize(
+    ("given", "method"),
+    [
+        (ALBUM, "sendMediaGroup"),
+        ({"media": {"type": "audio", "url": "https://x.example/a.mp3"}, "text": "a"}, "sendAudio"),
+        ({"media": {"type": "voice", "fileId": "VOICE"}}, "sendVoice"),
+        ({"text": "x", "messageEffectId": "5104841245755180586"}, "sendMessage"),
+    ],
+    ids=["album", "audio", "voice", "message-effect"],
+)
+async def test_each_new_kind_is_delivered_and_keeps_the_first_message_id(
+    emulator: RunningEmulator, given: dict[str, Any], method: str
+) -> None:
+    async with EmulatorClient(emulator.url) as control:
+        await control.configure({"limits": {"per_chat_rate": 0}})
+    client = TelegramClient(TOKEN, api_url=emulator.url, timeout=5, connections=1)
+    try:
+        first = await client.send(rendered(given))
+        second = await client.send(rendered(given))
+    finally:
+        await client.close()
+    assert first.kind is OutcomeKind.OK, first.description
+    assert first.message_id == 1
+    # An album takes one message id per item; the ledger keeps the first of each.
+    assert second.message_id == (3 if method == "sendMediaGroup" else 2)
+    async with EmulatorClient(emulator.url) as control:
+        sent = await control.messages(token=TOKEN)
+    assert [m.method for m in sent] == [method, method]

@@ -73,6 +73,154 @@ CASES = [
         {"chat_id": 1, "animation": "A"},
     ),
     (
+        "audio-caption",
+        content(text="Ep. 1", media={"type": "audio", "url": "https://x.example/1.mp3"}),
+        Recipient(1),
+        "sendAudio",
+        {
+            "chat_id": 1,
+            "audio": "https://x.example/1.mp3",
+            "caption": "Ep. 1",
+            "parse_mode": "HTML",
+        },
+    ),
+    (
+        "voice",
+        content(media={"type": "voice", "fileId": "V"}),
+        Recipient(1),
+        "sendVoice",
+        {"chat_id": 1, "voice": "V"},
+    ),
+    (
+        "album-caption-on-the-first-item",
+        content(
+            text="Two",
+            parseMode="MarkdownV2",
+            album=[
+                {"type": "photo", "url": "https://x.example/1.jpg"},
+                {"type": "video", "fileId": "V"},
+            ],
+        ),
+        Recipient(1),
+        "sendMediaGroup",
+        {
+            "chat_id": 1,
+            "media": [
+                {
+                    "type": "photo",
+                    "media": "https://x.example/1.jpg",
+                    "caption": "Two",
+                    "parse_mode": "MarkdownV2",
+                },
+                {"type": "video", "media": "V"},
+            ],
+        },
+    ),
+    (
+        "album-caption-above-on-every-item",
+        content(
+            text="Two",
+            showCaptionAboveMedia=True,
+            album=[{"type": "photo", "fileId": "P"}, {"type": "photo", "fileId": "Q"}],
+        ),
+        Recipient(1),
+        "sendMediaGroup",
+        {
+            "chat_id": 1,
+            "media": [
+                {
+                    "type": "photo",
+                    "media": "P",
+                    "caption": "Two",
+                    "parse_mode": "HTML",
+                    "show_caption_above_media": True,
+                },
+                {"type": "photo", "media": "Q", "show_caption_above_media": True},
+            ],
+        },
+    ),
+    (
+        "album-of-documents-without-caption",
+        content(album=[{"type": "document", "fileId": "A"}, {"type": "document", "fileId": "B"}]),
+        Recipient(1),
+        "sendMediaGroup",
+        {
+            "chat_id": 1,
+            "media": [{"type": "document", "media": "A"}, {"type": "document", "media": "B"}],
+        },
+    ),
+    (
+        "caption-above-a-photo",
+        content(text="Up", showCaptionAboveMedia=True, media={"type": "photo", "fileId": "P"}),
+        Recipient(1),
+        "sendPhoto",
+        {
+            "chat_id": 1,
+            "photo": "P",
+            "caption": "Up",
+            "parse_mode": "HTML",
+            "show_caption_above_media": True,
+        },
+    ),
+    (
+        "link-preview",
+        content(
+            text="x",
+            linkPreview={
+                "url": "https://e.example",
+                "preferSmallMedia": True,
+                "showAboveText": True,
+            },
+        ),
+        Recipient(1),
+        "sendMessage",
+        {
+            "chat_id": 1,
+            "text": "x",
+            "parse_mode": "HTML",
+            "link_preview_options": {
+                "url": "https://e.example",
+                "prefer_small_media": True,
+                "show_above_text": True,
+            },
+        },
+    ),
+    (
+        "link-preview-disabled",
+        content(text="x", parseMode="None", linkPreview={"disabled": True}),
+        Recipient(1),
+        "sendMessage",
+        {"chat_id": 1, "text": "x", "link_preview_options": {"is_disabled": True}},
+    ),
+    (
+        "message-effect-in-a-private-chat",
+        content(text="x", parseMode="None", messageEffectId="5104841245755180586"),
+        Recipient(1),
+        "sendMessage",
+        {"chat_id": 1, "text": "x", "message_effect_id": "5104841245755180586"},
+    ),
+    (
+        "no-message-effect-in-a-group",
+        content(text="x", parseMode="None", messageEffectId="5104841245755180586"),
+        Recipient(-100123),
+        "sendMessage",
+        {"chat_id": -100123, "text": "x"},
+    ),
+    (
+        "message-effect-on-an-album",
+        content(
+            messageEffectId="5046509860389126442",
+            album=[{"type": "audio", "fileId": "A"}, {"type": "audio", "fileId": "B"}],
+        ),
+        Recipient(7),
+        "sendMediaGroup",
+        {
+            "chat_id": 7,
+            "message_effect_id": "5046509860389126442",
+            "media": [{"type": "audio", "media": "A"}, {"type": "audio", "media": "B"}],
+        },
+    ),
+    (
         "copy-from",
         content(copyFrom={"chatId": -100123, "messageId": 42}),
         Recipient(1),
