@@ -23,6 +23,19 @@ def _chat_ids(
         raise click.BadParameter("expected comma-separated chat ids") from None
 
 
+def _posts(
+    context: click.Context, parameter: click.Parameter, value: tuple[str, ...]
+) -> dict[int, frozenset[int]]:
+    posts: dict[int, set[int]] = {}
+    for each in value:
+        chat, _, message = each.partition(":")
+        try:
+            posts.setdefault(int(chat), set()).add(int(message))
+        except ValueError:
+            raise click.BadParameter(f"{each!r}: expected CHAT_ID:MESSAGE_ID") from None
+    return {chat: frozenset(messages) for chat, messages in posts.items()}
+
+
 @click.command("herald-emulator", context_settings={"show_default": True})
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=8081, type=int, help="0 picks a free port.")
@@ -39,6 +52,15 @@ def _chat_ids(
 @click.option("--blocked", callback=_chat_ids, help="Chat ids answering 403 blocked.")
 @click.option("--deactivated", callback=_chat_ids, help="Chat ids answering 403 deactivated.")
 @click.option("--not-found", callback=_chat_ids, help="Chat ids answering 400 chat not found.")
+@click.option(
+    "--post",
+    "posts",
+    multiple=True,
+    callback=_posts,
+    metavar="CHAT_ID:MESSAGE_ID",
+    help="A message that exists without the emulator having sent it (a channel's post), "
+    "for copyMessage. Repeatable.",
+)
 def _command(
     *,
     host: str,
@@ -54,6 +76,7 @@ def _command(
     blocked: frozenset[int],
     deactivated: frozenset[int],
     not_found: frozenset[int],
+    posts: dict[int, frozenset[int]],
 ) -> None:
     """A Telegram Bot API emulator that enforces Telegram's limits."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -68,6 +91,7 @@ def _command(
         blocked=blocked,
         deactivated=deactivated,
         not_found=not_found,
+        posts=posts,
         seed=seed,
     )
     asyncio.run(_serve(config, host, port))

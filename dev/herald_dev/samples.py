@@ -38,6 +38,7 @@ from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
 
 __all__ = [
     "ARGOCD_HEALTH_DIR",
+    "CHANNEL_POST",
     "NOW",
     "SAMPLES",
     "Sample",
@@ -48,6 +49,9 @@ __all__ = [
 ]
 
 ARGOCD_HEALTH_DIR = Path("gitops/argocd/herald.dev/Broadcast")
+# The channel post examples/copy-from.yaml copies, (chat id, message id): the dev stack's
+# emulator knows it, as Telegram knows a channel's posts, so the example delivers there.
+CHANNEL_POST = (-1_001_234_567_890, 42)
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 _CREATED = NOW - timedelta(minutes=10)
 _UID = "5d0f3c1e-7a2b-4c9d-8e6f-000000000001"

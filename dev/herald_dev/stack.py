@@ -43,6 +43,7 @@ from herald.dev import controlplane, keys, processes
 from herald.dev.kubectl import Kubectl, repo_root
 from herald.dev.nats import ADMIN, NatsServer
 from herald.dev.postgres import PostgresCluster
+from herald.dev.samples import CHANNEL_POST
 from herald.dev.supervising import SENDER_DEPLOYMENT, SenderSupervisor, sender_deployment
 
 __all__ = ["StackOptions", "StackState", "default_state_dir", "down", "serve", "status", "up"]
@@ -368,7 +369,11 @@ def serve(state_dir: Path, options: StackOptions) -> None:
             telegram_url = options.telegram_url
             if telegram_url is None:
                 telegram_url, emulator = stack.enter_context(
-                    processes.emulator(logs / "emulator.log", port=options.emulator_port)
+                    processes.emulator(
+                        logs / "emulator.log",
+                        port=options.emulator_port,
+                        flags=[f"--post={CHANNEL_POST[0]}:{CHANNEL_POST[1]}"],
+                    )
                 )
                 state.services["telegram-emulator"] = emulator.pid
             api_port = processes.free_port()

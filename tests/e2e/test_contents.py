@@ -17,7 +17,7 @@ import yaml
 
 from herald.core.subscribers import Subscriber
 from herald.dev.kubectl import repo_root
-from herald.dev.samples import largest_album
+from herald.dev.samples import CHANNEL_POST, largest_album
 from herald.dev.systems import TOKEN
 from herald.dev.systems import LocalSystem as Herald
 from herald.emulator import RecordedMessage
@@ -135,7 +135,7 @@ def broadcasts() -> dict[str, dict[str, Any]]:
         },
         "copy": {
             "content": {
-                "copyFrom": {"chatId": -1_001_234_567_890, "messageId": 42},
+                "copyFrom": {"chatId": CHANNEL_POST[0], "messageId": CHANNEL_POST[1]},
                 "buttons": [[{"text": "More", "callback": "more"}]],
                 "messageEffectId": EFFECT,
                 "disableNotification": True,
@@ -180,8 +180,16 @@ async def sent_to(herald: Herald) -> dict[int, RecordedMessage]:
     return by_chat
 
 
+async def know_the_channel_post(herald: Herald) -> None:
+    """The post the copyFrom broadcasts (and examples/copy-from.yaml) copy: the emulator
+    refuses a copy of a message it does not know, as Telegram does."""
+    async with herald.emulator() as emulator:
+        await emulator.configure({"posts": {str(CHANNEL_POST[0]): [CHANNEL_POST[1]]}})
+
+
 async def test_every_kind_and_option_is_delivered_as_telegram_expects(herald: Herald) -> None:
     await herald.seed([*PEOPLE, *others()])
+    await know_the_channel_post(herald)
     specs = broadcasts()
     for name, spec in specs.items():
         herald.apply(name, spec)
@@ -367,6 +375,7 @@ async def test_every_example_is_applied_and_delivered(herald: Herald) -> None:
     await herald.sql(
         "CREATE VIEW herald_segment_unfinished_poll AS SELECT 40003::bigint AS chat_id"
     )
+    await know_the_channel_post(herald)
     herald.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
     # The two that wait as they were written: started here instead of on New Year's Eve, and

@@ -48,22 +48,36 @@ async def kill_at_random(herald: LocalSystem, kills: int, *, audience: int = AUD
         os.kill(await checks.wait_lease_holder(herald), signal.SIGKILL)
 
 
+async def crash_at_most_once(
+    herald: LocalSystem,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    kills: int,
+    audience: int = AUDIENCE,
+    rate: int = 1000,
+) -> checks.Verified:
+    """An atMostOnce broadcast through `kills` kills -9: every row delivered or uncertain,
+    uncertain only as SenderLost; prints how many uncertain rows Telegram received."""
+    await start(herald, "crashes", audience=audience, rate=rate)
+    await kill_at_random(herald, kills, audience=audience)
+    checked = await checks.verify(herald, "crashes", uncertain_at_most=kills * IN_FLIGHT)
+    with capsys.disabled():
+        print(
+            f"\n{kills} kills -9 at {rate} msg/s, atMostOnce: {checked.ledger['uncertain']} "
+            f"uncertain, {checked.uncertain_sent} of them received by Telegram, "
+            f"{len(checked.uncertain_unsent)} never"
+        )
+    assert herald.supervisor.restarts >= kills
+    assert checked.ledger["delivered"] + checked.ledger["uncertain"] == audience
+    assert set(checked.reasons) <= {"uncertain:SenderLost"}
+    return checked
+
+
 @pytest.mark.herald_settings(**STANDBY, HERALD_SENDER_MAX_IN_FLIGHT=str(IN_FLIGHT))
 async def test_kill_9_at_ten_random_moments(
     herald: LocalSystem, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await start(herald, "crashes")
-    await kill_at_random(herald, KILLS)
-    checked = await checks.verify(herald, "crashes", uncertain_at_most=KILLS * IN_FLIGHT)
-    with capsys.disabled():
-        print(
-            f"\n{KILLS} kills -9, atMostOnce: {checked.ledger['uncertain']} uncertain, "
-            f"{checked.uncertain_sent} of them received by Telegram, "
-            f"{len(checked.uncertain_unsent)} never"
-        )
-    assert herald.supervisor.restarts >= KILLS
-    assert checked.ledger["delivered"] + checked.ledger["uncertain"] == AUDIENCE
-    assert set(checked.reasons) <= {"uncertain:SenderLost"}
+    checked = await crash_at_most_once(herald, capsys, kills=KILLS)
     # At this rate a mark's commit carries a few rows, and a kill between its commit and
     # the requests' first bytes leaves them uncertain unsent: bounded by the rows in flight.
     assert len(checked.uncertain_unsent) <= KILLS * IN_FLIGHT, checked.uncertain_unsent
@@ -76,18 +90,8 @@ async def test_kill_9_at_the_free_rate_sends_every_row_that_never_left(
     # 30 msg/s: a send every 33 ms and a mark of a few ms, so one mark is on its way at a
     # time and a kill can catch at most its row between commit and first byte; every other
     # claimed row is sent by the next lease holder.
-    kills, audience = 5, 900
-    await start(herald, "free-crashes", audience=audience, rate=30)
-    await kill_at_random(herald, kills, audience=audience)
-    checked = await checks.verify(herald, "free-crashes", uncertain_at_most=kills * IN_FLIGHT)
-    with capsys.disabled():
-        print(
-            f"\n{kills} kills -9 at 30 msg/s: {checked.ledger['uncertain']} uncertain, "
-            f"{checked.uncertain_sent} of them received by Telegram, "
-            f"{len(checked.uncertain_unsent)} never"
-        )
-    assert herald.supervisor.restarts >= kills
-    assert checked.ledger["delivered"] + checked.ledger["uncertain"] == audience
+    kills = 5
+    checked = await crash_at_most_once(herald, capsys, kills=kills, audience=900, rate=30)
     assert len(checked.uncertain_unsent) <= kills, checked.uncertain_unsent
 
 
