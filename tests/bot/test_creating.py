@@ -60,6 +60,7 @@ async def test_forwarded_post_becomes_a_broadcast(herald_bot: Harness) -> None:
     assert spec["content"] == {
         "copyFrom": {"chatId": admin, "messageId": message_id},
         "parseMode": "HTML",
+        "showCaptionAboveMedia": False,
         "disableNotification": False,
         "protectContent": False,
     }
