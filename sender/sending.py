@@ -538,6 +538,11 @@ class BotWorker:
         try:
             if not await self._mark(broadcast, recipient):
                 return
+            if self._loop.time() < self._pacer.halted_until or not broadcast.active:
+                # A 429 or a pause came while the mark was on its way: this slot is gone,
+                # and the row goes back to pending as the unsent ones did.
+                self._give_back(broadcast, recipient, requeue=not broadcast.stopped)
+                return
             self._pacer.started(record.uid, chat_id, granted=granted, at=self._loop.time())
             attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
             started = self._loop.time()
