@@ -538,9 +538,11 @@ class BotWorker:
         try:
             if not await self._mark(broadcast, recipient):
                 return
-            if self._loop.time() < self._pacer.halted_until or not broadcast.active:
+            paused = broadcast.record.state is not BroadcastState.ACTIVE or broadcast.stopped
+            if paused or self._loop.time() < self._pacer.halted_until:
                 # A 429 or a pause came while the mark was on its way: this slot is gone,
-                # and the row goes back to pending as the unsent ones did.
+                # and the row goes back to pending as the unsent ones did. (A send counted
+                # against a budget just spent still leaves: it was within the budget.)
                 self._give_back(broadcast, recipient, requeue=not broadcast.stopped)
                 return
             self._pacer.started(record.uid, chat_id, granted=granted, at=self._loop.time())
