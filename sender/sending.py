@@ -604,11 +604,7 @@ class BotWorker:
         try:
             await lane.send(held, client, halt=self._halt_for)
         finally:
-            self._in_flight -= 1
-            self._metrics.in_flight.dec()
-            self._wake.set()
-            for other in self._broadcasts.values():
-                other.want_claim.set()
+            self._sent()
 
     def _act(
         self,
