@@ -4,6 +4,8 @@ that completion was announced). Senders own every other write."""
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from herald.core.deliveries import DeliveryState
@@ -20,30 +22,60 @@ STALE_CLAIM_SECONDS = 60
 
 
 async def ledger_facts(connection: Connection | asyncpg.Pool, uid: str) -> LedgerFacts | None:
-    """The bookkeeping row and counts per state; None when nothing was materialised yet."""
+    """The bookkeeping row and counts per state; None when nothing was materialised yet.
+    Once the retention removed (or began removing) the ledger's rows, the counts are those
+    it kept: the same facts as before, so nothing is planned again."""
     row = await connection.fetchrow(
-        "SELECT total, materialised_at, published_at, completed_at FROM broadcasts WHERE uid = $1",
+        "SELECT total, materialised_at, published_at, completed_at, ledger_counts "
+        "FROM broadcasts WHERE uid = $1",
         uid,
     )
     if row is None:
         return None
-    rows = await connection.fetch(
-        "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state",
-        uid,
-    )
+    kept = _kept(row["ledger_counts"])
+    if kept is not None:
+        states, clicks = kept
+        counts = {DeliveryState(state): n for state, n in states.items()}
+    else:
+        rows = await connection.fetch(
+            "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state",
+            uid,
+        )
+        counts = {DeliveryState(r["state"]): int(r["n"]) for r in rows}
+        clicks = await _counted_clicks(connection, uid)
     return LedgerFacts(
         materialised=row["materialised_at"] is not None,
         published=row["published_at"] is not None,
         total=int(row["total"] or 0),
-        counts={DeliveryState(r["state"]): int(r["n"]) for r in rows},
+        counts=counts,
         completion_recorded=row["completed_at"] is not None,
-        clicks=await click_counts(connection, uid),
+        clicks=clicks,
+    )
+
+
+def _kept(value: str | None) -> tuple[dict[str, int], dict[str, int]] | None:
+    """The counts the retention kept (migration 0009), as (states, clicks)."""
+    if value is None:
+        return None
+    kept = json.loads(value)
+    return (
+        {str(k): int(v) for k, v in kept.get("states", {}).items()},
+        {str(k): int(v) for k, v in kept.get("clicks", {}).items()},
     )
 
 
 async def click_counts(connection: Connection | asyncpg.Pool, uid: str) -> dict[str, int]:
     """Distinct chats that pressed each callback button of the broadcast (the bot records
-    one row per broadcast, chat and button)."""
+    one row per broadcast, chat and button), or those the retention kept with its counts."""
+    kept = _kept(
+        await connection.fetchval("SELECT ledger_counts FROM broadcasts WHERE uid = $1", uid)
+    )
+    if kept is not None:
+        return kept[1]
+    return await _counted_clicks(connection, uid)
+
+
+async def _counted_clicks(connection: Connection | asyncpg.Pool, uid: str) -> dict[str, int]:
     rows = await connection.fetch(
         "SELECT callback, count(*) AS n FROM clicks WHERE broadcast_uid = $1 GROUP BY callback",
         uid,

@@ -52,6 +52,9 @@ class Result(enum.StrEnum):
     REQUEUE = "requeue"
 
 
+# The tables the ledger's retention removes rows from, as the ``table`` label.
+_RETAINED_TABLES = ("deliveries", "clicks", "messages")
+
 # Ledger states a status reports, as the ``state`` label of herald_broadcast_recipients.
 _STATES = ("pending", "delivered", "failed", "blocked", "uncertain")
 
@@ -227,6 +230,20 @@ class Metrics:
             "Sender replicas the active broadcasts need, as last computed.",
             registry=r,
         )
+        self.retention_removed = Counter(
+            "herald_operator_retention_removed_rows",
+            "Rows removed by the ledger's retention (HERALD_LEDGER_RETENTION_DAYS), by table: "
+            "deliveries, clicks, messages.",
+            ["table"],
+            registry=r,
+        )
+        self.retention_ledgers = Counter(
+            "herald_operator_retention_removed_ledgers",
+            "Broadcasts whose ledger the retention removed (their counts are kept).",
+            registry=r,
+        )
+        for table in _RETAINED_TABLES:
+            self.retention_removed.labels(table)
         self._broadcasts = _Broadcasts()
         r.register(self._broadcasts)
         # Every result from the start, so rate() and ratios see zeros, not missing series.
@@ -239,6 +256,12 @@ class Metrics:
         if result is Result.ERROR:
             self.reconcile_errors.labels(CONTROLLER).inc()
         self.reconcile_time.labels(CONTROLLER).observe(seconds)
+
+    def retained(self, *, ledgers: int, deliveries: int, clicks: int, messages: int) -> None:
+        """Count what one retention run removed."""
+        self.retention_ledgers.inc(ledgers)
+        for table, n in zip(_RETAINED_TABLES, (deliveries, clicks, messages), strict=True):
+            self.retention_removed.labels(table).inc(n)
 
     def observe(self, uid: str, view: BroadcastView) -> None:
         self._broadcasts.put(uid, view)

@@ -45,6 +45,7 @@ from herald.operator import (
     messages,
     planning,
     publishing,
+    retaining,
     scaling,
     sweeping,
     tokens,
@@ -131,6 +132,12 @@ class Reconciler:
             asyncio.create_task(
                 sweeping.sweep_forever(c, self.settings.operator, self._forget),
                 name="herald-sweeper",
+            ),
+            asyncio.create_task(
+                retaining.retain_forever(
+                    c, self.settings.operator, self.settings.ledger, self.metrics
+                ),
+                name="herald-retention",
             ),
         ]
         logger.info("Connected to NATS, Postgres and Kubernetes.")

@@ -20,7 +20,7 @@ from herald.core.settings import (
     TokenKeySettings,
 )
 
-__all__ = ["OperatorSettings", "ScalingSettings", "SenderTarget", "Settings"]
+__all__ = ["LedgerSettings", "OperatorSettings", "ScalingSettings", "SenderTarget", "Settings"]
 
 
 class OperatorSettings(BaseSettings):
@@ -202,6 +202,42 @@ class OperatorSettings(BaseSettings):
     )
 
 
+class LedgerSettings(BaseSettings):
+    """How long the ledger keeps what it recorded (the operator runs the retention)."""
+
+    model_config = SettingsConfigDict(env_prefix="HERALD_LEDGER_", frozen=True)
+
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Days a finished broadcast's ledger rows and clicks, and a finished "
+            "transactional message, are kept; then they are removed (docs/runbook.md, "
+            "data protection). Unset: kept for ever, since the ledger is the audit record and "
+            "only its owner can say for how long it must be kept. A broadcast still sending "
+            "loses nothing, however old its first rows are."
+        ),
+    )
+    retention_batch: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description=(
+            "Rows deleted per statement (each its own transaction): a few thousand take "
+            "milliseconds, so no sender or reconcile waits long on a row lock, and a large "
+            "ledger goes in a few hundred statements."
+        ),
+    )
+    retention_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "Period of the retention run. Hourly: retention is counted in days, and a run "
+            "that finds nothing costs one query over the broadcasts' bookkeeping rows."
+        ),
+    )
+
+
 class ScalingSettings(BaseSettings):
     """How the sender Deployment is sized."""
 
@@ -267,6 +303,7 @@ class Settings:
 
     operator: OperatorSettings = field(default_factory=OperatorSettings)
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
     sender: SenderTarget = field(default_factory=SenderTarget)
     nats: NatsSettings = field(default_factory=NatsSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
