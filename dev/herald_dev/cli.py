@@ -275,6 +275,64 @@ def import_(csv_file: io.TextIOWrapper, bot: str | None) -> None:
     click.echo(f"imported {count} subscribers of bot {bot_id} from {csv_file.name}")
 
 
+@subscribers.command()
+@click.argument("chat_id", type=int, metavar="CHAT_ID")
+@click.option(
+    "--bot",
+    "bot",
+    required=True,
+    metavar="BOT",
+    help=(
+        "Whose chat it is: a Bot's NAME in the current namespace, NAMESPACE/NAME, or a "
+        "numeric bot id (which needs no Kubernetes). Other bots' rows of the same chat id "
+        "are kept."
+    ),
+)
+def forget(chat_id: int, bot: str) -> None:
+    """Erase CHAT_ID of one bot everywhere: its subscriber row, its ledger rows and clicks in
+    every Broadcast of the bot, its transactional messages; in one transaction, for a
+    data-protection request (docs/runbook.md). A group's negative id goes after `--`.
+    Connects to HERALD_DATABASE_URL.
+    """
+    import asyncpg  # noqa: PLC0415
+
+    from herald.core import forgetting, importing  # noqa: PLC0415
+    from herald.core.settings import DatabaseSettings  # noqa: PLC0415
+
+    try:
+        named = importing.parse_bot(bot)
+    except importing.BotChoiceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    bot_id = (
+        _bot_of_resource(named.namespace, named.name)
+        if isinstance(named, importing.BotName)
+        else named
+    )
+
+    async def erase() -> forgetting.Forgotten:
+        connection = await asyncpg.connect(DatabaseSettings().url.get_secret_value())
+        try:
+            return await forgetting.forget_chat(connection, bot_id=bot_id, chat_id=chat_id)
+        finally:
+            await connection.close()
+
+    try:
+        gone = asyncio.run(erase())
+    except forgetting.UnknownBot as exc:
+        raise click.ClickException(f"{exc}; nothing was removed") from exc
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise click.ClickException(
+            f"cannot erase from the database, nothing was removed: {exc}"
+        ) from exc
+    click.echo(f"forgot chat {chat_id} of bot {bot_id}:")
+    click.echo(f"  subscribers: {gone.subscribers}")
+    click.echo(f"  ledger rows: {gone.deliveries} (of {gone.broadcasts} broadcasts)")
+    click.echo(f"  clicks: {gone.clicks}")
+    click.echo(f"  transactional messages: {gone.messages}")
+    if not gone.total:
+        click.echo(f"nothing was recorded for chat {chat_id} of bot {bot_id}", err=True)
+
+
 @cli.group()
 def db() -> None:
     """The database schema."""
