@@ -204,7 +204,12 @@ async def test_old_finished_ledgers_go_in_batches_and_the_rest_stays(
 
     # A second run finds nothing more, and keeps the counts it took the first time.
     again = await retaining.remove_expired(
-        db, now=NOW, days=30, batch=3, live_uids=set(), namespaces=("marketing",)
+        db,
+        now=NOW,
+        days=30,
+        batch=3,
+        live_uids={old, recent, running, elsewhere},
+        namespaces=("marketing",),
     )
     assert (again.ledgers, again.deliveries, again.messages) == (0, 0, 0)
     assert await ledgers.ledger_facts(db, old) == before
