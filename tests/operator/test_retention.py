@@ -104,9 +104,7 @@ async def _message(
 
 
 async def _rows(db: asyncpg.Connection, table: str, uid: str) -> int:
-    return int(
-        await db.fetchval(f"SELECT count(*) FROM {table} WHERE broadcast_uid = $1", uid)
-    )
+    return int(await db.fetchval(f"SELECT count(*) FROM {table} WHERE broadcast_uid = $1", uid))
 
 
 class _Steps:
