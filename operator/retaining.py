@@ -9,7 +9,8 @@ What "older" means, so that no work still to be done is ever removed:
   before it finished (its pending rows will never be sent), once its Broadcast is gone and no
   row of its ledger changed for the whole period. A running broadcast loses nothing, however
   old its first rows are. Its bookkeeping row stays, with the counts it had
-  (``ledger_counts``), which names no chat: see migration 0009.
+  (``ledger_counts``), which names no chat: see migration 0009. Presses of its buttons that
+  arrive later (the message is still in the chats) go on the next run.
 - a transactional message goes once it is finished (terminal, its callback no longer due) and
   was accepted before the cut-off, as herald-api's idempotency expiry does sooner.
 """
@@ -139,6 +140,14 @@ DELETE FROM {table} WHERE ctid = ANY(ARRAY(
 _DELETE_DELIVERIES = _DELETE_BATCH.format(table="deliveries")
 _DELETE_CLICKS = _DELETE_BATCH.format(table="clicks")
 
+# Presses go on after a ledger was removed (its message is still in the chats); they go too,
+# on the next run.
+_LATE_CLICKS = """
+SELECT b.uid::text AS uid FROM broadcasts b
+WHERE b.ledger_removed_at IS NOT NULL
+  AND EXISTS (SELECT 1 FROM clicks c WHERE c.broadcast_uid = b.uid)
+"""
+
 _DELETE_MESSAGES = """
 DELETE FROM messages WHERE id IN (
     SELECT id FROM messages
@@ -179,21 +188,25 @@ async def remove_ledger(
     time, each batch its own transaction; the bookkeeping row says when the last went."""
     async with step("keeping a ledger's counts"):
         await connection.execute(_KEEP_COUNTS, uid)
-    for statement in (_DELETE_DELIVERIES, _DELETE_CLICKS):
-        while True:
-            async with step("removing a batch of expired ledger rows"):
-                n = _count(await connection.execute(statement, uid, batch))
-            if statement is _DELETE_DELIVERIES:
-                removed.deliveries += n
-            else:
-                removed.clicks += n
-            if n < batch:
-                break
+    removed.deliveries += await _delete_all(connection, _DELETE_DELIVERIES, uid, batch, step)
+    removed.clicks += await _delete_all(connection, _DELETE_CLICKS, uid, batch, step)
     async with step("marking a ledger removed"):
         await connection.execute(
             "UPDATE broadcasts SET ledger_removed_at = now() WHERE uid = $1", uid
         )
     removed.ledgers += 1
+
+
+async def _delete_all(
+    connection: asyncpg.Pool | asyncpg.Connection, statement: str, uid: str, batch: int, step: Step
+) -> int:
+    total = 0
+    while True:
+        async with step("removing a batch of expired ledger rows"):
+            n = _count(await connection.execute(statement, uid, batch))
+        total += n
+        if n < batch:
+            return total
 
 
 async def remove_messages(
@@ -233,6 +246,10 @@ async def remove_expired(
         found = await candidates(connection, cut)
     for uid in due(found, cut=cut, live_uids=live_uids, namespaces=namespaces):
         await remove_ledger(connection, uid, batch=batch, removed=removed, step=step)
+    async with step("finding clicks of removed ledgers"):
+        late = [r["uid"] for r in await connection.fetch(_LATE_CLICKS)]
+    for uid in late:
+        removed.clicks += await _delete_all(connection, _DELETE_CLICKS, uid, batch, step)
     removed.messages = await remove_messages(connection, cut, batch=batch, step=step)
     return removed
 

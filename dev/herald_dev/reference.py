@@ -33,7 +33,12 @@ from herald.core.settings import (
     TokenKeySettings,
 )
 from herald.dev import nats
-from herald.operator.settings import OperatorSettings, ScalingSettings, SenderTarget
+from herald.operator.settings import (
+    LedgerSettings,
+    OperatorSettings,
+    ScalingSettings,
+    SenderTarget,
+)
 from herald.sender.settings import SenderSettings
 
 __all__ = [
@@ -205,6 +210,7 @@ _SETTINGS: tuple[tuple[type[BaseSettings], str], ...] = (
     (LogSettings, "operator, sender, bot, herald-api"),
     (OperatorSettings, "operator"),
     (ScalingSettings, "operator"),
+    (LedgerSettings, "operator"),
     (SenderTarget, "operator"),
     (SenderSettings, "sender"),
     (BotSettings, "bot"),

@@ -200,6 +200,10 @@ async def test_old_finished_ledgers_go_in_batches_and_the_rest_stays(
     marked = await db.fetchval("SELECT ledger_removed_at FROM broadcasts WHERE uid = $1", old)
     assert marked is not None
 
+    # A press after the removal (the message is still in the chat) goes on the next run.
+    await db.execute(
+        "INSERT INTO clicks (broadcast_uid, chat_id, callback) VALUES ($1, 77, 'yes')", old
+    )
     # A second run finds nothing more, and keeps the counts it took the first time.
     again = await retaining.remove_expired(
         db,
@@ -209,7 +213,8 @@ async def test_old_finished_ledgers_go_in_batches_and_the_rest_stays(
         live_uids={old, recent, running, elsewhere},
         namespaces=("marketing",),
     )
-    assert (again.ledgers, again.deliveries, again.messages) == (0, 0, 0)
+    assert (again.ledgers, again.deliveries, again.clicks, again.messages) == (0, 0, 1, 0)
+    assert await _rows(db, "clicks", old) == 0
     assert await ledgers.ledger_facts(db, old) == before
 
 
