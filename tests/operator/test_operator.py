@@ -1112,3 +1112,91 @@ class TestTransactional:
             "in-time": ("pending", None, None),
             "no-deadline": ("pending", None, None),
         }
+
+
+class TestRetention:
+    @pytest.fixture
+    def metrics_port(self) -> int:
+        return free_port()
+
+    @pytest.fixture
+    def operator_overrides(self, metrics_port: int) -> dict[str, str]:
+        return {
+            "HERALD_LEDGER_RETENTION_DAYS": "1",
+            "HERALD_LEDGER_RETENTION_INTERVAL_SECONDS": "0.5",
+            "HERALD_LEDGER_RETENTION_BATCH": "2",
+            "HERALD_OPERATOR_METRICS_PORT": str(metrics_port),
+        }
+
+    async def test_an_old_ledger_goes_and_its_broadcast_keeps_its_status(
+        self, operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, metrics_port: int
+    ) -> None:
+        await seed(db, 5)
+        apply_secret(kubectl)
+        old = apply_broadcast(kubectl, "old")
+        running = apply_broadcast(kubectl, "running")
+
+        async def materialised() -> bool:
+            return sum((await states(db, old)).values()) == 5 and bool(await states(db, running))
+
+        await eventually(materialised, what="both ledgers")
+        # Play the sender: the old one is done, with one press; the running one half-way.
+        await db.execute(
+            "UPDATE deliveries SET state = 'delivered', finished_at = now() "
+            "WHERE broadcast_uid = $1",
+            old,
+        )
+        await db.execute(
+            "INSERT INTO clicks (broadcast_uid, chat_id, callback) VALUES ($1, 1000, 'yes')", old
+        )
+        await db.execute(
+            "UPDATE deliveries SET state = 'delivered', finished_at = now() "
+            "WHERE broadcast_uid = $1 AND chat_id < 1002",
+            running,
+        )
+        kubectl("wait", "--for=condition=Complete", "broadcast/old", "--timeout=20s", timeout=30)
+        # Both two days old; only the completed one is past the retention.
+        await db.execute(
+            "UPDATE broadcasts SET created_at = now() - interval '2 days', "
+            "completed_at = CASE WHEN completed_at IS NULL THEN NULL "
+            "ELSE now() - interval '2 days' END"
+        )
+        await db.execute(
+            "UPDATE deliveries SET created_at = now() - interval '2 days', "
+            "finished_at = finished_at - interval '2 days'"
+        )
+
+        async def removed() -> Any:
+            return await db.fetchval("SELECT ledger_removed_at FROM broadcasts WHERE uid = $1", old)
+
+        await eventually(removed, what="the old ledger removed")
+        assert await states(db, old) == {}
+        assert await db.fetchval("SELECT count(*) FROM clicks WHERE broadcast_uid = $1", old) == 0
+        assert await states(db, running) == {"delivered": 2, "pending": 3}
+        samples = scrape(metrics_port)
+        assert (
+            samples[("herald_operator_retention_removed_rows_total", (("table", "deliveries"),))]
+            == 5
+        )
+        assert (
+            samples[("herald_operator_retention_removed_rows_total", (("table", "clicks"),))] == 1
+        )
+        assert samples[("herald_operator_retention_removed_ledgers_total", ())] == 1
+
+        # A spec change after the removal: reconciled from the counts kept, never
+        # materialised again, the status as it was.
+        before = get(kubectl, "old")["status"]
+        kubectl("patch", "broadcast", "old", "--type=merge", "-p", '{"spec":{"paused":true}}')
+
+        async def seen() -> dict[str, Any]:
+            body = get(kubectl, "old")
+            status = body.get("status", {})
+            return (
+                status if status.get("observedGeneration") == body["metadata"]["generation"] else {}
+            )
+
+        after = await eventually(seen, what="the change reconciled")
+        assert (after["total"], after["delivered"], after["pending"]) == (5, 5, 0)
+        assert after["delivered"] == before["delivered"]
+        assert condition(kubectl, "old", "Complete")["status"] == "True"
+        assert await states(db, old) == {}
