@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -36,6 +36,7 @@ from herald.operator.waiting import Unavailable
 __all__ = [
     "Candidate",
     "Removed",
+    "abandoned",
     "cutoff",
     "due",
     "remove_expired",
@@ -67,7 +68,30 @@ class Candidate:
     uid: str
     namespace: str
     completed_at: datetime | None
-    last_change: datetime  # the latest claim, outcome or creation of its ledger
+    # The latest claim, outcome or row of its ledger: read only for an unfinished broadcast
+    # whose Broadcast is gone (None: not read), since it costs a scan of the ledger.
+    last_change: datetime | None = None
+
+
+def _watched(c: Candidate, namespaces: Collection[str]) -> bool:
+    return not namespaces or c.namespace in namespaces
+
+
+def abandoned(
+    candidates: Iterable[Candidate],
+    *,
+    live_uids: Collection[str] | None,
+    namespaces: Collection[str],
+) -> list[Candidate]:
+    """The unfinished broadcasts of watched namespaces whose Broadcast is gone (none when the
+    Broadcasts could not be listed): those whose ``last_change`` is worth reading."""
+    if live_uids is None:
+        return []
+    return [
+        c
+        for c in candidates
+        if c.completed_at is None and _watched(c, namespaces) and c.uid not in live_uids
+    ]
 
 
 def due(
@@ -82,12 +106,17 @@ def due(
     (``namespaces`` non-empty and without theirs) are left to that operator."""
     chosen: list[str] = []
     for c in candidates:
-        if namespaces and c.namespace not in namespaces:
+        if not _watched(c, namespaces):
             continue
         if c.completed_at is not None:
             if c.completed_at < cut:
                 chosen.append(c.uid)
-        elif live_uids is not None and c.uid not in live_uids and c.last_change < cut:
+        elif (
+            live_uids is not None
+            and c.uid not in live_uids
+            and c.last_change is not None
+            and c.last_change < cut
+        ):
             chosen.append(c.uid)
     return chosen
 
@@ -105,15 +134,17 @@ class Removed:
 # Every broadcast not yet removed that finished before the cut-off, or was never completed
 # and created before it (those need their Broadcast to be gone as well, decided in `due`).
 _CANDIDATES = """
-SELECT b.uid::text AS uid, b.namespace, b.completed_at,
-       CASE WHEN b.completed_at IS NULL THEN greatest(
-           b.created_at,
-           (SELECT max(greatest(d.created_at, d.claimed_at, d.finished_at))
-              FROM deliveries d WHERE d.broadcast_uid = b.uid)
-       ) ELSE b.completed_at END AS last_change
-FROM broadcasts b
-WHERE b.ledger_removed_at IS NULL
-  AND (b.completed_at < $1 OR (b.completed_at IS NULL AND b.created_at < $1))
+SELECT uid::text AS uid, namespace, completed_at FROM broadcasts
+WHERE ledger_removed_at IS NULL
+  AND (completed_at < $1 OR (completed_at IS NULL AND created_at < $1))
+"""
+
+_LAST_CHANGE = """
+SELECT greatest(
+    (SELECT created_at FROM broadcasts WHERE uid = $1),
+    (SELECT max(greatest(created_at, claimed_at, finished_at))
+       FROM deliveries WHERE broadcast_uid = $1)
+)
 """
 
 # The counts the status was made of, kept before the first batch goes (once: a run that
@@ -166,12 +197,7 @@ async def candidates(
 ) -> list[Candidate]:
     rows = await connection.fetch(_CANDIDATES, cut)
     return [
-        Candidate(
-            uid=r["uid"],
-            namespace=r["namespace"],
-            completed_at=r["completed_at"],
-            last_change=r["last_change"],
-        )
+        Candidate(uid=r["uid"], namespace=r["namespace"], completed_at=r["completed_at"])
         for r in rows
     ]
 
@@ -244,6 +270,11 @@ async def remove_expired(
     removed = removed if removed is not None else Removed()
     async with step("finding expired ledgers"):
         found = await candidates(connection, cut)
+    read: dict[str, Candidate] = {}
+    for c in abandoned(found, live_uids=live_uids, namespaces=namespaces):
+        async with step("reading when an abandoned ledger last changed"):
+            read[c.uid] = replace(c, last_change=await connection.fetchval(_LAST_CHANGE, c.uid))
+    found = [read.get(c.uid, c) for c in found]
     for uid in due(found, cut=cut, live_uids=live_uids, namespaces=namespaces):
         await remove_ledger(connection, uid, batch=batch, removed=removed, step=step)
     async with step("finding clicks of removed ledgers"):

@@ -14,7 +14,7 @@ import pytest
 
 from herald.operator import ledgers, retaining
 from herald.operator.metrics import Metrics
-from herald.operator.retaining import Candidate, due
+from herald.operator.retaining import Candidate, abandoned, due
 from herald.operator.settings import LedgerSettings
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -333,3 +333,16 @@ def test_due(
 ) -> None:
     chosen = due([candidate], cut=CUT, live_uids=live, namespaces=namespaces)
     assert chosen == (["x"] if goes else [])
+
+
+def test_only_unfinished_broadcasts_that_are_gone_have_their_ledger_read() -> None:
+    done = _c("done", completed=CUT - DAY, last=CUT - DAY)
+    live = _c("live", completed=None, last=CUT - DAY)
+    gone = _c("gone", completed=None, last=CUT - DAY)
+    foreign = _c("foreign", completed=None, last=CUT - DAY, ns="b")
+    everyone = [done, live, gone, foreign]
+    assert abandoned(everyone, live_uids={"done", "live"}, namespaces=("a",)) == [gone]
+    assert abandoned(everyone, live_uids=None, namespaces=("a",)) == []
+    # Not read yet: it cannot go.
+    unread = Candidate(uid="gone", namespace="a", completed_at=None)
+    assert due([unread], cut=CUT, live_uids=set(), namespaces=()) == []
