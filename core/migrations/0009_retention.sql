@@ -9,7 +9,9 @@
 -- table's lock only for the catalogue change.
 --
 -- No index is added: each batch deletes by the primary keys of deliveries and clicks, which
--- lead with broadcast_uid, and transactional messages go by messages_created (0005).
+-- lead with broadcast_uid, and transactional messages go by messages_created (0005). (Nor
+-- could one be built without blocking writes here: each migration runs in one transaction,
+-- where CREATE INDEX CONCURRENTLY is refused.)
 ALTER TABLE broadcasts
     ADD COLUMN ledger_counts jsonb,
     ADD COLUMN ledger_removed_at timestamptz;
