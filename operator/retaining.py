@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from herald.core.deliveries import TERMINAL_STATES
+from herald.kube.errors import KubeError
 from herald.operator.connections import Connections
 from herald.operator.metrics import Metrics
 from herald.operator.settings import LedgerSettings, OperatorSettings
@@ -303,9 +304,11 @@ async def retain_forever(
                 "listing Broadcasts",
                 lambda: c.broadcasts.live_uids(operator.namespaces or None),
             )
-        except Unavailable as exc:
+        except (Unavailable, KubeError) as exc:
             # Completed broadcasts can still go; those deleted unfinished wait for a listing.
-            logger.warning("Retention: %s", exc.wait.message)
+            logger.warning(
+                "Retention: %s", exc.wait.message if isinstance(exc, Unavailable) else exc
+            )
             live = None
         removed = Removed()
         try:
