@@ -169,9 +169,9 @@ class BroadcastStatus(Contract):
         default=None,
         description=(
             "One-word summary for display, derived from the conditions (which are the "
-            "contract): Pending, Scheduled, Sending, Paused, DryRun, Stalled (waits for a fix, such "
-            "as a missing Secret or a spent budget, then goes on), Completed or Failed "
-            "(stopped for good)."
+            "contract): Pending, Scheduled, Sending, Paused, DryRun, Stalled (waits for a "
+            "fix, such as a missing Secret or a spent budget, then goes on), Completed or "
+            "Failed (stopped for good)."
         ),
     )
     total: Counter = Field(default=0, description="Recipients in the materialised audience.")

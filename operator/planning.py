@@ -349,6 +349,38 @@ def _audience_problem(spec: BroadcastSpec, facts: Facts) -> _Situation | None:
     )
 
 
+def _dry_run(spec: BroadcastSpec, facts: Facts, preview: Preview | None) -> _Situation:
+    """A preview, unless the audience cannot be read at all (a missing segment view or
+    source Broadcast: what a pull request's check should show). A source still sending is
+    counted as it is now."""
+    problem = _audience_problem(spec, facts)
+    if problem is not None and problem.stalled:
+        return problem
+    return _Situation(
+        reason=Reason.DRY_RUN,
+        message=_preview_message(spec, preview),
+        dry_run=True,
+        paused=spec.paused,
+    )
+
+
+def _preview_of(
+    spec: BroadcastSpec, prev: BroadcastStatus, facts: Facts, now: datetime
+) -> Preview | None:
+    """A dry run's preview: counted in this run, or the last one."""
+    if not spec.dry_run or facts.ledger is not None:
+        return None
+    if facts.languages is None:
+        return prev.preview
+    return estimating.preview(
+        content=spec.content,
+        rate=spec.rate,
+        limits=facts.limits,
+        languages=facts.languages,
+        now=now,
+    )
+
+
 def _preview_message(spec: BroadcastSpec, preview: Preview | None) -> str:
     head = "spec.dryRun is true: nothing is materialised or sent"
     tail = "set spec.dryRun to false to send."
@@ -466,15 +498,7 @@ def _situation(
         )
 
     if spec.dry_run and ledger is None:
-        problem = _audience_problem(spec, facts)
-        if problem is not None and problem.stalled:
-            return problem
-        return _Situation(
-            reason=Reason.DRY_RUN,
-            message=_preview_message(spec, preview),
-            dry_run=True,
-            paused=spec.paused,
-        )
+        return _dry_run(spec, facts, preview)
 
     start_at = spec.schedule.start_at if spec.schedule else None
     if start_at is not None and now < start_at and ledger is None:
@@ -617,6 +641,32 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 _UNDER_WAY = frozenset({Reason.PUBLISHING, Reason.SENDING})
 
 
+def _observed_rate(
+    prev: BroadcastStatus, facts: Facts, *, active: bool, now: datetime
+) -> float | None:
+    """Messages per second since the last status write (0 once sending stopped)."""
+    terminal = _counts(facts.ledger)[1]
+    rate: float | None = prev.observed_rate
+    sample = facts.rate_sample
+    if sample is not None and now > sample.at:
+        rate = round(max(terminal - sample.terminal, 0) / (now - sample.at).total_seconds(), 2)
+    if not active:
+        rate = 0.0 if prev.started_at is not None or terminal else None
+    return rate
+
+
+def _effective_rate(spec: BroadcastSpec, facts: Facts) -> float | None:
+    """The rate in force; None while a spread waits for the audience to be counted (the
+    ledger's total, once materialised)."""
+    ledger = facts.ledger
+    materialised = ledger is not None and ledger.materialised
+    if not materialised and spec.rate.spread is not None:
+        return None
+    return estimating.rate_in_force(
+        rate=spec.rate, limits=facts.limits, recipients=_counts(ledger)[0] if materialised else None
+    )
+
+
 def _seconds(at: datetime) -> datetime:
     return at.replace(microsecond=0)
 
@@ -631,17 +681,7 @@ def plan(
     """Decide what to do about one Broadcast now."""
     prev = status or BroadcastStatus()
     now = _seconds(now)
-    preview = None
-    if spec.dry_run and facts.ledger is None:
-        preview = prev.preview
-        if facts.languages is not None:
-            preview = estimating.preview(
-                content=spec.content,
-                rate=spec.rate,
-                limits=facts.limits,
-                languages=facts.languages,
-                now=now,
-            )
+    preview = _preview_of(spec, prev, facts, now)
     s = _situation(spec=spec, prev=prev, facts=facts, now=now, preview=preview)
     gen = facts.generation
 
@@ -678,20 +718,9 @@ def plan(
     pending = sum(counts.get(state, 0) for state in _OPEN_STATES)
     all_terminal = ledger is not None and ledger.materialised and terminal == total
 
-    rate: float | None = prev.observed_rate
-    sample = facts.rate_sample
-    if sample is not None and now > sample.at:
-        rate = round(max(terminal - sample.terminal, 0) / (now - sample.at).total_seconds(), 2)
-    if s.control is not BroadcastState.ACTIVE:
-        rate = 0.0 if prev.started_at is not None or terminal else None
+    rate = _observed_rate(prev, facts, active=s.control is BroadcastState.ACTIVE, now=now)
 
-    # The audience is counted once materialised; a spread over it waits for that count.
-    materialised = ledger is not None and ledger.materialised
-    effective: float | None = None
-    if materialised or spec.rate.spread is None:
-        effective = estimating.rate_in_force(
-            rate=spec.rate, limits=facts.limits, recipients=total if materialised else None
-        )
+    effective = _effective_rate(spec, facts)
     control = s.control
     if control is BroadcastState.ACTIVE and effective is None:
         control = BroadcastState.PAUSED  # nothing is queued before the count anyway
