@@ -328,12 +328,16 @@ class Reconciler:
         """Where spec.audience.fromBroadcast points: the Broadcast's state and uid."""
         source = spec.audience.from_broadcast
         assert source is not None
-        try:
-            body = await self.c.kubernetes(
-                "reading the fromBroadcast Broadcast",
-                lambda: self.c.broadcasts.get(namespace, source.name),
-            )
-        except NotFound:
+
+        def read() -> dict[str, Any] | None:
+            # Inside the call: a wait turns every client error into Unavailable.
+            try:
+                return self.c.broadcasts.get(namespace, source.name)
+            except NotFound:
+                return None
+
+        body = await self.c.kubernetes("reading the fromBroadcast Broadcast", read)
+        if body is None:
             return SourceState.NOT_FOUND, None
         bot = ((body.get("spec") or {}).get("botRef") or {}).get("name")
         if bot != spec.bot_ref.name:
