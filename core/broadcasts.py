@@ -304,8 +304,8 @@ class BroadcastSpec(Contract):
     )
     audience: Audience = Field(
         description=(
-            "Who receives the message: the union of subscribers, segment and chatIds, "
-            "deduplicated, without recipients who blocked the bot. Immutable."
+            "Who receives the message: the union of subscribers, segment, chatIds and "
+            "fromBroadcast, deduplicated, without recipients who blocked the bot. Immutable."
         ),
     )
     rate: Rate = Field(
