@@ -105,6 +105,19 @@ def status_text(broadcast: Broadcast, *, now: datetime) -> str:
         f"Rate:        {status.observed_rate or 0:.1f} msg/s "
         f"(limit {broadcast.spec.rate.messages_per_second})",
     ]
+    if broadcast.spec.rate.spread_over is not None and status.effective_rate is not None:
+        lines.append(
+            f"Spread:      over {broadcast.spec.rate.spread_over}, at "
+            f"{status.effective_rate:g} msg/s"
+        )
+    preview = status.preview
+    if preview is not None:
+        variants = ", ".join(f"{k} {n}" for k, n in preview.variants.items())
+        stars = f", at most {preview.stars} Stars" if preview.stars is not None else ""
+        lines.append(
+            f"Preview:     {preview.recipients} recipients ({variants}), about "
+            f"{preview.estimated_duration} at {preview.messages_per_second:g} msg/s{stars}"
+        )
     if status.started_at is not None:
         lines.append(f"Started:     {status.started_at.isoformat()}")
     if status.completed_at is not None:

@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from herald.core.contracts import (
+    DNS_SUBDOMAIN_PATTERN,
     LANGUAGE_CODE_PATTERN,
     LANGUAGE_CODES,
     MAX_LANGUAGES,
@@ -22,8 +23,9 @@ from herald.core.contracts import (
     immutable,
     language_codes_valid,
 )
+from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 
-__all__ = ["TAG_PATTERN", "Audience", "SubscriberSelector"]
+__all__ = ["SELECTABLE_STATES", "TAG_PATTERN", "Audience", "FromBroadcast", "SubscriberSelector"]
 
 # Bounded for the API server's cost estimate of the CEL rules (see herald.core.contracts).
 _MAX_TAGS = 32
@@ -70,6 +72,49 @@ class SubscriberSelector(Contract):
     )
 
 
+# The ledger states fromBroadcast may select: the terminal ones, in the ledger's own words.
+SELECTABLE_STATES: tuple[DeliveryState, ...] = tuple(
+    state for state in DeliveryState if state in TERMINAL_STATES
+)
+_STATES_CEL = "[" + ", ".join(cel_string(state.value) for state in SELECTABLE_STATES) + "]"
+
+
+class FromBroadcast(Contract):
+    """The chats of another Broadcast's ledger in some states: send again to those."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule=f"self.states.all(s, s in {_STATES_CEL})",
+            message="states must be ledger states a recipient ends in: "
+            + ", ".join(state.value for state in SELECTABLE_STATES),
+            field_path=".states",
+            holds=lambda f: all(s in SELECTABLE_STATES for s in f.states),
+        ),
+    )
+
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description=(
+            "Name of another Broadcast in this namespace, of the same Bot. Its ledger is read "
+            "once, when this Broadcast starts, and only after that one has finished (Complete "
+            "or Failed), so its last outcomes are in."
+        ),
+    )
+    # Plain strings in the schema so the CEL rule above, not an enum, words the refusal.
+    states: tuple[Annotated[str, Field(min_length=1, max_length=16)], ...] = Field(
+        min_length=1,
+        max_length=len(SELECTABLE_STATES),
+        description=(
+            "Ledger states to select, for example [failed, uncertain]: "
+            + ", ".join(state.value for state in SELECTABLE_STATES)
+            + ". Recipients who have since blocked the bot or are no longer active "
+            "subscribers are left out."
+        ),
+    )
+
+
 class Audience(Contract):
     """Who receives the message: the union of all selectors set, deduplicated.
 
@@ -78,13 +123,19 @@ class Audience(Contract):
 
     cel_rules: ClassVar[tuple[CelRule, ...]] = (
         CelRule(
-            rule="has(self.subscribers) || has(self.segment) || has(self.chatIds)",
+            rule=(
+                "has(self.subscribers) || has(self.segment) || has(self.chatIds) || "
+                "has(self.fromBroadcast)"
+            ),
             message=(
                 "audience needs at least one selector: subscribers ({} for all active "
-                "subscribers), segment or chatIds"
+                "subscribers), segment, chatIds or fromBroadcast"
             ),
             holds=lambda a: (
-                a.subscribers is not None or a.segment is not None or a.chat_ids is not None
+                a.subscribers is not None
+                or a.segment is not None
+                or a.chat_ids is not None
+                or a.from_broadcast is not None
             ),
         ),
         # The ledger is materialised from the audience once; changing it afterwards would
@@ -123,6 +174,15 @@ class Audience(Contract):
                 "For larger audiences use a segment."
             ),
         )
+    )
+
+    from_broadcast: FromBroadcast | None = Field(
+        default=None,
+        description=(
+            "Chats of another Broadcast's ledger in the given states, for example "
+            "{name: last-week, states: [failed, uncertain]} to send again to those who did "
+            "not get it. Only chats that are still active subscribers of the bot."
+        ),
     )
 
     @property

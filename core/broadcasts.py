@@ -18,8 +18,9 @@ The contract spans five modules, each imported from where it lives:
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
@@ -40,9 +41,11 @@ from herald.core.statuses import BroadcastStatus
 __all__ = [
     "API_VERSION",
     "DEFAULT_MESSAGES_PER_SECOND",
+    "DURATION_PATTERN",
     "FREE_MESSAGES_PER_SECOND",
     "GROUP",
     "KIND",
+    "MESSAGES_PER_STAR",
     "PAID_MESSAGES_PER_SECOND",
     "PLURAL",
     "SHORT_NAMES",
@@ -55,6 +58,8 @@ __all__ = [
     "ObjectMeta",
     "Rate",
     "Schedule",
+    "format_duration",
+    "parse_duration",
 ]
 
 GROUP = "herald.dev"
@@ -71,6 +76,42 @@ PAID_MESSAGES_PER_SECOND = 1000
 # Below the free ceiling so that the bot's interactive replies, which share the same
 # per-bot budget on Telegram's side, do not push the bot into 429s mid-broadcast.
 DEFAULT_MESSAGES_PER_SECOND = 25
+# Telegram charges 0.1 Star per paid message: a budget of B Stars pays 10 * B messages.
+MESSAGES_PER_STAR = 10
+
+# A duration as Kubernetes and Go write them (8h, 90m, 1h30m): hours, minutes, seconds.
+DURATION_PATTERN = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
+_DURATION_PARTS = re.compile(r"([0-9]+)([hms])")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+_MIN_SPREAD = "1m"
+_MAX_SPREAD = "720h"
+
+
+def parse_duration(value: str) -> timedelta:
+    """A duration of :data:`DURATION_PATTERN` (``8h``, ``1h30m``) as a timedelta."""
+    if not value or re.fullmatch(DURATION_PATTERN, value) is None:
+        raise ValueError(f"{value!r} is not a duration such as 8h, 90m or 1h30m")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PARTS.findall(value))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(seconds: float) -> str:
+    """Whole seconds, rounded up, in the same form: 3725.2 -> 1h2m6s, 0 -> 0s."""
+    left = int(-(-seconds // 1)) if seconds > 0 else 0
+    hours, left = divmod(left, 3600)
+    minutes, left = divmod(left, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text + (f"{left}s" if left or not text else "")
+
+
+def _spread_fits(spread: str | None) -> bool:
+    if spread is None:
+        return True
+    try:
+        duration = parse_duration(spread)
+    except ValueError:
+        return True  # the pattern words this refusal
+    return parse_duration(_MIN_SPREAD) <= duration <= parse_duration(_MAX_SPREAD)
 
 
 class Delivery(enum.StrEnum):
@@ -135,6 +176,16 @@ class Rate(Contract):
             field_path=".starsBudget",
             holds=lambda r: r.stars_budget is None or r.allow_paid_broadcast,
         ),
+        CelRule(
+            rule=(
+                f"!has(self.spreadOver) || (duration(self.spreadOver) >= "
+                f"duration('{_MIN_SPREAD}') && duration(self.spreadOver) <= "
+                f"duration('{_MAX_SPREAD}'))"
+            ),
+            message=f"spreadOver must be between {_MIN_SPREAD} and {_MAX_SPREAD}",
+            field_path=".spreadOver",
+            holds=lambda r: _spread_fits(r.spread_over),
+        ),
     )
 
     messages_per_second: int = Field(
@@ -167,6 +218,24 @@ class Rate(Contract):
             "beyond the bot's balance. Needs allowPaidBroadcast."
         ),
     )
+    spread_over: str | None = Field(
+        default=None,
+        min_length=2,
+        max_length=16,
+        pattern=DURATION_PATTERN,
+        description=(
+            "Spread the sends over this long, for example 8h or 1h30m (between "
+            f"{_MIN_SPREAD} and {_MAX_SPREAD}): the Broadcast sends at its audience divided by "
+            "this duration, never faster than messagesPerSecond nor the Bot's limit. "
+            "status.effectiveRate shows the rate in force and status.eta the end. Absent: "
+            "as fast as messagesPerSecond allows."
+        ),
+    )
+
+    @property
+    def spread(self) -> timedelta | None:
+        """``spread_over`` as a timedelta."""
+        return parse_duration(self.spread_over) if self.spread_over is not None else None
 
 
 class Schedule(Contract):
@@ -213,6 +282,14 @@ class BroadcastSpec(Contract):
             "instead",
             field_path=".delivery",
         ),
+        # A Broadcast may leave its preview for sending, not the other way: what was
+        # materialised or sent cannot be taken back into a preview (pause it instead).
+        CelRule(
+            rule="!self.dryRun || oldSelf.dryRun",
+            message="dryRun can only be turned off: a Broadcast that sends cannot become a "
+            "preview; pause it or create a new Broadcast with dryRun: true",
+            field_path=".dryRun",
+        ),
     )
 
     bot_ref: BotRef = Field(
@@ -227,8 +304,8 @@ class BroadcastSpec(Contract):
     )
     audience: Audience = Field(
         description=(
-            "Who receives the message: the union of subscribers, segment and chatIds, "
-            "deduplicated, without recipients who blocked the bot. Immutable."
+            "Who receives the message: the union of subscribers, segment, chatIds and "
+            "fromBroadcast, deduplicated, without recipients who blocked the bot. Immutable."
         ),
     )
     rate: Rate = Field(
@@ -260,6 +337,16 @@ class BroadcastSpec(Contract):
             "Pause switch: true stops new sends within about a second; false resumes where "
             "sending stopped, without sending anything twice. Example: kubectl patch "
             'broadcast NAME --type=merge -p \'{"spec":{"paused":true}}\'.'
+        ),
+    )
+    dry_run: bool = Field(
+        default=False,
+        description=(
+            "Preview: true materialises nothing and sends nothing; the operator writes "
+            "status.preview (recipients after deduplication and without blocked users, per "
+            "language variant, the estimated duration, the Stars cost of a paid broadcast) "
+            "and the DryRun condition. Setting it to false starts the Broadcast; it cannot be "
+            "set back to true."
         ),
     )
 

@@ -105,8 +105,14 @@ class SendRate(BaseModel):
     stars_budget: int | None = None
 
     @classmethod
-    def of(cls, rate: Rate) -> SendRate:
-        return cls.model_validate(rate, from_attributes=True)
+    def of(cls, rate: Rate, *, messages_per_second: float | None = None) -> SendRate:
+        """The spec's rate; ``messages_per_second`` replaces its own when the operator
+        computed a lower one (spec.rate.spreadOver)."""
+        return cls(
+            messages_per_second=messages_per_second or rate.messages_per_second,
+            allow_paid_broadcast=rate.allow_paid_broadcast,
+            stars_budget=rate.stars_budget,
+        )
 
 
 class SendLimits(BaseModel):

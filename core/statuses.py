@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import Field
 
 from herald.core.contents import CONTENT_MAX_BUTTONS
-from herald.core.contracts import Contract, Timestamp
+from herald.core.contracts import MAX_LANGUAGES, Contract, Timestamp
 
 __all__ = [
     "BroadcastStatus",
@@ -23,6 +23,7 @@ __all__ = [
     "ConditionType",
     "Counter",
     "Phase",
+    "Preview",
 ]
 
 # metav1.Condition's own constraints, so conditions look like every other controller's.
@@ -36,6 +37,8 @@ class Phase(enum.StrEnum):
     SCHEDULED = "Scheduled"
     SENDING = "Sending"
     PAUSED = "Paused"
+    # spec.dryRun: a preview in status.preview, nothing materialised or sent.
+    DRY_RUN = "DryRun"
     # Cannot go on until someone fixes something (bot Secret, segment view, Stars budget);
     # it goes on by itself once that is done.
     STALLED = "Stalled"
@@ -65,6 +68,8 @@ class ConditionType(enum.StrEnum):
     # True when the broadcast stopped for good (content rejected, deadline passed, token
     # revoked): the subset of Stalled that no fix to the cluster undoes.
     FAILED = "Failed"
+    # True while spec.dryRun is in effect: the status carries a preview, nothing is sent.
+    DRY_RUN = "DryRun"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -86,7 +91,8 @@ class Condition(Contract):
             "Ready: True when neither Reconciling nor Stalled holds: complete, or waiting "
             "as the spec asks (Scheduled, Paused). Reconciling: sending or preparing. "
             "Stalled: cannot go on, the reason says why. Paused: spec.paused is in effect. "
-            "Complete: every recipient reached a terminal state."
+            "Complete: every recipient reached a terminal state. DryRun: spec.dryRun is in "
+            "effect, status.preview says what sending would do."
         ),
     )
     status: ConditionStatus = Field(description="True, False or Unknown.")
@@ -109,6 +115,53 @@ class Condition(Contract):
     )
 
 
+class Preview(Contract):
+    """What the Broadcast would do if sent now (spec.dryRun): nothing was materialised."""
+
+    recipients: Counter = Field(
+        description="Recipients the audience selects now, deduplicated, blocked users excluded."
+    )
+    variants: dict[
+        str,
+        Annotated[
+            int,
+            Field(
+                ge=0,
+                json_schema_extra={"format": "int64"},
+                description="Recipients who would get this variant.",
+            ),
+        ],
+    ] = Field(
+        default_factory=dict,
+        max_length=MAX_LANGUAGES + 1,
+        description=(
+            "Recipients per content variant the message would be rendered in: a localized "
+            "language code, or default for the default text (no matching variant, unknown "
+            "language, or a chat that is not a subscriber)."
+        ),
+    )
+    messages_per_second: float = Field(
+        ge=0,
+        description=(
+            "The rate the Broadcast would send at: spec.rate.messagesPerSecond, or the "
+            "audience over spec.rate.spreadOver, capped by the Bot's limit."
+        ),
+    )
+    estimated_duration: str = Field(
+        pattern=r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$",
+        max_length=32,
+        description="How long sending would take at that rate, such as 1h6m40s.",
+    )
+    stars: Counter | None = Field(
+        default=None,
+        description=(
+            "Telegram Stars a paid broadcast (allowPaidBroadcast) would cost at most, "
+            "0.1 Star per message. Absent for free broadcasts."
+        ),
+    )
+    generated_at: Timestamp = Field(description="When the audience was counted.")
+
+
 class BroadcastStatus(Contract):
     """What the operator observed, refreshed every few seconds while the Broadcast runs."""
 
@@ -116,9 +169,9 @@ class BroadcastStatus(Contract):
         default=None,
         description=(
             "One-word summary for display, derived from the conditions (which are the "
-            "contract): Pending, Scheduled, Sending, Paused, Stalled (waits for a fix, such "
-            "as a missing Secret or a spent budget, then goes on), Completed or Failed "
-            "(stopped for good)."
+            "contract): Pending, Scheduled, Sending, Paused, DryRun, Stalled (waits for a "
+            "fix, such as a missing Secret or a spent budget, then goes on), Completed or "
+            "Failed (stopped for good)."
         ),
     )
     total: Counter = Field(default=0, description="Recipients in the materialised audience.")
@@ -182,6 +235,19 @@ class BroadcastStatus(Contract):
         ge=0,
         description="Messages per second over the last refresh interval, all senders together.",
     )
+    effective_rate: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Messages per second the Broadcast is paced at: spec.rate.messagesPerSecond, or "
+            "the audience over spec.rate.spreadOver, capped by the Bot's limit. Bots' "
+            "Broadcasts running at once also share the Bot's limit."
+        ),
+    )
+    preview: Preview | None = Field(
+        default=None,
+        description="What spec.dryRun: true counted; absent once the Broadcast sends.",
+    )
     started_at: Timestamp | None = Field(
         default=None, description="When the first message was sent."
     )
@@ -191,7 +257,10 @@ class BroadcastStatus(Contract):
     )
     eta: Timestamp | None = Field(
         default=None,
-        description="Estimated completion time at the current rate; absent when paused or done.",
+        description=(
+            "Estimated completion time at the current rate (at effectiveRate with "
+            "spreadOver); absent when paused or done."
+        ),
     )
     observed_generation: Counter | None = Field(
         default=None,

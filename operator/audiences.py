@@ -14,7 +14,14 @@ import asyncpg
 
 from herald.core.audiences import Audience
 
-__all__ = ["Connection", "audience_query", "materialise", "segment_exists", "segment_has_bot_id"]
+__all__ = [
+    "Connection",
+    "audience_query",
+    "count_languages",
+    "materialise",
+    "segment_exists",
+    "segment_has_bot_id",
+]
 
 # A connection of its own or one borrowed from a pool: both run queries the same way.
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -26,7 +33,11 @@ def _quote_identifier(name: str) -> str:
 
 
 def audience_query(
-    audience: Audience, *, bot_id: str, segment_has_bot_id: bool = False
+    audience: Audience,
+    *,
+    bot_id: str,
+    segment_has_bot_id: bool = False,
+    source_uid: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The SELECT of the audience's chat ids for the bot ``bot_id`` (deduplicated, who is
     inactive for that bot excluded) and its parameters, starting at ``$2`` (``$1`` is the
@@ -35,6 +46,8 @@ def audience_query(
     Subscribers are the bot's own. A segment view with a ``bot_id`` column
     (``segment_has_bot_id``) serves several bots and gives its rows of this bot; a view of
     ``chat_id`` alone is the list of whichever bot names it, as chatIds are.
+    ``fromBroadcast`` reads the ledger of the Broadcast ``source_uid`` (resolved from its name
+    by the caller), of the same bot, keeping chats that are still active subscribers.
 
     Only fixed SQL and a quoted, pattern-checked view name are formatted into the text;
     every value travels as a parameter (hence the S608 waivers below)."""
@@ -64,6 +77,20 @@ def audience_query(
     if audience.chat_ids:
         params.append(list(audience.chat_ids))
         parts.append(f"SELECT unnest(${len(params) + 1}::bigint[])")
+    source = audience.from_broadcast
+    if source is not None:
+        if source_uid is None:
+            raise ValueError("fromBroadcast needs the uid of the Broadcast it names")
+        params.extend([source_uid, list(source.states)])
+        n = len(params) + 1
+        # The bot of the source's ledger row is checked again here, so another bot's
+        # recipients can never be selected, whatever the caller resolved.
+        parts.append(
+            "SELECT d.chat_id FROM deliveries d "  # noqa: S608
+            f"JOIN broadcasts b ON b.uid = d.broadcast_uid AND b.bot_id = {bot} "
+            f"JOIN subscribers s ON s.bot_id = {bot} AND s.chat_id = d.chat_id AND s.is_active "
+            f"WHERE d.broadcast_uid = ${n - 1}::uuid AND d.state = ANY(${n}::text[])"
+        )
     union = " UNION ".join(parts)  # UNION, not UNION ALL: the deduplication
     query = (
         f"SELECT a.chat_id FROM ({union}) AS a(chat_id) "  # noqa: S608
@@ -105,6 +132,7 @@ async def materialise(
     name: str,
     bot_id: str,
     audience: Audience,
+    source_uid: str | None = None,
 ) -> int:
     """Write the audience of the bot ``bot_id`` into the ledger once; return the number of
     recipients."""
@@ -128,6 +156,7 @@ async def materialise(
             audience,
             bot_id=bot_id,
             segment_has_bot_id=await segment_has_bot_id(connection, audience),
+            source_uid=source_uid,
         )
         status = await connection.execute(
             "INSERT INTO deliveries (broadcast_uid, chat_id) "  # noqa: S608
@@ -150,3 +179,31 @@ async def materialise(
             total,
         )
         return int(total)
+
+
+async def count_languages(
+    connection: Connection,
+    *,
+    bot_id: str,
+    audience: Audience,
+    source_uid: str | None = None,
+) -> dict[str | None, int]:
+    """Recipients the audience selects now, per Telegram language of the bot's subscriber
+    (None: no language known, or a chat that is not a subscriber): a dry run's counts, in
+    one statement that writes nothing."""
+    select, params = audience_query(
+        audience,
+        bot_id=bot_id,
+        segment_has_bot_id=await segment_has_bot_id(connection, audience),
+        source_uid=source_uid,
+    )
+    # $1 is the broadcast uid in the INSERT; here it is an unused placeholder of the same place.
+    rows = await connection.fetch(
+        "SELECT lower(s.language_code) AS language, count(*) AS n "  # noqa: S608
+        f"FROM ({select}) AS audience "
+        "LEFT JOIN subscribers s ON s.bot_id = $2 AND s.chat_id = audience.chat_id "
+        "WHERE $1::text IS NULL GROUP BY 1",
+        None,
+        *params,
+    )
+    return {r["language"]: int(r["n"]) for r in rows}

@@ -48,9 +48,12 @@ def control_record(
     spec: BroadcastSpec,
     state: BroadcastState,
     ring: KeyRing,
+    messages_per_second: float | None = None,
 ) -> ControlRecord:
     """What senders need of a Broadcast, from its spec: the one place the CRD's fields are
-    mapped onto the wire record. A stopped broadcast's record drops its token."""
+    mapped onto the wire record. A stopped broadcast's record drops its token.
+    ``messages_per_second`` is the rate in force (:func:`herald.operator.estimating.
+    rate_in_force`), which a spreadOver lowers; None: the spec's."""
     sealed = None
     if state is not BroadcastState.STOPPED:
         sealed = ring.seal(token.get_secret_value(), bound_to=uid)
@@ -63,7 +66,7 @@ def control_record(
         token=sealed,
         limits=limits,
         content=spec.content,
-        rate=SendRate.of(spec.rate),
+        rate=SendRate.of(spec.rate, messages_per_second=messages_per_second),
         delivery=spec.delivery,
         state=state,
         deadline=spec.schedule.deadline if spec.schedule else None,

@@ -34,9 +34,23 @@ from datetime import UTC, datetime, timedelta
 
 from herald.core.broadcasts import BroadcastSpec
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
-from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
+from herald.core.envelopes import (
+    BroadcastState,
+    CompletionOutcome,
+    FaultReason,
+    FaultRecord,
+    SendLimits,
+)
 from herald.core.progress import Progress
-from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
+from herald.core.statuses import (
+    BroadcastStatus,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    Phase,
+    Preview,
+)
+from herald.operator import estimating
 
 __all__ = [
     "EventType",
@@ -46,11 +60,13 @@ __all__ = [
     "PlannedEvent",
     "RateSample",
     "Reason",
+    "SourceState",
     "TokenState",
     "Wait",
     "derive_phase",
     "finished",
     "plan",
+    "preview_due",
     "rejected",
     "waiting",
 ]
@@ -85,6 +101,13 @@ class Reason(enum.StrEnum):
     RECONCILE_FAILED = "ReconcileFailed"
     # The operator cannot read the spec (a CRD older than the operator); only a new spec helps.
     INVALID_SPEC = "InvalidSpec"
+    DRY_RUN = "DryRun"  # spec.dryRun: a preview, nothing sent
+    NOT_DRY_RUN = "NotDryRun"
+    # spec.audience.fromBroadcast names no Broadcast here, or one of another bot.
+    SOURCE_BROADCAST_NOT_FOUND = "SourceBroadcastNotFound"
+    SOURCE_BROADCAST_OTHER_BOT = "SourceBroadcastOtherBot"
+    # The Broadcast fromBroadcast names still sends: its ledger is read once it finished.
+    WAITING_FOR_SOURCE_BROADCAST = "WaitingForSourceBroadcast"
 
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
@@ -111,6 +134,19 @@ class TokenState(enum.StrEnum):
     REFUSED = "Refused"  # getMe refused the token: never used
     UNVERIFIED = "Unverified"  # getMe did not answer yet
     PAID_DISABLED = "PaidDisabled"  # verified, but the Bot does not allow paid broadcasting
+
+
+class SourceState(enum.StrEnum):
+    """What the handler found where spec.audience.fromBroadcast points."""
+
+    FINISHED = "Finished"  # same bot, every recipient terminal: its ledger can be read
+    UNFINISHED = "Unfinished"  # same bot, still sending
+    NOT_FOUND = "NotFound"
+    OTHER_BOT = "OtherBot"
+
+
+# How long a dry run's counts stand before they are counted again (subscribers come and go).
+PREVIEW_REFRESH = timedelta(minutes=5)
 
 
 class EventType(enum.StrEnum):
@@ -164,6 +200,13 @@ class Facts:
     preparing_wait: Wait | None = None
     # Work messages of a published broadcast in its consumer; None when not looked at.
     queued_work: int | None = None
+    # The Bot's limits (None: a Broadcast of the older form, or no Bot yet).
+    limits: SendLimits | None = None
+    # Where spec.audience.fromBroadcast points (FINISHED when it names none).
+    source: SourceState = SourceState.FINISHED
+    # A dry run's recipients per Telegram language (None: unknown or no subscriber), when
+    # counted for this run (:func:`preview_due`); None: keep the last preview.
+    languages: Mapping[str | None, int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +224,8 @@ class Plan:
     publish: bool = False
     requeue: bool = False  # start a new publishing round first: the queued work was lost
     control: BroadcastState | None = None  # None: leave the control record as it is
+    # Messages per second senders pace at (estimating.rate_in_force), for the control record.
+    rate: float | None = None
     purge_work: bool = False  # drop queued batches and the consumer
     close_pending: str | None = None  # reason for failing every non-terminal recipient
     clear_fault: bool = False  # the fault was answered by a new spec
@@ -206,6 +251,7 @@ class _Situation:
     failed: bool = False  # stalled for good
     paused: bool = False
     complete: bool = False
+    dry_run: bool = False
     control: BroadcastState | None = None
     materialise: bool = False
     publish: bool = False
@@ -260,8 +306,113 @@ def _counts(ledger: LedgerFacts | None) -> tuple[int, int]:
     return max(ledger.total, sum(ledger.counts.values())), terminal
 
 
+def _audience_problem(spec: BroadcastSpec, facts: Facts) -> _Situation | None:
+    """What keeps the audience from being read: a missing segment view, a fromBroadcast
+    that names no Broadcast of this bot (both Stalled), or one still sending (a wait)."""
+    audience = spec.audience
+    if not facts.segment_exists:
+        return _Situation(
+            reason=Reason.SEGMENT_NOT_FOUND,
+            message=(
+                f"Segment {audience.segment!r} needs a view {audience.segment_view}(chat_id) "
+                "in the database; it does not exist. The audience is materialised once it does."
+            ),
+            stalled=True,
+            paused=spec.paused,
+        )
+    source = audience.from_broadcast
+    if source is None or facts.source is SourceState.FINISHED:
+        return None
+    if facts.source is SourceState.NOT_FOUND:
+        return _Situation(
+            reason=Reason.SOURCE_BROADCAST_NOT_FOUND,
+            message=f"spec.audience.fromBroadcast names Broadcast {source.name!r}, which does "
+            "not exist in this namespace; the audience is materialised once it does.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    if facts.source is SourceState.OTHER_BOT:
+        return _Situation(
+            reason=Reason.SOURCE_BROADCAST_OTHER_BOT,
+            message=f"spec.audience.fromBroadcast names Broadcast {source.name!r}, which is "
+            f"sent by another bot; only a Broadcast of Bot {spec.bot_ref.name!r} can be "
+            "sent again.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    return _Situation(
+        reason=Reason.WAITING_FOR_SOURCE_BROADCAST,
+        message=f"Broadcast {source.name!r} (spec.audience.fromBroadcast) is still sending; "
+        "its ledger is read once every recipient of it is terminal.",
+        reconciling=True,
+        paused=spec.paused,
+    )
+
+
+def _dry_run(spec: BroadcastSpec, facts: Facts, preview: Preview | None) -> _Situation:
+    """A preview, unless the audience cannot be read at all (a missing segment view or
+    source Broadcast: what a pull request's check should show). A source still sending is
+    counted as it is now."""
+    problem = _audience_problem(spec, facts)
+    if problem is not None and problem.stalled:
+        return problem
+    return _Situation(
+        reason=Reason.DRY_RUN,
+        message=_preview_message(spec, preview),
+        dry_run=True,
+        paused=spec.paused,
+    )
+
+
+def _preview_of(
+    spec: BroadcastSpec, prev: BroadcastStatus, facts: Facts, now: datetime
+) -> Preview | None:
+    """A dry run's preview: counted in this run, or the last one."""
+    if not spec.dry_run or facts.ledger is not None:
+        return None
+    if facts.languages is None:
+        return prev.preview
+    return estimating.preview(
+        content=spec.content,
+        rate=spec.rate,
+        limits=facts.limits,
+        languages=facts.languages,
+        now=now,
+    )
+
+
+def _preview_message(spec: BroadcastSpec, preview: Preview | None) -> str:
+    head = "spec.dryRun is true: nothing is materialised or sent"
+    tail = "set spec.dryRun to false to send."
+    if preview is None:
+        return f"{head}; the audience is being counted; {tail}"
+    cost = ""
+    if preview.stars is not None:
+        cost = f", at most {preview.stars} Stars"
+        budget = spec.rate.stars_budget
+        if budget is not None and budget < preview.stars:
+            cost += f" (more than the starsBudget of {budget}: sending would stop there)"
+    return (
+        f"{head}. It would reach {preview.recipients} recipients in about "
+        f"{preview.estimated_duration} at {preview.messages_per_second:g} messages per "
+        f"second{cost} (status.preview); {tail}"
+    )
+
+
+def preview_due(status: BroadcastStatus | None, *, generation: int, now: datetime) -> bool:
+    """Whether a dry run's audience is to be counted (again) in this run."""
+    if status is None or status.preview is None or status.observed_generation != generation:
+        return True
+    return now - status.preview.generated_at >= PREVIEW_REFRESH
+
+
 def _situation(
-    *, spec: BroadcastSpec, prev: BroadcastStatus, facts: Facts, now: datetime
+    *,
+    spec: BroadcastSpec,
+    prev: BroadcastStatus,
+    facts: Facts,
+    now: datetime,
+    preview: Preview | None = None,
 ) -> _Situation:
     final = _final(prev)
     if final is not None:
@@ -346,6 +497,9 @@ def _situation(
             paused=spec.paused,
         )
 
+    if spec.dry_run and ledger is None:
+        return _dry_run(spec, facts, preview)
+
     start_at = spec.schedule.start_at if spec.schedule else None
     if start_at is not None and now < start_at and ledger is None:
         return _Situation(
@@ -354,17 +508,10 @@ def _situation(
             paused=spec.paused,
         )
 
-    if not facts.segment_exists and (ledger is None or not ledger.materialised):
-        view = spec.audience.segment_view
-        return _Situation(
-            reason=Reason.SEGMENT_NOT_FOUND,
-            message=(
-                f"Segment {spec.audience.segment!r} needs a view {view}(chat_id) in the "
-                "database; it does not exist. The audience is materialised once it does."
-            ),
-            stalled=True,
-            paused=spec.paused,
-        )
+    if ledger is None or not ledger.materialised:
+        problem = _audience_problem(spec, facts)
+        if problem is not None:
+            return problem
 
     materialise = ledger is None or not ledger.materialised
     publish = not materialise and ledger is not None and not ledger.published
@@ -474,6 +621,8 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
         return Phase.STALLED
     if holds(ConditionType.PAUSED):
         return Phase.PAUSED
+    if holds(ConditionType.DRY_RUN):
+        return Phase.DRY_RUN
     ready = by_type.get(ConditionType.READY)
     if ready is not None and ready.reason == Reason.SCHEDULED:
         return Phase.SCHEDULED
@@ -492,6 +641,32 @@ def derive_phase(conditions: tuple[Condition, ...]) -> Phase:
 _UNDER_WAY = frozenset({Reason.PUBLISHING, Reason.SENDING})
 
 
+def _observed_rate(
+    prev: BroadcastStatus, facts: Facts, *, active: bool, now: datetime
+) -> float | None:
+    """Messages per second since the last status write (0 once sending stopped)."""
+    terminal = _counts(facts.ledger)[1]
+    rate: float | None = prev.observed_rate
+    sample = facts.rate_sample
+    if sample is not None and now > sample.at:
+        rate = round(max(terminal - sample.terminal, 0) / (now - sample.at).total_seconds(), 2)
+    if not active:
+        rate = 0.0 if prev.started_at is not None or terminal else None
+    return rate
+
+
+def _effective_rate(spec: BroadcastSpec, facts: Facts) -> float | None:
+    """The rate in force; None while a spread waits for the audience to be counted (the
+    ledger's total, once materialised)."""
+    ledger = facts.ledger
+    materialised = ledger is not None and ledger.materialised
+    if not materialised and spec.rate.spread is not None:
+        return None
+    return estimating.rate_in_force(
+        rate=spec.rate, limits=facts.limits, recipients=_counts(ledger)[0] if materialised else None
+    )
+
+
 def _seconds(at: datetime) -> datetime:
     return at.replace(microsecond=0)
 
@@ -506,7 +681,8 @@ def plan(
     """Decide what to do about one Broadcast now."""
     prev = status or BroadcastStatus()
     now = _seconds(now)
-    s = _situation(spec=spec, prev=prev, facts=facts, now=now)
+    preview = _preview_of(spec, prev, facts, now)
+    s = _situation(spec=spec, prev=prev, facts=facts, now=now, preview=preview)
     gen = facts.generation
 
     def cond(type_: ConditionType, holds: bool, reason: str, message: str) -> Condition:
@@ -527,6 +703,12 @@ def plan(
             ConditionType.PROGRESSING, s.reconciling, s.reason, s.message if s.reconciling else ""
         ),
         cond(ConditionType.FAILED, s.failed, s.reason, s.message if s.failed else ""),
+        cond(
+            ConditionType.DRY_RUN,
+            s.dry_run,
+            Reason.DRY_RUN if s.dry_run else Reason.NOT_DRY_RUN,
+            s.message if s.dry_run else "",
+        ),
     )
     phase = derive_phase(conditions)
 
@@ -536,12 +718,15 @@ def plan(
     pending = sum(counts.get(state, 0) for state in _OPEN_STATES)
     all_terminal = ledger is not None and ledger.materialised and terminal == total
 
-    rate: float | None = prev.observed_rate
-    sample = facts.rate_sample
-    if sample is not None and now > sample.at:
-        rate = round(max(terminal - sample.terminal, 0) / (now - sample.at).total_seconds(), 2)
-    if s.control is not BroadcastState.ACTIVE:
-        rate = 0.0 if prev.started_at is not None or terminal else None
+    rate = _observed_rate(prev, facts, active=s.control is BroadcastState.ACTIVE, now=now)
+
+    effective = _effective_rate(spec, facts)
+    control = s.control
+    if control is BroadcastState.ACTIVE and effective is None:
+        control = BroadcastState.PAUSED  # nothing is queued before the count anyway
+    # A spread is paced evenly, often below a message per refresh: the rate in force
+    # predicts its end better than a few seconds' sample.
+    eta_rate = effective if spec.rate.spread is not None else rate
 
     started_at = prev.started_at
     claimed = counts.get(DeliveryState.CLAIMED, 0) + counts.get(DeliveryState.SENDING, 0)
@@ -551,8 +736,8 @@ def plan(
     if completed_at is None and all_terminal:
         completed_at = now
     eta = None
-    if s.control is BroadcastState.ACTIVE and rate and pending:
-        eta = _seconds(now + timedelta(seconds=math.ceil(pending / rate)))
+    if control is BroadcastState.ACTIVE and eta_rate and pending:
+        eta = _seconds(now + timedelta(seconds=math.ceil(pending / eta_rate)))
 
     new_status = BroadcastStatus(
         phase=phase,
@@ -568,6 +753,8 @@ def plan(
         total_clicks=sum(ledger.clicks.values()) if ledger is not None else 0,
         progress=str(Progress(done=terminal, total=total)) if ledger is not None else None,
         observed_rate=rate,
+        effective_rate=effective if not spec.dry_run or ledger is not None else None,
+        preview=preview,
         started_at=started_at,
         completed_at=completed_at,
         eta=eta,
@@ -611,7 +798,8 @@ def plan(
         materialise=s.materialise,
         publish=s.publish,
         requeue=s.requeue,
-        control=s.control,
+        control=control,
+        rate=effective,
         purge_work=s.purge_work,
         # Only while something is still open: the rows are closed once.
         close_pending=s.close_pending if not all_terminal else None,

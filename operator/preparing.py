@@ -51,15 +51,29 @@ class Preparations:
         return preparation.wait if preparation is not None else None
 
     def start(
-        self, *, uid: str, namespace: str, name: str, bot_id: str, spec: BroadcastSpec
+        self,
+        *,
+        uid: str,
+        namespace: str,
+        name: str,
+        bot_id: str,
+        spec: BroadcastSpec,
+        source_uid: str | None = None,
     ) -> None:
-        """Start a try unless one is under way."""
+        """Start a try unless one is under way. ``source_uid``: the Broadcast whose ledger
+        spec.audience.fromBroadcast reads."""
         preparation = self._by_uid.setdefault(uid, _Preparation())
         if preparation.task is not None and not preparation.task.done():
             return
         preparation.task = asyncio.create_task(
             self._prepare(
-                preparation, uid=uid, namespace=namespace, name=name, bot_id=bot_id, spec=spec
+                preparation,
+                uid=uid,
+                namespace=namespace,
+                name=name,
+                bot_id=bot_id,
+                spec=spec,
+                source_uid=source_uid,
             ),
             name=f"prepare-{uid}",
         )
@@ -86,6 +100,7 @@ class Preparations:
         name: str,
         bot_id: str,
         spec: BroadcastSpec,
+        source_uid: str | None,
     ) -> None:
         c = self._connections
         pool = c.preparing_pool
@@ -106,6 +121,7 @@ class Preparations:
                         name=name,
                         bot_id=bot_id,
                         audience=spec.audience,
+                        source_uid=source_uid,
                     )
             finally:
                 await pool.release(connection)

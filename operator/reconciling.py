@@ -26,8 +26,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -36,7 +38,8 @@ from herald.core.broadcasts import BroadcastSpec
 from herald.core.contents import Content, callback_buttons
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
-from herald.core.statuses import BroadcastStatus
+from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
+from herald.kube.errors import NotFound
 from herald.operator import (
     audiences,
     connections,
@@ -53,10 +56,18 @@ from herald.operator import (
 from herald.operator.connections import Connections
 from herald.operator.identities import BotIndex, Resolved, Target, Verifier, target_of
 from herald.operator.metrics import Metrics, view_of
-from herald.operator.planning import Facts, LedgerFacts, Plan, RateSample, TokenState, Wait
+from herald.operator.planning import (
+    Facts,
+    LedgerFacts,
+    Plan,
+    RateSample,
+    SourceState,
+    TokenState,
+    Wait,
+)
 from herald.operator.preparing import Preparations
 from herald.operator.settings import Settings
-from herald.operator.waiting import Unavailable
+from herald.operator.waiting import Service, Unavailable, waiting_for
 
 __all__ = ["InvalidSpec", "Reconciler", "has_callback_buttons", "status_of"]
 
@@ -251,7 +262,9 @@ class Reconciler:
 
     async def _gather(
         self, body: kopf.Body, spec: BroadcastSpec, memory: _Memory, target: Target
-    ) -> tuple[Facts, Resolved]:
+    ) -> tuple[Facts, Resolved, str | None]:
+        """The facts, the token, and the uid of the Broadcast fromBroadcast names (None
+        when it names none, or none that can be read)."""
         meta = body["metadata"]
         uid = meta["uid"]
         resolved = await self.resolve(meta["namespace"], target)
@@ -284,6 +297,23 @@ class Reconciler:
         if _may_have_lost_work(ledger, memory.sample):
             async with self.c.nats("counting the queued work"):
                 queued = await publishing.queued_work(self.c.js, uid)
+        source, source_uid = SourceState.FINISHED, None
+        if spec.audience.from_broadcast is not None and (ledger is None or not ledger.materialised):
+            source, source_uid = await self._source(meta["namespace"], spec)
+        generation = int(meta.get("generation") or 0)
+        languages = None
+        if (
+            spec.dry_run
+            and ledger is None
+            and resolved.bot_id is not None
+            and resolved.state is TokenState.FOUND
+            and segment_exists
+            and source in (SourceState.FINISHED, SourceState.UNFINISHED)
+            and planning.preview_due(
+                memory.status or status_of(body), generation=generation, now=datetime.now(UTC)
+            )
+        ):
+            languages = await self._count(resolved.bot_id, spec, source_uid)
         facts = Facts(
             generation=int(meta.get("generation") or 0),
             token=resolved.state,
@@ -295,8 +325,59 @@ class Reconciler:
             # A retry under way may still succeed; until then say why the last one gave up.
             preparing_wait=self.preparations.wait_of(uid),
             queued_work=queued,
+            limits=target.limits,
+            source=source,
+            languages=languages,
         )
-        return facts, resolved
+        return facts, resolved, source_uid
+
+    async def _source(self, namespace: str, spec: BroadcastSpec) -> tuple[SourceState, str | None]:
+        """Where spec.audience.fromBroadcast points: the Broadcast's state and uid."""
+        source = spec.audience.from_broadcast
+        assert source is not None
+
+        def read() -> dict[str, Any] | None:
+            # Inside the call: a wait turns every client error into Unavailable.
+            try:
+                return self.c.broadcasts.get(namespace, source.name)
+            except NotFound:
+                return None
+
+        body = await self.c.kubernetes("reading the fromBroadcast Broadcast", read)
+        if body is None:
+            return SourceState.NOT_FOUND, None
+        bot = ((body.get("spec") or {}).get("botRef") or {}).get("name")
+        if bot != spec.bot_ref.name:
+            return SourceState.OTHER_BOT, None
+        uid = str(body["metadata"]["uid"])
+        written = status_of(body)
+        ended = written is not None and any(
+            c.status is ConditionStatus.TRUE
+            for c in (
+                written.condition(ConditionType.COMPLETE),
+                written.condition(ConditionType.FAILED),
+            )
+            if c is not None
+        )
+        return (SourceState.FINISHED if ended else SourceState.UNFINISHED), uid
+
+    async def _count(
+        self, bot_id: str, spec: BroadcastSpec, source_uid: str | None
+    ) -> dict[str | None, int]:
+        """A dry run's recipients per language, on the preparing pool: one audience may take
+        long to count, and must not take the connections reconciles need."""
+        c = self.c
+        async with c.database("a connection to count the audience"):
+            connection = await c.preparing_pool.acquire()
+        try:
+            async with waiting_for(
+                Service.DATABASE, c.timeouts.materialise, "counting the audience"
+            ):
+                return await audiences.count_languages(
+                    connection, bot_id=bot_id, audience=spec.audience, source_uid=source_uid
+                )
+        finally:
+            await c.preparing_pool.release(connection)
 
     async def _reconcile(
         self,
@@ -321,7 +402,7 @@ class Reconciler:
                 "form is deprecated. Create a Bot (kind: Bot) with tokenSecretRef "
                 f"{{name: {spec.bot_ref.name}, key: {spec.bot_ref.key}}} and the same name.",
             )
-        facts, resolved = await self._gather(body, spec, memory, target)
+        facts, resolved, source_uid = await self._gather(body, spec, memory, target)
         token = resolved.token if resolved.state is TokenState.FOUND else None
         now = datetime.now(UTC)
         plan = planning.plan(spec=spec, status=previous, facts=facts, now=now)
@@ -345,7 +426,12 @@ class Reconciler:
             assert resolved.bot_id is not None
             bot_id = resolved.bot_id
             self.preparations.start(
-                uid=uid, namespace=namespace, name=name, bot_id=bot_id, spec=spec
+                uid=uid,
+                namespace=namespace,
+                name=name,
+                bot_id=bot_id,
+                spec=spec,
+                source_uid=source_uid,
             )
         if plan.control is not None:
             async with self.c.nats("writing the control record"):
@@ -495,6 +581,7 @@ class Reconciler:
             spec=spec,
             state=plan.control,
             ring=self.ring,
+            messages_per_second=plan.rate,
         )
         if await controls.put_control(self.c.kv, record, self.ring):
             logger.info("Control of %s/%s is now %s.", namespace, name, plan.control.value)
@@ -624,7 +711,7 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-def status_of(body: kopf.Body) -> BroadcastStatus | None:
+def status_of(body: Mapping[str, Any]) -> BroadcastStatus | None:
     """The status written on the Broadcast, or None when there is none Herald can read."""
     raw = body.get("status")
     if not raw:

@@ -9,12 +9,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
+from herald.core.broadcasts import MESSAGES_PER_STAR
 from herald.core.envelopes import SendLimits, SendRate
 
 __all__ = ["MESSAGES_PER_STAR", "Gate", "daily_allowance", "gate", "paid_allowance"]
-
-# Telegram charges 0.1 Star per paid message: a budget of B Stars pays 10 * B messages.
-MESSAGES_PER_STAR = 10
 
 
 class Gate(enum.StrEnum):

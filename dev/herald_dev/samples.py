@@ -34,7 +34,7 @@ from herald.core.envelopes import FaultReason, FaultRecord
 from herald.core.media import ALBUM_MAX_ITEMS, URL_MAX_LENGTH
 from herald.core.statuses import BroadcastStatus
 from herald.dev.kubectl import repo_root
-from herald.operator.planning import Facts, LedgerFacts, TokenState, plan
+from herald.operator.planning import Facts, LedgerFacts, SourceState, TokenState, plan
 
 __all__ = [
     "ARGOCD_HEALTH_DIR",
@@ -305,6 +305,22 @@ SAMPLES: tuple[Sample, ...] = (
                 FaultReason.BUDGET_EXHAUSTED, "The broadcast spent its budget of 50 Stars."
             ),
         ),
+    ),
+    Sample(
+        name="dry-run",
+        about="spec.dryRun is true: a preview in the status, nothing sent; healthy at once.",
+        spec=_spec(
+            dryRun=True,
+            content={"text": "Sale", "localized": {"ru": {"text": "Скидки"}}},
+            rate={"messagesPerSecond": 20, "spreadOver": "2h"},
+        ),
+        steps=_once(languages={"en": 6200, "ru": 3000, None: 800}),
+    ),
+    Sample(
+        name="from-broadcast-not-found",
+        about="spec.audience.fromBroadcast names no Broadcast in the namespace: stalled.",
+        spec=_spec(audience={"fromBroadcast": {"name": "last-week", "states": ["failed"]}}),
+        steps=_once(source=SourceState.NOT_FOUND),
     ),
     Sample(
         name="deleting",

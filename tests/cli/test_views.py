@@ -78,3 +78,32 @@ def test_sent_text_counts_what_went_out() -> None:
         "broadcast.herald.dev/sale: test message sent to 1 of 2 chats; its audience, ledger and "
         "status are untouched",
     ]
+
+
+def test_status_shows_a_dry_runs_preview_and_a_spread() -> None:
+    broadcast = Broadcast.model_validate(
+        {
+            "metadata": {"name": "sale", "namespace": "marketing", "generation": 1},
+            "spec": {
+                "botRef": {"name": "shop-bot"},
+                "content": {"text": "hi"},
+                "audience": {"subscribers": {}},
+                "rate": {"spreadOver": "2h"},
+                "dryRun": True,
+            },
+            "status": {
+                "observedGeneration": 1,
+                "effectiveRate": 1.389,
+                "preview": {
+                    "recipients": 10000,
+                    "variants": {"default": 7000, "ru": 3000},
+                    "messagesPerSecond": 1.389,
+                    "estimatedDuration": "2h",
+                    "generatedAt": "2026-12-01T09:00:00Z",
+                },
+            },
+        }
+    )
+    text = views.status_text(broadcast, now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    assert "Spread:      over 2h, at 1.389 msg/s" in text
+    assert "Preview:     10000 recipients (default 7000, ru 3000), about 2h at 1.389 msg/s" in text

@@ -165,6 +165,10 @@ def test_all_rule_violations_are_reported_at_once(kubectl: Any) -> None:
             "spec.delivery: Invalid value: delivery is immutable once the Broadcast exists; "
             "create a new Broadcast instead",
         ),
+        (
+            {"spec": {"dryRun": True}},
+            "spec.dryRun: Invalid value: dryRun can only be turned off",
+        ),
     ],
     ids=[
         "content-text",
@@ -173,6 +177,7 @@ def test_all_rule_violations_are_reported_at_once(kubectl: Any) -> None:
         "audience-languages",
         "bot-ref",
         "delivery",
+        "dry-run-turned-on",
     ],
 )
 def test_immutable_after_creation(kubectl: Any, patch: dict[str, Any], message: str) -> None:
@@ -200,6 +205,25 @@ def test_pause_rate_and_schedule_stay_mutable(kubectl: Any) -> None:
     assert spec.rate.messages_per_second == 5
     assert spec.schedule is not None
     assert spec.schedule.start_at is not None
+
+
+def test_dry_run_turns_off_and_spread_changes_while_the_audience_stays(kubectl: Any) -> None:
+    _create(kubectl, dryRun=True, rate={"spreadOver": "8h"})
+    patch = {"spec": {"dryRun": False, "rate": {"spreadOver": "1h30m"}}}
+    kubectl("patch", "broadcast", "hello", "--type=merge", "-p", json.dumps(patch))
+    spec = BroadcastSpec.model_validate(_get(kubectl, "hello")["spec"])
+    assert (spec.dry_run, spec.rate.spread_over) == (False, "1h30m")
+    back = kubectl(
+        "patch", "broadcast", "hello", "--type=merge", "-p", '{"spec":{"dryRun":true}}', check=False
+    )
+    assert back.returncode != 0
+    assert "dryRun can only be turned off" in back.stderr
+
+
+def test_from_broadcast_is_a_selector(kubectl: Any) -> None:
+    audience = {"fromBroadcast": {"name": "last-week", "states": ["failed", "uncertain"]}}
+    created = _create(kubectl, audience=audience)
+    assert created["spec"]["audience"] == audience
 
 
 def test_unchanged_content_in_a_patch_is_accepted(kubectl: Any) -> None:

@@ -27,6 +27,9 @@ EXPECTED = {
     "deadline-exceeded": "Failed",
     "secret-missing": "Failed",
     "budget-exhausted": "Failed",
+    # A preview is where Git asked it to be: a pull request's check reads it at once.
+    "dry-run": "Current",
+    "from-broadcast-not-found": "Failed",
     "deleting": "Terminating",
 }
 

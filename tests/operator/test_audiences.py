@@ -187,3 +187,63 @@ async def test_a_segment_over_the_subscriber_table_with_its_bot_id(database: str
         assert await _audience_of(db, "222", {"segment": "beta"}) == [2, 5]
     finally:
         await db.close()
+
+
+async def test_from_broadcast_reads_its_own_bots_ledger_only(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        source = str(uuid.uuid4())
+        await audiences.materialise(
+            db,
+            uid=source,
+            namespace="ns",
+            name="first",
+            bot_id="111",
+            audience=Audience.model_validate({"subscribers": {}, "chatIds": [4, 9]}),
+        )
+        await db.execute(
+            "UPDATE deliveries SET state = CASE chat_id WHEN 1 THEN 'delivered' "
+            "WHEN 2 THEN 'failed' ELSE 'uncertain' END WHERE broadcast_uid = $1",
+            source,
+        )
+        again = Audience.model_validate(
+            {"fromBroadcast": {"name": "first", "states": ["failed", "uncertain"]}}
+        )
+
+        async def of(bot_id: str) -> list[int]:
+            uid = str(uuid.uuid4())
+            await audiences.materialise(
+                db,
+                uid=uid,
+                namespace="ns",
+                name=f"b-{uid[:8]}",
+                bot_id=bot_id,
+                audience=again,
+                source_uid=source,
+            )
+            return await _ledger(db, uid)
+
+        # 2 failed, 3 uncertain: active subscribers of bot A. 4 blocked A; 9 is no subscriber.
+        assert await of("111") == [2, 3]
+        # Bot B's recipients are never read from bot A's ledger, whatever the caller resolved.
+        assert await of("222") == []
+        counted = await audiences.count_languages(
+            db, bot_id="111", audience=again, source_uid=source
+        )
+        assert counted == {"en": 1, "ru": 1}
+    finally:
+        await db.close()
+
+
+async def test_count_languages_writes_nothing(database: str) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        await db.execute(_TWO_BOTS)
+        audience = Audience.model_validate({"subscribers": {}, "chatIds": [1, 4, 77]})
+        counted = await audiences.count_languages(db, bot_id="111", audience=audience)
+        # 1, 2: en; 3: ru; 77: no subscriber, no language; 4 blocked bot A.
+        assert counted == {"en": 2, "ru": 1, None: 1}
+        assert await db.fetchval("SELECT count(*) FROM deliveries") == 0
+    finally:
+        await db.close()

@@ -1200,3 +1200,177 @@ class TestRetention:
         assert after["delivered"] == before["delivered"]
         assert condition(kubectl, "old", "Complete")["status"] == "True"
         assert await states(db, old) == {}
+
+
+# --- preview, send again, spread ---------------------------------------------------------
+
+
+def status_of(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    return dict(get(kubectl, name).get("status", {}))
+
+
+async def test_a_dry_run_previews_then_sends_when_turned_off(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 5)  # 1000..1004, en
+    await db.execute(
+        "INSERT INTO subscribers (bot_id, chat_id, language_code, is_active) VALUES "
+        "($1, 2000, 'en', false), ($1, 2001, 'ru', true), ($1, 2002, 'ru-ua', true)",
+        BOT_ID,
+    )
+    apply_secret(kubectl)
+    uid = apply_broadcast(
+        kubectl,
+        "preview",
+        dryRun=True,
+        content={"text": "Sale", "localized": {"ru": {"text": "Скидки"}}},
+        # 2000 blocked the bot: excluded even when listed; 3000 is no subscriber; 1000 twice.
+        audience={"subscribers": {}, "chatIds": [1000, 2000, 3000]},
+        rate={"messagesPerSecond": 2},
+    )
+    preview = await eventually(
+        lambda: _sync(status_of(kubectl, "preview").get("preview")), what="the preview"
+    )
+    assert preview["recipients"] == 8
+    assert preview["variants"] == {"default": 6, "ru": 2}
+    assert (preview["messagesPerSecond"], preview["estimatedDuration"]) == (2.0, "4s")
+    assert "stars" not in preview
+    status = status_of(kubectl, "preview")
+    assert status["phase"] == "DryRun"
+    assert condition(kubectl, "preview", "DryRun")["status"] == "True"
+    # Healthy, not in progress: kstatus, Argo CD and `kubectl wait` can read a pull request's
+    # apply at once.
+    assert condition(kubectl, "preview", "Ready")["status"] == "True"
+    assert condition(kubectl, "preview", "Reconciling")["status"] == "False"
+    waited = kubectl(
+        "wait", "--for=condition=Ready", "broadcast/preview", "--timeout=10s", timeout=20
+    )
+    assert "condition met" in waited.stdout
+    # Nothing materialised, queued or announced to senders.
+    assert await db.fetchval("SELECT count(*) FROM deliveries WHERE broadcast_uid = $1", uid) == 0
+    assert await db.fetchval("SELECT count(*) FROM broadcasts WHERE uid = $1", uid) == 0
+    assert await control(js, uid) is None
+
+    kubectl("patch", "broadcast", "preview", "--type=merge", "-p", '{"spec":{"dryRun":false}}')
+    assert await eventually(
+        lambda: _when(states(db, uid), lambda s: s.get("pending") == 8), what="the ledger"
+    )
+    record = await eventually(lambda: control(js, uid), what="the control record")
+    assert record.rate.messages_per_second == 2.0
+    await db.execute(
+        "UPDATE deliveries SET state = 'delivered', finished_at = now() WHERE broadcast_uid = $1",
+        uid,
+    )
+    waited = kubectl(
+        "wait", "--for=condition=Complete", "broadcast/preview", "--timeout=20s", timeout=30
+    )
+    assert "condition met" in waited.stdout
+    status = status_of(kubectl, "preview")
+    assert (status["delivered"], status["total"]) == (8, 8)
+    assert "preview" not in status
+    assert condition(kubectl, "preview", "DryRun")["status"] == "False"
+
+
+async def test_from_broadcast_sends_again_to_those_who_did_not_get_it(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 6)  # 1000..1005
+    apply_secret(kubectl)
+    first = apply_broadcast(kubectl, "first")
+    assert await eventually(
+        lambda: _when(states(db, first), lambda s: s.get("pending") == 6), what="first's ledger"
+    )
+    again = {"fromBroadcast": {"name": "first", "states": ["failed", "uncertain"]}}
+    # While the source still sends, its ledger is not read.
+    apply_broadcast(kubectl, "again", audience={**again, "chatIds": [1001, 3000]})
+    waiting = await eventually(
+        lambda: _sync(condition(kubectl, "again", "Reconciling")), what="again waits"
+    )
+    assert waiting["reason"] == "WaitingForSourceBroadcast"
+
+    # Play the sender: the outcomes of the first broadcast, and 1004 blocking the bot since.
+    await db.execute(
+        "UPDATE deliveries SET finished_at = now(), state = CASE chat_id "
+        "WHEN 1000 THEN 'delivered' WHEN 1001 THEN 'failed' WHEN 1002 THEN 'uncertain' "
+        "WHEN 1003 THEN 'blocked' WHEN 1004 THEN 'failed' ELSE 'uncertain' END "
+        "WHERE broadcast_uid = $1",
+        first,
+    )
+    await db.execute(
+        "UPDATE subscribers SET is_active = false WHERE bot_id = $1 AND chat_id IN (1003, 1004)",
+        BOT_ID,
+    )
+    kubectl("wait", "--for=condition=Complete", "broadcast/first", "--timeout=20s", timeout=30)
+
+    again_uid = str(kubectl("get", "broadcast", "again", "-o", "jsonpath={.metadata.uid}").stdout)
+
+    async def chats() -> list[int]:
+        rows = await db.fetch(
+            "SELECT chat_id FROM deliveries WHERE broadcast_uid = $1 ORDER BY chat_id", again_uid
+        )
+        return [r["chat_id"] for r in rows]
+
+    # failed or uncertain and still active (1001, 1002, 1005), with the listed ids (1001
+    # again, deduplicated; 3000, no subscriber): not 1000 (delivered), 1003 and 1004 (blocked).
+    assert await eventually(chats, what="again's ledger") == [1001, 1002, 1005, 3000]
+    assert await eventually(
+        lambda: _sync(status_of(kubectl, "again").get("total") == 4), what="again's total"
+    )
+
+
+async def test_from_broadcast_names_a_missing_or_another_bots_broadcast(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
+) -> None:
+    await seed(db, 2)
+    apply_secret(kubectl)
+    apply_secret(kubectl, "other-bot", "777777:other-bot")
+    apply_broadcast(kubectl, "theirs", botRef={"name": "other-bot"})
+    states_ = ["failed"]
+    apply_broadcast(
+        kubectl, "orphan", audience={"fromBroadcast": {"name": "gone", "states": states_}}
+    )
+    apply_broadcast(
+        kubectl, "mixed", audience={"fromBroadcast": {"name": "theirs", "states": states_}}
+    )
+
+    async def stalled(name: str) -> dict[str, Any]:
+        c = condition(kubectl, name, "Stalled")
+        return c if c.get("status") == "True" else {}
+
+    orphan = await eventually(lambda: stalled("orphan"), what="orphan stalls")
+    assert orphan["reason"] == "SourceBroadcastNotFound"
+    assert "'gone'" in orphan["message"]
+    mixed = await eventually(lambda: stalled("mixed"), what="mixed stalls")
+    assert mixed["reason"] == "SourceBroadcastOtherBot"
+    assert "'shop-bot'" in mixed["message"]
+    for name in ("orphan", "mixed"):
+        uid = str(kubectl("get", "broadcast", name, "-o", "jsonpath={.metadata.uid}").stdout)
+        assert (
+            await db.fetchval("SELECT count(*) FROM deliveries WHERE broadcast_uid = $1", uid) == 0
+        )
+
+
+async def test_a_spread_paces_at_audience_over_duration(
+    operator: Operator, kubectl: Kubectl, db: asyncpg.Connection, js: JetStreamContext
+) -> None:
+    await seed(db, 36)
+    apply_secret(kubectl)
+    before = datetime.now(UTC)
+    uid = apply_broadcast(kubectl, "spread", rate={"messagesPerSecond": 20, "spreadOver": "1h"})
+    record = await eventually(
+        lambda: _when(control(js, uid), lambda r: r.state is BroadcastState.ACTIVE),
+        what="an active control record",
+    )
+    # 36 recipients over an hour: 0.01 per second, far under the spec's 20.
+    assert record.rate.messages_per_second == 0.01
+    status = await eventually(
+        lambda: _sync(
+            status_of(kubectl, "spread") if status_of(kubectl, "spread").get("eta") else None
+        ),
+        what="an ETA",
+    )
+    assert status["effectiveRate"] == 0.01
+    eta = datetime.fromisoformat(status["eta"])
+    assert (
+        before + timedelta(minutes=59) <= eta <= datetime.now(UTC) + timedelta(hours=1, seconds=1)
+    )
