@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from herald.api.authorising import authorise
+from herald.api.authorising import authorise, message_access
 from herald.api.errors import IDEMPOTENCY_KEY
 from herald.api.service import Service, is_final
 from herald.api.settings import MAX_WAIT_SECONDS
@@ -73,7 +73,9 @@ def _allowed(verb: str) -> Any:
     ) -> Identity:
         reviews: CachedReviews = request.app.state.reviews
         token = credentials.credentials if credentials is not None else None
-        return await authorise(reviews, token, verb=verb, namespace=namespace, bot=bot)
+        return await authorise(
+            reviews, token, message_access(verb, namespace=namespace, bot=bot)
+        )
 
     return Depends(check)
 
