@@ -83,8 +83,9 @@ async def authorise(reviews: CachedReviews, bearer: str | None, access: Access) 
         why = f" ({decision.reason})" if decision.reason else ""
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f'{identity.username} may not {access.verb} {access} in namespace "{access.namespace}"'
-            f"{why}: a Role granting verb {access.verb} on {access.resources} (apiGroup {access.group}, "
-            f"resourceNames [{access.name}]), bound to it in that namespace, lets it",
+            f"{identity.username} may not {access.verb} {access} in namespace "
+            f'"{access.namespace}"{why}: a Role granting verb {access.verb} on '
+            f"{access.resources} (apiGroup {access.group}, resourceNames [{access.name}]), "
+            "bound to it in that namespace, lets it",
         )
     return identity

@@ -66,17 +66,15 @@ class LedgerRow(WireModel):
         "uncertain are final (docs/semantics.md)."
     )
     reason: str | None = Field(
-        default=None, description="Why it ended failed, blocked or uncertain, in Telegram's "
-        "or Herald's words."
+        default=None,
+        description="Why it ended failed, blocked or uncertain, in Telegram's or Herald's words.",
     )
     message_id: int | None = Field(
         default=None, description="Telegram's message id in the chat, once delivered."
     )
     attempts: int = Field(description="Requests made for this recipient so far.")
     created_at: datetime = Field(description="When the audience was materialised.")
-    claimed_at: datetime | None = Field(
-        default=None, description="When a sender last took it."
-    )
+    claimed_at: datetime | None = Field(default=None, description="When a sender last took it.")
     finished_at: datetime | None = Field(default=None, description="When it reached its state.")
 
 
