@@ -143,7 +143,8 @@ def connect(*, kubeconfig: str | None, context: str | None, namespace: str | Non
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         raise PluginError(f"cannot load the kubeconfig ({where}): {exc}") from exc
     api = client.ApiClient(loaded.configuration)
-    authorization = str((loaded.configuration.api_key or {}).get("authorization") or "")
+    # As the client sends it ("Bearer <token>"), refreshed first when an exec plugin gave it.
+    authorization = str(loaded.configuration.get_api_key_with_prefix("BearerToken") or "")
     scheme, _, bearer = authorization.partition(" ")
     return Cluster(
         broadcasts=Broadcasts(api, field_manager=FIELD_MANAGER),

@@ -63,7 +63,8 @@ def stream(
     as_csv: bool,
     timeout: float,
 ) -> Iterator[bytes]:
-    """The answer's bytes as they arrive (CSV, or JSON lines)."""
+    """The answer's bytes as they arrive (CSV, or JSON lines); the request is made, and
+    refused or not, before this returns."""
     request = urllib.request.Request(  # noqa: S310 - the URL is the user's herald-api
         ledger_url(api_url, namespace=namespace, name=name, states=states),
         headers={"Authorization": f"Bearer {token}", "Accept": CSV if as_csv else NDJSON},
@@ -79,6 +80,10 @@ def stream(
             "kubectl port-forward -n herald svc/herald-api 8080:8080, then "
             "HERALD_API_URL=http://127.0.0.1:8080)"
         ) from exc
+    return _chunks(answer, api_url)
+
+
+def _chunks(answer: BinaryIO, api_url: str) -> Iterator[bytes]:
     with answer:
         try:
             while chunk := answer.read1(_CHUNK):  # type: ignore[attr-defined]
