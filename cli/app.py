@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from herald.cli import kubeapi, ledgers, sending, views
+from herald.cli import kubeapi, ledgers, views
 from herald.cli.kubeapi import Cluster, PluginError
 from herald.core.broadcasts import Broadcast
 from herald.core.deliveries import DeliveryState
@@ -176,6 +176,9 @@ def test_send(
     the delivery ledger and the status are not touched. Name placeholders ({first_name}...)
     render empty: the plugin does not know the chats' names.
     """
+    # Imported here: aiogram's types take seconds to import, and only a test send needs them.
+    from herald.cli import sending  # noqa: PLC0415
+
     cluster = _cluster(kubeconfig, context, namespace)
     broadcast = _broadcast(cluster, name)
     token = cluster.bot_token(broadcast)
