@@ -77,7 +77,7 @@ def stream(
         reason = getattr(exc, "reason", exc)
         raise PluginError(
             f"cannot reach herald-api at {api_url}: {reason} (from outside the cluster: "
-            "kubectl port-forward -n herald svc/herald-api 8080:8080, then "
+            "kubectl port-forward -n herald svc/<release>-herald-api 8080:8080, then "
             "HERALD_API_URL=http://127.0.0.1:8080)"
         ) from exc
     return _chunks(answer, api_url)
