@@ -118,7 +118,7 @@ def stream_once(herald: LocalSystem, token: str, output: str) -> tuple[int, floa
         f"--namespace={herald.kubectl.namespace}",
     ]
     started = time.monotonic()
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)  # noqa: S603
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
     assert process.stdout is not None
     lines = 0
     while chunk := process.stdout.read(1 << 16):
