@@ -49,7 +49,8 @@ def test_states_repeat_or_take_commas_once_each() -> None:
     ]
     with pytest.raises(HTTPException) as refused:
         ledgers.parse_states(["delivered,gone"])
-    assert "unknown state 'gone'" in refused.value.detail[0]["msg"]
+    detail: list[dict[str, str]] = refused.value.detail  # type: ignore[assignment]
+    assert "unknown state 'gone'" in detail[0]["msg"]
 
 
 def test_the_csv_and_json_forms_say_the_same() -> None:
