@@ -46,6 +46,7 @@ from herald.core import migrating, natsconn, probes, streams
 from herald.core.envelopes import MessageOutcome
 from herald.core.permissions import Component
 from herald.kube import connecting
+from herald.kube.broadcasts import AsyncBroadcasts, Broadcasts
 from herald.kube.reviews import CachedReviews, Reviews
 
 __all__ = ["Process", "assemble", "create_app"]
@@ -63,7 +64,9 @@ _DESCRIPTION = """\
 Transactional messages: one message to one chat, sent by the Bot's sender ahead of its
 broadcasts, within the bot's limit. Authenticate with a Kubernetes service account token;
 a Role granting `create` (send) or `get` (read) on `messages` of API group `herald.dev`,
-with the Bot's name in `resourceNames`, authorises it. See docs/transactional.md.
+with the Bot's name in `resourceNames`, authorises it. A Broadcast's ledger (who got it,
+who did not) is read with `get` on `broadcasts/deliveries`, the Broadcast's name in
+`resourceNames`. See docs/transactional.md.
 """
 
 
@@ -73,6 +76,7 @@ class Process:
 
     service: Service
     reviews: CachedReviews
+    broadcasts: AsyncBroadcasts  # to find a Broadcast's uid, the key of its ledger
     nats: NatsClient
     pool: asyncpg.Pool
     tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -243,7 +247,10 @@ async def assemble(
         )
         for name, loop in loops.items():
             tasks[name] = asyncio.ensure_future(loop)
-        yield Process(service, reviews, nats, pool, tasks)
+        broadcasts = AsyncBroadcasts(
+            Broadcasts(api, field_manager="herald-api", timeout=a.kubernetes_timeout_seconds)
+        )
+        yield Process(service, reviews, broadcasts, nats, pool, tasks)
     finally:
         for task in tasks.values():
             task.cancel()
@@ -272,16 +279,18 @@ def create_app(
             app.state.process = process
             app.state.service = process.service
             app.state.reviews = process.reviews
+            app.state.broadcasts = process.broadcasts
             yield
 
     app = FastAPI(
         title="Herald",
-        summary="Transactional Telegram messages",
+        summary="Transactional Telegram messages and the broadcast ledger",
         description=_DESCRIPTION,
         version="v1",
         lifespan=lifespan,
     )
     app.include_router(routes.router)
+    app.include_router(routes.ledger_router)
     errors.install(app)
 
     @app.get("/metrics", include_in_schema=False)

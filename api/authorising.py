@@ -4,7 +4,9 @@ access with an ordinary Role and nothing else.
 The bearer token is checked with TokenReview (401 when the API server does not accept it),
 then the request with SubjectAccessReview: verb ``create`` (POST) or ``get`` (GET) on
 resource ``messages`` of API group ``herald.dev``, resourceName the Bot's name, in the Bot's
-namespace (403 when not allowed). Both answers are kept briefly (:mod:`herald.kube.reviews`).
+namespace; for a Broadcast's ledger, verb ``get`` on ``broadcasts/deliveries`` (the
+subresource ``deliveries`` of ``broadcasts``), resourceName the Broadcast's name (403 when
+not allowed). Both answers are kept briefly (:mod:`herald.kube.reviews`).
 When the API server cannot be asked, the answer is 503: nothing is let through unchecked.
 """
 
@@ -15,11 +17,12 @@ import logging
 from fastapi import HTTPException, status
 
 from herald.core.broadcasts import GROUP
+from herald.core.deliveries import LEDGER_RESOURCE, LEDGER_SUBRESOURCE
 from herald.core.messages import RESOURCE
 from herald.kube.errors import KubeError
 from herald.kube.reviews import Access, CachedReviews, Identity
 
-__all__ = ["authorise", "bearer_token"]
+__all__ = ["authorise", "bearer_token", "ledger_access", "message_access"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +41,26 @@ def bearer_token(token: str | None) -> str:
     return token
 
 
-async def authorise(
-    reviews: CachedReviews, bearer: str | None, *, verb: str, namespace: str, bot: str
-) -> Identity:
-    """The caller, when the API server says it may ``verb`` messages of the Bot; ``bearer``
-    is the token of the request's Authorization header, None without one."""
+def message_access(verb: str, *, namespace: str, bot: str) -> Access:
+    """``verb`` on the messages of a Bot."""
+    return Access(verb=verb, group=GROUP, resource=RESOURCE, namespace=namespace, name=bot)
+
+
+def ledger_access(*, namespace: str, broadcast: str) -> Access:
+    """Reading a Broadcast's ledger."""
+    return Access(
+        verb="get",
+        group=GROUP,
+        resource=LEDGER_RESOURCE,
+        subresource=LEDGER_SUBRESOURCE,
+        namespace=namespace,
+        name=broadcast,
+    )
+
+
+async def authorise(reviews: CachedReviews, bearer: str | None, access: Access) -> Identity:
+    """The caller, when the API server says it may do ``access``; ``bearer`` is the token of
+    the request's Authorization header, None without one."""
     token = bearer_token(bearer)
     try:
         identity = await reviews.authenticate(token)
@@ -53,7 +71,6 @@ async def authorise(
                 "or its service account was deleted)",
                 headers=_CHALLENGE,
             )
-        access = Access(verb=verb, group=GROUP, resource=RESOURCE, namespace=namespace, name=bot)
         decision = await reviews.authorize(token, identity, access)
     except KubeError as exc:
         logger.error("cannot review a request with the Kubernetes API server: %s", exc)
@@ -66,8 +83,9 @@ async def authorise(
         why = f" ({decision.reason})" if decision.reason else ""
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f'{identity.username} may not {verb} {RESOURCE}.{GROUP} "{bot}" in namespace '
-            f'"{namespace}"{why}: a Role granting verb {verb} on {RESOURCE} (apiGroup {GROUP}, '
-            f"resourceNames [{bot}]), bound to it in that namespace, lets it",
+            f"{identity.username} may not {access.verb} {access} in namespace "
+            f'"{access.namespace}"{why}: a Role granting verb {access.verb} on '
+            f"{access.resources} (apiGroup {access.group}, resourceNames [{access.name}]), "
+            "bound to it in that namespace, lets it",
         )
     return identity

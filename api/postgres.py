@@ -31,6 +31,7 @@ __all__ = [
     "find",
     "insert",
     "latencies",
+    "ledger_page",
     "open_counts",
     "open_of",
     "pending_between",
@@ -320,3 +321,36 @@ async def latencies(pool: asyncpg.Pool, ids: Sequence[uuid.UUID]) -> list[float]
         list(ids),
     )
     return [float(row["seconds"]) for row in rows]
+
+
+_LEDGER_COLUMNS = (
+    "chat_id, state, reason, message_id, attempts, created_at, claimed_at, finished_at"
+)
+
+
+async def ledger_page(
+    pool: asyncpg.Pool,
+    broadcast_uid: uuid.UUID,
+    *,
+    after: int | None,
+    states: Sequence[str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` rows of a broadcast's ledger in chat id order, after the chat id
+    ``after`` (None: from the first), in ``states`` (None: any). A range of the primary key:
+    each page costs its own rows, however deep into the ledger it starts."""
+    rows: list[asyncpg.Record] = await pool.fetch(
+        f"""
+        SELECT {_LEDGER_COLUMNS} FROM deliveries
+        WHERE broadcast_uid = $1
+          AND ($2::bigint IS NULL OR chat_id > $2)
+          AND ($3::text[] IS NULL OR state = ANY($3::text[]))
+        ORDER BY chat_id
+        LIMIT $4
+        """,  # noqa: S608
+        broadcast_uid,
+        after,
+        None if states is None else list(states),
+        limit,
+    )
+    return rows

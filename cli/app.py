@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
 
-from herald.cli import kubeapi, sending, views
+from herald.cli import kubeapi, ledgers, views
 from herald.cli.kubeapi import Cluster, PluginError
 from herald.core.broadcasts import Broadcast
+from herald.core.deliveries import DeliveryState
 from herald.core.settings import TelegramSettings
 
 __all__ = ["main"]
@@ -69,7 +71,8 @@ def _broadcast(cluster: Cluster, name: str) -> Broadcast:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """List, inspect, pause, resume and test-send Herald Broadcasts (herald.dev)."""
+    """List, inspect, pause, resume, test-send Herald Broadcasts (herald.dev) and read
+    their ledgers."""
 
 
 @main.command("list")
@@ -173,6 +176,9 @@ def test_send(
     the delivery ledger and the status are not touched. Name placeholders ({first_name}...)
     render empty: the plugin does not know the chats' names.
     """
+    # Imported here: aiogram's types take seconds to import, and only a test send needs them.
+    from herald.cli import sending  # noqa: PLC0415
+
     cluster = _cluster(kubeconfig, context, namespace)
     broadcast = _broadcast(cluster, name)
     token = cluster.bot_token(broadcast)
@@ -189,3 +195,100 @@ def test_send(
     click.echo(views.sent_text(name, results))
     if not all(r.ok for r in results):
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("name")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([state.value for state in DeliveryState]),
+    help="Only recipients in this state; repeat for more (--state failed --state uncertain).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table; csv (with a header line); json (JSON lines, one recipient a line).",
+)
+@click.option(
+    "--api-url",
+    envvar="HERALD_API_URL",
+    help="herald-api's URL (env HERALD_API_URL); default: its Service in --api-namespace.",
+)
+@click.option(
+    "--api-namespace",
+    envvar="HERALD_API_NAMESPACE",
+    default="herald",
+    show_default=True,
+    help="The namespace Herald is installed in, where herald-api's Service is found.",
+)
+@click.option(
+    "--token",
+    envvar="HERALD_API_TOKEN",
+    help="Bearer token for herald-api (env HERALD_API_TOKEN); default: the kubeconfig "
+    "user's token.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for herald-api to answer, and between two parts of the answer.",
+)
+@_connection_options
+@_errors_to_exit
+def ledger(
+    *,
+    name: str,
+    states: tuple[str, ...],
+    output: str,
+    api_url: str | None,
+    api_namespace: str,
+    token: str | None,
+    timeout: float,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+) -> None:
+    """Print a Broadcast's ledger: every recipient's state, reason and Telegram message id.
+
+    Streamed from herald-api as it reads it, in chat id order, so a ledger of millions
+    prints in little memory. Access is a Role granting get on broadcasts/deliveries
+    (apiGroup herald.dev) for the Broadcast.
+    """
+    cluster = _cluster(kubeconfig, context, namespace)
+    url = api_url or cluster.api_url(api_namespace)
+    if url is None:
+        raise PluginError(
+            f'no herald-api Service in namespace "{api_namespace}": give --api-namespace, '
+            "or --api-url (HERALD_API_URL)"
+        )
+    bearer = token or cluster.bearer
+    if bearer is None:
+        raise PluginError(
+            "the kubeconfig user has no bearer token (client certificates?), and herald-api "
+            "authenticates tokens: give --token (HERALD_API_TOKEN), e.g. from "
+            "kubectl create token NAME"
+        )
+    chunks = ledgers.stream(
+        url,
+        token=bearer,
+        namespace=cluster.namespace,
+        name=name,
+        states=states,
+        as_csv=output == "csv",
+        timeout=timeout,
+    )
+    if output == "table":
+        click.echo(views.ledger_line(views.LEDGER_HEADER))
+        for row in ledgers.rows(chunks):
+            click.echo(views.ledger_line(views.ledger_cells(row)))
+        return
+    out = sys.stdout.buffer
+    for chunk in chunks:
+        out.write(chunk)
+    out.flush()

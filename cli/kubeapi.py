@@ -21,6 +21,7 @@ from herald.kube import connecting, tokens
 from herald.kube.broadcasts import Broadcasts
 from herald.kube.errors import ConfigError, KubeError, NotFound, Unreachable
 from herald.kube.secrets import Secrets
+from herald.kube.services import Services
 
 __all__ = [
     "FIELD_MANAGER",
@@ -50,8 +51,12 @@ class Cluster:
 
     broadcasts: Broadcasts
     secrets: Secrets
+    services: Services
     namespace: str  # -n, else the context's namespace, else "default"
     server: str
+    # The kubeconfig user's bearer token (a token, or what its exec plugin gave); None for
+    # a user of client certificates.
+    bearer: str | None = None
 
     @contextlib.contextmanager
     def _translated(self, broadcast: tuple[str, str] | None = None) -> Iterator[None]:
@@ -85,6 +90,11 @@ class Cluster:
     def set_paused(self, namespace: str, name: str, *, paused: bool) -> dict[str, Any]:
         with self._translated((namespace, name)):
             return self.broadcasts.set_paused(namespace, name, paused=paused)
+
+    def api_url(self, namespace: str) -> str | None:
+        """herald-api's Service in ``namespace``, as a URL of the cluster's DNS."""
+        with self._translated():
+            return self.services.url_of(namespace, "api")
 
     def bot_token(self, broadcast: Broadcast) -> SecretStr:
         """The token in the Secret that spec.botRef names, in the Broadcast's namespace."""
@@ -133,9 +143,14 @@ def connect(*, kubeconfig: str | None, context: str | None, namespace: str | Non
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         raise PluginError(f"cannot load the kubeconfig ({where}): {exc}") from exc
     api = client.ApiClient(loaded.configuration)
+    # As the client sends it ("Bearer <token>"), refreshed first when an exec plugin gave it.
+    authorization = str(loaded.configuration.get_api_key_with_prefix("BearerToken") or "")
+    scheme, _, bearer = authorization.partition(" ")
     return Cluster(
         broadcasts=Broadcasts(api, field_manager=FIELD_MANAGER),
         secrets=Secrets(api),
+        services=Services(api),
         namespace=namespace or loaded.namespace or "default",
         server=loaded.server,
+        bearer=bearer if scheme.lower() == "bearer" and bearer else None,
     )

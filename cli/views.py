@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from herald.core.broadcasts import Broadcast
+from herald.core.deliveries import LedgerRow
 from herald.core.progress import Progress
 from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType
 
 __all__ = [
     "BAR_WIDTH",
+    "LEDGER_HEADER",
     "SendResult",
     "age",
+    "ledger_cells",
+    "ledger_line",
     "list_table",
     "paused_text",
     "progress_bar",
@@ -177,3 +181,23 @@ def sent_text(name: str, results: Sequence[SendResult]) -> str:
         "its audience, ledger and status are untouched"
     )
     return "\n".join(lines)
+
+
+# The ledger is streamed, so its table cannot fit its columns to the rows: fixed widths, wide
+# enough for a group's chat id and a Telegram message id, the reason last and whole.
+_LEDGER_WIDTHS = (16, 11, 12, 22)
+LEDGER_HEADER = ("CHAT ID", "STATE", "MESSAGE ID", "FINISHED", "REASON")
+
+
+def ledger_line(cells: Sequence[str]) -> str:
+    widths = zip(cells[:-1], _LEDGER_WIDTHS, strict=True)
+    fixed = "".join(cell.ljust(width - 1) + " " for cell, width in widths)
+    return (fixed + cells[-1]).rstrip()
+
+
+def ledger_cells(row: LedgerRow) -> tuple[str, ...]:
+    finished = (
+        row.finished_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if row.finished_at else ""
+    )
+    message = "" if row.message_id is None else str(row.message_id)
+    return (str(row.chat_id), row.state.value, message, finished, row.reason or "")

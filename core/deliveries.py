@@ -1,10 +1,26 @@
-"""The delivery ledger's vocabulary: recipient states and the reasons that end them."""
+"""The delivery ledger's vocabulary: recipient states, and the row as herald-api serves it
+(:class:`LedgerRow`, read by ``kubectl broadcast ledger`` too)."""
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
-__all__ = ["TERMINAL_STATES", "DeliveryState"]
+from pydantic import Field
+
+from herald.core.contracts import WireModel
+
+__all__ = [
+    "CSV",
+    "LEDGER_COLUMNS",
+    "LEDGER_RESOURCE",
+    "LEDGER_SUBRESOURCE",
+    "NDJSON",
+    "TERMINAL_STATES",
+    "DeliveryState",
+    "LedgerRow",
+    "csv_values",
+]
 
 
 class DeliveryState(enum.StrEnum):
@@ -27,3 +43,49 @@ TERMINAL_STATES = frozenset(
         DeliveryState.UNCERTAIN,
     }
 )
+
+
+# What a Role grants a reader of a Broadcast's ledger (API group herald.dev, resourceNames:
+# the Broadcasts): verb get on the subresource deliveries of broadcasts. No API server serves
+# it; herald-api asks for it by SubjectAccessReview, as for messages.
+LEDGER_RESOURCE = "broadcasts"
+LEDGER_SUBRESOURCE = "deliveries"
+# The two forms herald-api streams the ledger in: JSON lines (one LedgerRow per line), or
+# CSV with a header line of the wire names.
+NDJSON = "application/x-ndjson"
+CSV = "text/csv"
+
+
+class LedgerRow(WireModel):
+    """One recipient of one broadcast, as ``GET .../broadcasts/{name}/deliveries`` shows it:
+    the ledger's row (table ``deliveries``) less what only the senders use (their lease)."""
+
+    chat_id: int = Field(description="The recipient's Telegram chat id.")
+    state: DeliveryState = Field(
+        description="pending, claimed and sending are open; delivered, blocked, failed and "
+        "uncertain are final (docs/semantics.md)."
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why it ended failed, blocked or uncertain, in Telegram's or Herald's words.",
+    )
+    message_id: int | None = Field(
+        default=None, description="Telegram's message id in the chat, once delivered."
+    )
+    attempts: int = Field(description="Requests made for this recipient so far.")
+    created_at: datetime = Field(description="When the audience was materialised.")
+    claimed_at: datetime | None = Field(default=None, description="When a sender last took it.")
+    finished_at: datetime | None = Field(default=None, description="When it reached its state.")
+
+
+# The CSV header: the wire names, in the model's order.
+LEDGER_COLUMNS: tuple[str, ...] = tuple(
+    field.alias or name for name, field in LedgerRow.model_fields.items()
+)
+
+
+def csv_values(row: LedgerRow) -> list[str]:
+    """The row's CSV cells, in :data:`LEDGER_COLUMNS` order: each as the JSON form writes it
+    (timestamps RFC 3339), an absent value empty."""
+    wire = row.model_dump(mode="json")
+    return ["" if wire[column] is None else str(wire[column]) for column in LEDGER_COLUMNS]

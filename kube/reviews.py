@@ -39,13 +39,24 @@ class Identity:
 
 @dataclass(frozen=True)
 class Access:
-    """What a request asks to do: ``verb`` on one object of a resource, in a namespace."""
+    """What a request asks to do: ``verb`` on one object of a resource (or of one of its
+    subresources, such as ``deliveries`` of ``broadcasts``), in a namespace."""
 
     verb: str
     group: str
     resource: str
     namespace: str
     name: str
+    subresource: str = ""
+
+    @property
+    def resources(self) -> str:
+        """The resource as a Role's ``resources`` names it: ``broadcasts/deliveries``."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    def __str__(self) -> str:
+        """As kubectl names the object: ``broadcasts/deliveries.herald.dev "x"``."""
+        return f'{self.resources}.{self.group} "{self.name}"'
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,7 @@ class Reviews:
                     verb=access.verb,
                     group=access.group,
                     resource=access.resource,
+                    subresource=access.subresource or None,
                     namespace=access.namespace,
                     name=access.name,
                 ),

@@ -105,6 +105,25 @@ def role_manifest(name: str, *, bots: list[str], verbs: list[str]) -> str:
     )
 
 
+def ledger_role_manifest(name: str, *, broadcasts: list[str]) -> str:
+    """The Role docs/transactional.md gives a reader of Broadcasts' ledgers."""
+    return json.dumps(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name},
+            "rules": [
+                {
+                    "apiGroups": ["herald.dev"],
+                    "resources": ["broadcasts/deliveries"],
+                    "resourceNames": broadcasts,
+                    "verbs": ["get"],
+                }
+            ],
+        }
+    )
+
+
 @dataclass
 class Cluster:
     """The test's namespace on the API server, and the service accounts a test creates."""
@@ -165,6 +184,24 @@ class Cluster:
             namespace=namespace,
         )
 
+    async def ledger_reader(self, name: str, *, broadcasts: list[str] | None) -> str:
+        """A ServiceAccount with a Role granting get on the ledgers of ``broadcasts`` (None:
+        no Role), and a token for it."""
+        await self.k("create", "serviceaccount", name)
+        if broadcasts is not None:
+            role = f"{name}-ledger"
+            await self.k(
+                "apply", "-f", "-", input=ledger_role_manifest(role, broadcasts=broadcasts)
+            )
+            await self.k(
+                "create",
+                "rolebinding",
+                role,
+                f"--role={role}",
+                f"--serviceaccount={self.namespace}:{name}",
+            )
+        return (await self.k("create", "token", name, "--duration=1h")).strip()
+
     async def can(self, verb: str, bot: str, account: str) -> bool:
         """What the API server itself answers now for the account, asked as herald-api asks
         (`kubectl auth can-i` cannot: it resolves the resource by discovery, and no API
@@ -214,7 +251,8 @@ def api_kubeconfig(
     kubectl: Kubectl, controlplane: controlplanes.ControlPlane, tmp_path: Path
 ) -> Any:
     """herald-api's own identity: a ServiceAccount bound to system:auth-delegator (the
-    ClusterRole that may create TokenReviews and SubjectAccessReviews), with its token."""
+    ClusterRole that may create TokenReviews and SubjectAccessReviews) and to get on
+    Broadcasts, with its token."""
     admin = Kubectl(controlplane.kubeconfig)
     binding = f"herald-api-{kubectl.namespace}"
     kubectl("create", "serviceaccount", API_ACCOUNT)
@@ -225,9 +263,21 @@ def api_kubeconfig(
         "--clusterrole=system:auth-delegator",
         f"--serviceaccount={kubectl.namespace}:{API_ACCOUNT}",
     )
+    # And get on Broadcasts, as the chart's ClusterRole grants it: a ledger is kept by uid.
+    reader = f"herald-api-broadcasts-{kubectl.namespace}"
+    admin("create", "clusterrole", reader, "--verb=get", "--resource=broadcasts.herald.dev")
+    admin(
+        "create",
+        "clusterrolebinding",
+        reader,
+        f"--clusterrole={reader}",
+        f"--serviceaccount={kubectl.namespace}:{API_ACCOUNT}",
+    )
     token = kubectl("create", "token", API_ACCOUNT, "--duration=1h").stdout.strip()
     yield token_kubeconfig(controlplane.kubeconfig, token, tmp_path / "herald-api.kubeconfig")
     admin("delete", "clusterrolebinding", binding, check=False)
+    admin("delete", "clusterrolebinding", reader, check=False)
+    admin("delete", "clusterrole", reader, check=False)
 
 
 def kube_client(kubeconfig: Path) -> client.ApiClient:

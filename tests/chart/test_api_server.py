@@ -195,6 +195,10 @@ def test_each_service_account_may_do_what_it_needs_and_nothing_else(
     assert api("create", "subjectaccessreviews.authorization.k8s.io")
     # It asks whether others may; it may not itself, nor read what it serves from NATS.
     assert not api("create", "messages.herald.dev")
+    # A Broadcast, to find its ledger; never to list, watch or change one.
+    assert api("get", "broadcasts.herald.dev", namespace=watched)
+    assert not api("list", "broadcasts.herald.dev", namespace=watched)
+    assert not api("patch", "broadcasts.herald.dev", namespace=watched)
     assert not api("get", "bots.herald.dev", namespace=watched)
     assert not api("get", "secrets/herald-database")
     assert not api("create", "serviceaccounts/token", namespace=watched)

@@ -617,7 +617,9 @@ def test_herald_api_is_replicas_behind_a_service_that_roll_without_losing_capaci
     assert "lifecycle" not in moved
 
 
-def test_herald_api_may_ask_for_reviews_and_nothing_else(render: Render) -> None:
+def test_herald_api_may_ask_for_reviews_and_get_broadcasts_and_nothing_else(
+    render: Render,
+) -> None:
     objects = render(namespace="messaging", release="news")
     roles = [r for r in by_kind(objects, "ClusterRole") if r in api_objects(objects)]
     (role,) = roles
@@ -633,6 +635,8 @@ def test_herald_api_may_ask_for_reviews_and_nothing_else(render: Render) -> None
             "resources": ["subjectaccessreviews"],
             "verbs": ["create"],
         },
+        # The uid of a Broadcast whose ledger is read.
+        {"apiGroups": ["herald.dev"], "resources": ["broadcasts"], "verbs": ["get"]},
     ]
     (binding,) = (b for b in by_kind(objects, "ClusterRoleBinding") if b in api_objects(objects))
     assert binding["roleRef"] == {
