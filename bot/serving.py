@@ -347,22 +347,27 @@ class Fleet:
             task.add_done_callback(running.updates.discard)
 
     async def _stop(self, key: str) -> None:
-        running = self._running.pop(key)
-        webhook = running.wanted.webhook
-        if webhook is not None:
-            self.webhooks.remove(webhook.path)
-        if running.loop is not None:
-            running.loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running.loop
-        if running.updates:
-            # The updates it took are answered before its session closes.
-            _, late = await asyncio.wait(running.updates, timeout=_DRAIN_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        await running.live.stop()
-        await running.bot.session.close()
+        running = self._running[key]
+        try:
+            webhook = running.wanted.webhook
+            if webhook is not None:
+                self.webhooks.remove(webhook.path)
+            if running.loop is not None:
+                running.loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running.loop
+            if running.updates:
+                # The updates it took are answered before its session closes.
+                _, late = await asyncio.wait(running.updates, timeout=_DRAIN_SECONDS)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+            await running.live.stop()
+            await running.bot.session.close()
+        finally:
+            # Listed as served until its tasks have ended, so that "no longer served" is
+            # true once it shows: nothing of the bot still runs.
+            del self._running[key]
         logger.info("%s: no longer served", running.served.label)
 
     # --- updates ---------------------------------------------------------------------------

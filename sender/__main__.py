@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from herald.core import logs
+from herald.core import logs, loops
 from herald.core.sealing import SealError
 from herald.sender.metrics import Metrics
 from herald.sender.running import Sender
@@ -38,7 +38,7 @@ def main() -> None:
         config.tokens.ring()  # refused here, plainly, rather than as a traceback later
     except (ValidationError, SealError) as error:
         sys.exit(f"herald-sender: invalid configuration:\n{logs.redact(str(error))}")
-    if not asyncio.run(_run(config)):
+    if not loops.run(_run(config)):
         sys.exit(1)  # a vital loop failed (logged); Kubernetes restarts the pod
 
 
