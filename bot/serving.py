@@ -27,8 +27,6 @@ from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
@@ -49,6 +47,7 @@ from herald.core import probes, streams, watching
 from herald.core.envelopes import BotRecord, CompletionRecord
 from herald.core.permissions import Component
 from herald.core.sealing import KeyRing
+from herald.telegram import sessions
 
 __all__ = ["Fleet", "Gate", "new_bot", "set_commands"]
 
@@ -68,7 +67,7 @@ _DRAIN_SECONDS = 10.0
 
 
 def new_bot(token: str, *, api_url: str) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    session = sessions.new_session(api_url)
     session.middleware(RetryAfter())
     return Bot(token, session=session)
 

@@ -8,8 +8,6 @@ from typing import Any
 
 import aiohttp
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
@@ -44,6 +42,7 @@ from aiogram.types import (
     LinkPreviewOptions,
 )
 
+from herald.telegram import sessions
 from herald.telegram.outcomes import Outcome, OutcomeKind
 from herald.telegram.rendering import Rendered
 
@@ -129,7 +128,7 @@ class TelegramClient:
     """One bot's HTTP session, with enough connections for every request in flight."""
 
     def __init__(self, token: str, *, api_url: str, timeout: float, connections: int) -> None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), limit=connections)
+        session = sessions.new_session(api_url, limit=connections)
         session.timeout = timeout
         self._bot = Bot(token, session=session)
         self._timeout = timeout
