@@ -214,4 +214,4 @@ def test_each_recipient_gets_its_own_call_from_the_variant_built_once(
         built = method_of(call)
         fresh = type(built).model_validate(call.params)
         assert built.model_dump() == fresh.model_dump()
-        assert built.chat_id == chat_id
+        assert built.model_dump()["chat_id"] == chat_id
