@@ -62,6 +62,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        loop="herald.core.loops:new_loop",
         timeout_graceful_shutdown=int(settings.api.shutdown_seconds),
     )
     server = _Server(config, app=app)

@@ -42,8 +42,10 @@ __all__ = [
     "TOKEN",
     "Infrastructure",
     "RunFigures",
+    "cpu_seconds",
     "delivered",
     "emulator",
+    "emulator_process",
     "figures",
     "infrastructure",
     "ledger_states",
@@ -87,9 +89,26 @@ async def infrastructure(work: Path) -> AsyncIterator[Infrastructure]:
         yield Infrastructure(nats=nats_server, postgres=pg, dsn=dsn)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has spent so far, from /proc (no psutil needed, so a
+    baseline venv without the bench extra runs these scripts too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are fields 14 and 15 of stat(5), the 12th and 13th after the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def emulator(work: Path, name: str, args: list[str]) -> Iterator[str]:
     """A fresh emulator (empty record) for one run; yields its base URL."""
+    with emulator_process(work, name, args) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def emulator_process(
+    work: Path, name: str, args: list[str]
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """A fresh emulator (empty record) for one run; yields its base URL and its process."""
     port = free_port()
     process = ManagedProcess(
         "emulator",
@@ -101,7 +120,7 @@ def emulator(work: Path, name: str, args: list[str]) -> Iterator[str]:
         wait_until(
             lambda: http_ok(f"{url}/_emulator/config"), timeout=20, what="emulator", process=process
         )
-        yield url
+        yield url, process
     finally:
         process.stop()
 

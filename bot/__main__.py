@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from herald.bot.app import NothingToServe, run
 from herald.bot.settings import Settings
-from herald.core import logs
+from herald.core import logs, loops
 from herald.core.sealing import SealError
 
 __all__ = ["main"]
@@ -34,7 +34,7 @@ def main() -> None:
     logs.configure()
     try:
         settings = Settings.from_environment()
-        asyncio.run(_main(settings))
+        loops.run(_main(settings))
     except (ValidationError, NothingToServe, SealError) as error:
         # A webhook without its secret, no bot to serve, a token key that cannot be read:
         # said once, plainly, rather than as a traceback.

@@ -27,8 +27,6 @@ from collections.abc import Coroutine, Iterable, Mapping
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
@@ -49,6 +47,7 @@ from herald.core import probes, streams, watching
 from herald.core.envelopes import BotRecord, CompletionRecord
 from herald.core.permissions import Component
 from herald.core.sealing import KeyRing
+from herald.telegram import sessions
 
 __all__ = ["Fleet", "Gate", "new_bot", "set_commands"]
 
@@ -68,7 +67,7 @@ _DRAIN_SECONDS = 10.0
 
 
 def new_bot(token: str, *, api_url: str) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    session = sessions.new_session(api_url)
     session.middleware(RetryAfter())
     return Bot(token, session=session)
 
@@ -347,22 +346,27 @@ class Fleet:
             task.add_done_callback(running.updates.discard)
 
     async def _stop(self, key: str) -> None:
-        running = self._running.pop(key)
-        webhook = running.wanted.webhook
-        if webhook is not None:
-            self.webhooks.remove(webhook.path)
-        if running.loop is not None:
-            running.loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running.loop
-        if running.updates:
-            # The updates it took are answered before its session closes.
-            _, late = await asyncio.wait(running.updates, timeout=_DRAIN_SECONDS)
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
-        await running.live.stop()
-        await running.bot.session.close()
+        running = self._running[key]
+        try:
+            webhook = running.wanted.webhook
+            if webhook is not None:
+                self.webhooks.remove(webhook.path)
+            if running.loop is not None:
+                running.loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running.loop
+            if running.updates:
+                # The updates it took are answered before its session closes.
+                _, late = await asyncio.wait(running.updates, timeout=_DRAIN_SECONDS)
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
+            await running.live.stop()
+            await running.bot.session.close()
+        finally:
+            # Listed as served until its tasks have ended, so that "no longer served" is
+            # true once it shows: nothing of the bot still runs.
+            del self._running[key]
         logger.info("%s: no longer served", running.served.label)
 
     # --- updates ---------------------------------------------------------------------------

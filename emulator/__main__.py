@@ -8,6 +8,7 @@ import signal
 
 import click
 
+from herald.core import loops
 from herald.emulator.server import run_emulator
 from herald.emulator.settings import EmulatorConfig, Faults, Limits
 
@@ -94,7 +95,7 @@ def _command(
         posts=posts,
         seed=seed,
     )
-    asyncio.run(_serve(config, host, port))
+    loops.run(_serve(config, host, port))
 
 
 def main() -> None:

@@ -6,11 +6,13 @@ from the in-cluster service account, or KUBECONFIG outside a cluster.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 
 import kopf
 
-from herald.core import logs
+from herald.core import logs, loops
 from herald.core.sealing import SealError
 from herald.operator import handlers
 from herald.operator.metrics import Metrics
@@ -36,15 +38,20 @@ def main() -> None:
     handlers.register(registry, reconciler)
     namespaces = settings.operator.namespaces
     port = settings.operator.liveness_port
-    kopf.run(
-        registry=registry,
-        # One replica by design (a Deployment with replicas: 1 and Recreate): kopf's peering
-        # would need its own CRD for nothing.
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{port}/healthz" if port else None,
-    )
+    # kopf.operator() is what kopf.run() runs, here on Herald's loop (kopf.run() would take
+    # asyncio's); a cancellation is how kopf ends on a signal, as kopf.run() treats it.
+    with contextlib.suppress(asyncio.CancelledError):
+        loops.run(
+            kopf.operator(
+                registry=registry,
+                # One replica by design (a Deployment with replicas: 1 and Recreate): kopf's
+                # peering would need its own CRD for nothing.
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
+                liveness_endpoint=f"http://0.0.0.0:{port}/healthz" if port else None,
+            )
+        )
 
 
 if __name__ == "__main__":

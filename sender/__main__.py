@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
 
 from pydantic import ValidationError
 
-from herald.core import logs
+from herald.core import logs, loops
 from herald.core.sealing import SealError
 from herald.sender.metrics import Metrics
 from herald.sender.running import Sender
@@ -38,7 +39,11 @@ def main() -> None:
         config.tokens.ring()  # refused here, plainly, rather than as a traceback later
     except (ValidationError, SealError) as error:
         sys.exit(f"herald-sender: invalid configuration:\n{logs.redact(str(error))}")
-    if not asyncio.run(_run(config)):
+    # What start-up made (aiogram's and pydantic's classes and schemas, most of the heap)
+    # lives as long as the process: out of the collector's reach, a full collection does
+    # not walk it again for every few thousand messages' garbage.
+    gc.freeze()
+    if not loops.run(_run(config)):
         sys.exit(1)  # a vital loop failed (logged); Kubernetes restarts the pod
 
 

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from herald.core import loops
+
 __all__ = ["Vitals", "spawn", "wait"]
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,8 @@ async def wait(event: asyncio.Event, seconds: float) -> None:
     """Until `event` is set or `seconds` pass. Not asyncio.wait_for: on Python 3.11 it loses
     a cancellation that arrives as the event is set, and a cancelled loop would run on."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
+        # A timer shorter than the loop's resolution would fire at once: a spin, not a wait.
+        async with asyncio.timeout(max(seconds, loops.TIMER_RESOLUTION)):
             await event.wait()
 
 

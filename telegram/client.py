@@ -4,12 +4,12 @@ exceptions are translated here, once, and nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import aiohttp
+import orjson
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
@@ -44,6 +44,7 @@ from aiogram.types import (
     LinkPreviewOptions,
 )
 
+from herald.telegram import sessions
 from herald.telegram.outcomes import Outcome, OutcomeKind
 from herald.telegram.rendering import Rendered
 
@@ -73,20 +74,55 @@ _INPUT_MEDIA: dict[
 }
 
 
+# What differs between two recipients of one content variant; everything else of a call
+# (the markup, the keyboard, the flags, the media) is the same for all of them.
+_PER_RECIPIENT = ("chat_id", "text", "caption", "message_effect_id")
+
+
 def method_of(rendered: Rendered) -> TelegramMethod[Any]:
-    """The aiogram method object of a rendered call, its nested parts as aiogram's types."""
-    params = dict(rendered.params)
+    """The aiogram method object of a rendered call, its nested parts as aiogram's types.
+
+    Built once per variant (validated, its keyboard parsed) and copied per recipient with
+    only the recipient's parts changed: pydantic's copy does not validate again."""
+    if rendered.method == "sendMediaGroup":
+        return _validated(rendered.method, rendered.params)  # the caption is inside media
+    params = rendered.params
+    shared = {key: value for key, value in params.items() if key not in _PER_RECIPIENT}
+    template = _template(rendered.method, orjson.dumps(shared))
+    fields = type(template).model_fields
+    return template.model_copy(
+        update={key: params.get(key) for key in _PER_RECIPIENT if key in fields}
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _template(method: str, shared: bytes) -> TelegramMethod[Any]:
+    """A variant's call with placeholders where each recipient's parts go."""
+    placeholders: dict[str, Any] = {"chat_id": 0}
+    if method == "sendMessage":
+        placeholders["text"] = ""  # required
+    return _validated(method, {**orjson.loads(shared), **placeholders})
+
+
+def _validated(method: str, rendered: dict[str, Any]) -> TelegramMethod[Any]:
+    params = dict(rendered)
     markup = params.pop("reply_markup", None)
     if markup is not None:
-        params["reply_markup"] = InlineKeyboardMarkup.model_validate(markup)
+        params["reply_markup"] = _keyboard(orjson.dumps(markup))
     preview = params.pop("link_preview_options", None)
     if preview is not None:
         params["link_preview_options"] = LinkPreviewOptions.model_validate(preview)
-    if rendered.method == "sendMediaGroup":
+    if method == "sendMediaGroup":
         params["media"] = [
             _INPUT_MEDIA[item["type"]].model_validate(item) for item in params["media"]
         ]
-    return _METHODS[rendered.method](**params)
+    return _METHODS[method](**params)
+
+
+@functools.lru_cache(maxsize=256)
+def _keyboard(encoded: bytes) -> InlineKeyboardMarkup:
+    """A rendered keyboard as aiogram's type: one per broadcast and variant, kept."""
+    return InlineKeyboardMarkup.model_validate_json(encoded)
 
 
 def outcome_of(error: BaseException) -> Outcome:
@@ -129,7 +165,7 @@ class TelegramClient:
     """One bot's HTTP session, with enough connections for every request in flight."""
 
     def __init__(self, token: str, *, api_url: str, timeout: float, connections: int) -> None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url), limit=connections)
+        session = sessions.new_session(api_url, limit=connections)
         session.timeout = timeout
         self._bot = Bot(token, session=session)
         self._timeout = timeout

@@ -8,10 +8,10 @@ import asyncio
 from dataclasses import dataclass
 
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramNotFound, TelegramUnauthorizedError
 from aiogram.utils.token import TokenValidationError
+
+from herald.telegram import sessions
 
 __all__ = ["Identity", "Refused", "Unreachable", "Verdict", "verify"]
 
@@ -44,7 +44,7 @@ Verdict = Identity | Refused | Unreachable
 async def verify(token: str, *, api_url: str, seconds: float = 10.0) -> Verdict:
     """getMe for ``token``, bounded by ``seconds``."""
     try:
-        bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)))
+        bot = Bot(token, session=sessions.new_session(api_url))
     except TokenValidationError:
         return Refused("the token is not <digits>:<secret>")
     try:

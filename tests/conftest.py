@@ -12,6 +12,7 @@ import asyncpg
 import nats
 import pytest
 
+from herald.core import loops
 from herald.core.migrating import apply_migrations
 from herald.dev import controlplane as controlplanes
 from herald.dev import keys
@@ -23,6 +24,13 @@ from herald.emulator import RunningEmulator, run_emulator
 # One token key ring for the session: components started in this process read it from the
 # environment, and those started as processes inherit it.
 os.environ.setdefault("HERALD_TOKEN_KEYS", keys.token_keys())
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, loops.LoopFactory]:
+    """The tests run on the event loop the components run on (herald.core.loops)."""
+    return {"uvloop": loops.new_loop}
 
 
 @pytest.fixture(scope="session")

@@ -178,3 +178,40 @@ async def test_each_new_kind_is_delivered_and_keeps_the_first_message_id(
     async with EmulatorClient(emulator.url) as control:
         sent = await control.messages(token=TOKEN)
     assert [m.method for m in sent] == [method, method]
+
+
+EACH_RECIPIENT = {
+    "text": "Hi <b>{first_name}</b>",
+    "buttons": [[{"text": "Go", "callback": "go"}, {"text": "Site", "url": "https://e.example"}]],
+    "messageEffectId": "5104841245755180586",
+    "linkPreview": {"disabled": True},
+}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        EACH_RECIPIENT,
+        {"media": {"type": "photo", "url": "https://x.example/p.jpg"}, "text": "{first_name}"},
+        {"copyFrom": {"chatId": -100123, "messageId": 7}},
+        ALBUM,
+    ],
+    ids=["text", "photo", "copy", "album"],
+)
+def test_each_recipient_gets_its_own_call_from_the_variant_built_once(
+    given: dict[str, Any],
+) -> None:
+    content = Content.model_validate(given)
+    # A user (the effect applies), a group (without it), another user: the shared call
+    # keeps nothing of the recipient before.
+    for chat_id, name in ((42, "Ann"), (-1001, "Bob"), (43, "<Cy>")):
+        call = render(
+            content,
+            Recipient(chat_id, None, name),
+            broadcast_uid="0b6f3a52-8c3e-4d0e-9a57-1f2d3c4b5a69",
+            allow_paid_broadcast=True,
+        )
+        built = method_of(call)
+        fresh = type(built).model_validate(call.params)
+        assert built.model_dump() == fresh.model_dump()
+        assert built.model_dump()["chat_id"] == chat_id
