@@ -65,6 +65,9 @@ class ConditionType(enum.StrEnum):
     # True when the broadcast stopped for good (content rejected, deadline passed, token
     # revoked): the subset of Stalled that no fix to the cluster undoes.
     FAILED = "Failed"
+    # Reported once spec.recall is true: True when every delivered message has a recall
+    # outcome (deleted, or too old to delete), False while deleting goes on.
+    RECALLED = "Recalled"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -146,6 +149,16 @@ class BroadcastStatus(Contract):
             "Recipients whose send was interrupted by a crash before its outcome was "
             "recorded (atMostOnce): they may or may not have the message and are not retried."
         ),
+    )
+    recalled: Counter = Field(
+        default=0,
+        description=(
+            "Delivered messages deleted after spec.recall was set (the chats no longer see them)."
+        ),
+    )
+    corrected: Counter = Field(
+        default=0,
+        description="Delivered messages that show the current spec.correction.",
     )
     clicks: (
         dict[
