@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["TERMINAL_STATES", "DeliveryState"]
+__all__ = ["RECALL_WINDOW_HOURS", "TERMINAL_STATES", "Amendment", "DeliveryState"]
 
 
 class DeliveryState(enum.StrEnum):
@@ -27,3 +27,18 @@ TERMINAL_STATES = frozenset(
         DeliveryState.UNCERTAIN,
     }
 )
+
+
+# Telegram lets a bot delete its own messages in private chats for 48 hours.
+RECALL_WINDOW_HOURS = 48
+
+
+class Amendment(enum.StrEnum):
+    """What became of a delivered row's recall (``recall_outcome``) or correction
+    (``correction_outcome``): what its chat sees now."""
+
+    RECALLED = "recalled"  # deleted (or already gone): the chat no longer sees it
+    TOO_OLD = "tooOld"  # past Telegram's 48 hours: it stays, no request was made
+    CORRECTED = "corrected"  # edited (or already showing the correction)
+    GONE = "gone"  # nothing to edit: the chat deleted it
+    FAILED = "failed"  # Telegram refused; the reason is in the log and the metrics

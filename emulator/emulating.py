@@ -44,6 +44,7 @@ _OTHER_METHODS = (
     "editMessageText",
     "editMessageCaption",
     "deleteMessage",
+    "deleteMessages",
     "answerCallbackQuery",
     "setMyCommands",
     "setWebhook",
@@ -273,6 +274,8 @@ class EmulatorState:
             return self._edit_caption(token, params)
         if method == "deleteMessage":
             return self._delete(token, params)
+        if method == "deleteMessages":
+            return self._delete_all(token, params)
         if method == "answerCallbackQuery":
             if not params.get("callback_query_id"):
                 raise ApiError(
@@ -490,6 +493,24 @@ class EmulatorState:
         del self._chats[key]
         self._deleted.add(key)
         self._record(token, "deleteMessage", params, chat_id=chat["id"], message_id=message_id)
+        return True
+
+    def _delete_all(self, token: str, params: Mapping[str, Any]) -> bool:
+        # As Telegram does: messages not found are skipped; one too old refuses the call.
+        chat = self._chat(params, token)
+        ids = params.get("message_ids")
+        if not isinstance(ids, list) or not ids:
+            raise ApiError(400, "Bad Request: message identifiers are not specified")
+        keys = [(token, chat["id"], int(each)) for each in ids]
+        now = self._clock()
+        for key in keys:
+            kept = self._chats.get(key)
+            if kept is not None and chat["id"] > 0 and now - kept[0] > DELETE_WINDOW_SECONDS:
+                raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+        for key in keys:
+            if self._chats.pop(key, None) is not None:
+                self._deleted.add(key)
+        self._record(token, "deleteMessages", params, chat_id=chat["id"])
         return True
 
     def chat(self, token: str, chat_id: int) -> list[dict[str, Any]]:
