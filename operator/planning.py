@@ -26,6 +26,7 @@ revoked).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from herald.core.progress import Progress
 from herald.core.statuses import BroadcastStatus, Condition, ConditionStatus, ConditionType, Phase
 
 __all__ = [
+    "AmendCounts",
     "EventType",
     "Facts",
     "LedgerFacts",
@@ -85,6 +87,10 @@ class Reason(enum.StrEnum):
     RECONCILE_FAILED = "ReconcileFailed"
     # The operator cannot read the spec (a CRD older than the operator); only a new spec helps.
     INVALID_SPEC = "InvalidSpec"
+    RECALLING = "Recalling"  # spec.recall: deleting the delivered messages
+    RECALLED = "Recalled"  # every delivered message deleted, or too old to delete
+    NOT_RECALLED = "NotRecalled"
+    CORRECTING = "Correcting"  # spec.correction: editing the delivered messages
 
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
@@ -119,6 +125,17 @@ class EventType(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AmendCounts:
+    """What the delivered rows show against spec.recall and spec.correction."""
+
+    recalled: int = 0
+    too_old: int = 0  # past Telegram's 48 hours: still shown
+    to_recall: int = 0  # no recall outcome yet
+    corrected: int = 0  # showing the current correction
+    to_correct: int = 0  # not edited to the current correction yet
+
+
+@dataclass(frozen=True, kw_only=True)
 class LedgerFacts:
     """The broadcast's bookkeeping row and its delivery counts."""
 
@@ -129,6 +146,7 @@ class LedgerFacts:
     completion_recorded: bool = False
     # Distinct chats per callback id (the bot records the presses).
     clicks: Mapping[str, int] = field(default_factory=dict)
+    amends: AmendCounts = field(default_factory=AmendCounts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,7 +210,7 @@ class Plan:
     @property
     def sending(self) -> bool:
         """Whether the broadcast needs a sender now (what scaling counts)."""
-        return self.control is BroadcastState.ACTIVE
+        return self.control in (BroadcastState.ACTIVE, BroadcastState.AMENDING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,6 +284,17 @@ def _situation(
     final = _final(prev)
     if final is not None:
         return final
+    if spec.recall:
+        # Nothing more is sent: what was not reached yet ends failed, reason Recalled.
+        total, terminal = _counts(facts.ledger)
+        return _Situation(
+            reason=Reason.RECALLED,
+            message="spec.recall is true: nothing more is sent.",
+            complete=facts.ledger is None or terminal == total,
+            control=BroadcastState.AMENDING,
+            purge_work=True,
+            close_pending=Reason.RECALLED,
+        )
 
     fault = facts.fault
     if fault is not None and fault.reason is FaultReason.DAILY_BUDGET_EXHAUSTED:
@@ -432,6 +461,46 @@ def _situation(
     )
 
 
+def _amending(spec: BroadcastSpec, s: _Situation, ledger: LedgerFacts | None) -> _Situation:
+    """`s` with the recall or correction of what was delivered on top: while delivered
+    messages are still to delete or edit, the broadcast is in progress and needs a sender,
+    even once sending is over."""
+    amends = ledger.amends if ledger is not None else AmendCounts()
+    if spec.recall:
+        if amends.to_recall:
+            return dataclasses.replace(
+                s,
+                reason=Reason.RECALLING,
+                message=f"Deleting {amends.to_recall} delivered messages; "
+                f"{amends.recalled} deleted so far.",
+                reconciling=True,
+                control=BroadcastState.AMENDING,
+            )
+        old = f"; {amends.too_old} older than 48 hours stay (Telegram allows no deletion)"
+        return dataclasses.replace(
+            s,
+            reason=Reason.RECALLED,
+            message=f"{amends.recalled} delivered messages deleted{old if amends.too_old else ''}.",
+            control=BroadcastState.STOPPED,
+        )
+    if spec.correction is None or not amends.to_correct:
+        return s
+    if s.control is BroadcastState.ACTIVE:
+        return dataclasses.replace(
+            s, message=f"{s.message} {amends.to_correct} delivered messages to correct."
+        )
+    if s.control is BroadcastState.STOPPED:
+        return dataclasses.replace(
+            s,
+            reason=Reason.CORRECTING,
+            message=f"Editing {amends.to_correct} delivered messages to spec.correction; "
+            f"{amends.corrected} corrected so far.",
+            reconciling=True,
+            control=BroadcastState.AMENDING,
+        )
+    return s  # paused or waiting for a fix: corrected once it goes on
+
+
 def _condition(
     type_: ConditionType,
     holds: bool,
@@ -506,7 +575,7 @@ def plan(
     """Decide what to do about one Broadcast now."""
     prev = status or BroadcastStatus()
     now = _seconds(now)
-    s = _situation(spec=spec, prev=prev, facts=facts, now=now)
+    s = _amending(spec, _situation(spec=spec, prev=prev, facts=facts, now=now), facts.ledger)
     gen = facts.generation
 
     def cond(type_: ConditionType, holds: bool, reason: str, message: str) -> Condition:
@@ -515,7 +584,7 @@ def plan(
     paused_reason = s.reason if s.paused else Reason.NOT_PAUSED
     # kstatus' rule: Current (Ready) when nothing is in progress and nothing is stuck.
     ready = not s.reconciling and not s.stalled
-    conditions = (
+    conditions: tuple[Condition, ...] = (
         cond(ConditionType.READY, ready, s.reason, s.message),
         cond(
             ConditionType.RECONCILING, s.reconciling, s.reason, s.message if s.reconciling else ""
@@ -528,6 +597,11 @@ def plan(
         ),
         cond(ConditionType.FAILED, s.failed, s.reason, s.message if s.failed else ""),
     )
+    if spec.recall:
+        recalled = s.reason == Reason.RECALLED
+        conditions = (*conditions, cond(ConditionType.RECALLED, recalled, s.reason, s.message))
+    else:
+        conditions = (*conditions, cond(ConditionType.RECALLED, False, Reason.NOT_RECALLED, ""))
     phase = derive_phase(conditions)
 
     ledger = facts.ledger
@@ -562,6 +636,8 @@ def plan(
         blocked=counts.get(DeliveryState.BLOCKED, 0),
         pending=pending,
         uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
+        recalled=ledger.amends.recalled if ledger is not None else 0,
+        corrected=ledger.amends.corrected if ledger is not None and spec.correction else 0,
         clicks=dict(sorted(ledger.clicks.items()))
         if ledger is not None and ledger.clicks
         else None,
@@ -631,8 +707,8 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
         return False
     if _holds(status, ConditionType.STALLED, Reason.INVALID_SPEC):
         return True  # reported; reading the same spec again cannot help
-    if status.pending:
-        return False
+    if status.pending or _holds(status, ConditionType.RECONCILING, None):
+        return False  # recalling or correcting goes on after the last send
     final = _final(status)
     # A final situation is reported only after its completion was announced (the handler
     # announces before it writes), so a written one with nothing pending needs nothing more.
@@ -640,9 +716,14 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     return final is not None and progress.done == progress.total
 
 
-def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason) -> bool:
+def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason | None) -> bool:
+    """Whether the condition is True (for `reason`, unless None)."""
     c = status.condition(type_)
-    return c is not None and c.status is ConditionStatus.TRUE and c.reason == reason
+    return (
+        c is not None
+        and c.status is ConditionStatus.TRUE
+        and (reason is None or c.reason == reason)
+    )
 
 
 def waiting(
