@@ -597,11 +597,17 @@ def plan(
         ),
         cond(ConditionType.FAILED, s.failed, s.reason, s.message if s.failed else ""),
     )
-    if spec.recall:
-        recalled = s.reason == Reason.RECALLED
-        conditions = (*conditions, cond(ConditionType.RECALLED, recalled, s.reason, s.message))
-    else:
-        conditions = (*conditions, cond(ConditionType.RECALLED, False, Reason.NOT_RECALLED, ""))
+    conditions = (
+        *conditions,
+        cond(ConditionType.RECALLED, True, s.reason, s.message)
+        if s.reason == Reason.RECALLED
+        else cond(
+            ConditionType.RECALLED,
+            False,
+            s.reason if spec.recall else Reason.NOT_RECALLED,
+            s.message if spec.recall else "",
+        ),
+    )
     phase = derive_phase(conditions)
 
     ledger = facts.ledger

@@ -660,7 +660,7 @@ def test_lost_work_is_queued_again(
 # --- recall and correction ---------------------------------------------------------------
 
 
-def _amended(amends: AmendCounts, **counts: int) -> LedgerFacts:
+def _amended(amends: AmendCounts, **counts: Any) -> LedgerFacts:
     return dataclasses.replace(ledger(**counts), amends=amends)
 
 
