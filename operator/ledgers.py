@@ -55,7 +55,9 @@ async def amend_counts(
         SELECT count(*) FILTER (WHERE recall_outcome = 'recalled') AS recalled,
                count(*) FILTER (WHERE recall_outcome = 'tooOld') AS too_old,
                count(*) FILTER (WHERE recall_outcome IS NULL) AS to_recall,
-               count(*) FILTER (WHERE correction_key = $2 AND correction_outcome = 'corrected'
+               -- Edited to it, or sent with it (no outcome: nothing was edited).
+               count(*) FILTER (WHERE correction_key = $2
+                                   AND coalesce(correction_outcome, 'corrected') = 'corrected'
                                    AND recall_outcome IS NULL) AS corrected,
                count(*) FILTER (WHERE correction_key IS DISTINCT FROM $2
                                    AND recall_outcome IS NULL) AS to_correct

@@ -27,6 +27,20 @@ async def _complete(herald: Herald, name: str, spec: dict[str, Any]) -> list[int
     return chats
 
 
+async def _all_corrected(herald: Herald, name: str) -> None:
+    """Until the status of the current spec counts every message corrected."""
+
+    def done() -> bool:
+        body = herald.get(name)
+        status = body.get("status", {})
+        return bool(
+            status.get("observedGeneration") == body["metadata"]["generation"]
+            and status.get("corrected") == AUDIENCE
+        )
+
+    await herald.wait_for(done, what=f"every message of {name} corrected")
+
+
 async def _seen(herald: Herald, chats: list[int]) -> dict[int, list[dict[str, Any]]]:
     async with herald.emulator() as emulator:
         return {chat: await emulator.chat(token=TOKEN, chat_id=chat) for chat in chats}
@@ -104,9 +118,7 @@ async def test_recall_mid_send_stops_sending_and_deletes_what_went_out(herald: H
 async def test_corrections_edit_every_message_and_keep_the_buttons(herald: Herald) -> None:
     chats = await _complete(herald, "fix", {"content": {"text": "Sael", "buttons": KEYBOARD}})
     _patch(herald, "fix", {"correction": {"text": "<b>Sale</b> {first_name}"}})
-    await herald.wait_for(
-        lambda: herald.status("fix").get("corrected") == AUDIENCE, what="every message corrected"
-    )
+    await _all_corrected(herald, "fix")
     seen = await _seen(herald, chats)
     for index, chat in enumerate(chats):
         (message,) = seen[chat]
@@ -114,20 +126,7 @@ async def test_corrections_edit_every_message_and_keep_the_buttons(herald: Heral
         assert message["reply_markup"]["inline_keyboard"][0][0]["url"] == "https://shop.example"
     # A second correction edits again.
     _patch(herald, "fix", {"correction": {"text": "Sale, for real", "parseMode": "None"}})
-    await herald.wait_for(
-        lambda: (
-            herald.status("fix").get("corrected") == AUDIENCE
-            and herald.condition(
-                "fix",
-                "Reconciling",
-            )
-            is not None
-            and herald.condition("fix", "Reconciling")["status"] == "False"  # type: ignore[index]
-            and herald.status("fix").get("observedGeneration")
-            == herald.get("fix")["metadata"]["generation"]
-        ),
-        what="the second correction",
-    )
+    await _all_corrected(herald, "fix")
     seen = await _seen(herald, chats)
     assert all(seen[chat][0]["text"] == "Sale, for real" for chat in chats)
     assert all("reply_markup" in seen[chat][0] for chat in chats)
@@ -156,21 +155,14 @@ async def test_a_caption_correction_and_sends_after_it_go_out_corrected(herald: 
     # Set before anything was sent: every message goes out corrected, nothing is edited.
     _patch(herald, "photo", {"correction": {"caption": "Sale"}, "paused": False})
     await herald.wait_condition("photo", "Complete")
-    await herald.wait_for(
-        lambda: herald.status("photo").get("corrected") == AUDIENCE, what="corrected count"
-    )
+    await _all_corrected(herald, "photo")
     seen = await _seen(herald, chats)
     assert all(seen[chat][0]["caption"] == "Sale" for chat in chats)
     async with herald.emulator() as emulator:
         assert await emulator.messages(token=TOKEN, method="editMessageCaption") == []
     _patch(herald, "photo", {"correction": {"caption": "Sale!"}})
-    await herald.wait_for(
-        lambda: all(
-            m and m[0].get("caption") == "Sale!"
-            for m in __import__("asyncio").run(_seen(herald, chats)).values()
-        ),
-        what="the caption edited",
-    )
+    await _all_corrected(herald, "photo")
     seen = await _seen(herald, chats)
+    assert all(seen[chat][0]["caption"] == "Sale!" for chat in chats)
     assert all(seen[chat][0]["reply_markup"]["inline_keyboard"] == KEYBOARD for chat in chats)
     assert all("photo" in seen[chat][0] for chat in chats)
