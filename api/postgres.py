@@ -324,7 +324,8 @@ async def latencies(pool: asyncpg.Pool, ids: Sequence[uuid.UUID]) -> list[float]
 
 
 _LEDGER_COLUMNS = (
-    "chat_id, state, reason, message_id, attempts, created_at, claimed_at, finished_at"
+    "chat_id, state, reason, message_id, attempts, created_at, claimed_at, finished_at, "
+    "message_ids, recall_outcome, recalled_at, correction_outcome, corrected_at"
 )
 
 

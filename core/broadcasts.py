@@ -18,6 +18,8 @@ The contract spans five modules, each imported from where it lives:
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -26,7 +28,7 @@ from typing import ClassVar, Final, Literal
 from pydantic import ConfigDict, Field
 
 from herald.core.audiences import Audience
-from herald.core.contents import Content
+from herald.core.contents import CAPTION_MAX_LENGTH, TEXT_MAX_LENGTH, Content, ParseMode
 from herald.core.contracts import (
     DATA_KEY_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
@@ -54,10 +56,13 @@ __all__ = [
     "BotRef",
     "Broadcast",
     "BroadcastSpec",
+    "Correction",
     "Delivery",
     "ObjectMeta",
     "Rate",
     "Schedule",
+    "corrected",
+    "correction_key",
     "format_duration",
     "parse_duration",
 ]
@@ -270,6 +275,50 @@ class Schedule(Contract):
     )
 
 
+class Correction(Contract):
+    """A new text or caption for every message already delivered (and every one still to
+    go): Herald edits each delivered message in place, keeping its buttons."""
+
+    cel_rules: ClassVar[tuple[CelRule, ...]] = (
+        CelRule(
+            rule="has(self.text) != has(self.caption)",
+            message="a correction has exactly one of text or caption",
+            holds=lambda c: (c.text is None) != (c.caption is None),
+        ),
+    )
+
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TEXT_MAX_LENGTH,
+        description=(
+            f"The corrected text of a text message (editMessageText), at most "
+            f"{TEXT_MAX_LENGTH} characters; placeholders such as {{first_name}} are filled "
+            "in as when sending."
+        ),
+    )
+    caption: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CAPTION_MAX_LENGTH,
+        description=(
+            f"The corrected caption of a media message or album (editMessageCaption), at "
+            f"most {CAPTION_MAX_LENGTH} characters."
+        ),
+    )
+    parse_mode: ParseMode = Field(
+        default=ParseMode.HTML,
+        description="How Telegram reads the corrected text: HTML (default), MarkdownV2 or None.",
+    )
+
+    @property
+    def words(self) -> str:
+        """The corrected text or caption."""
+        value = self.text if self.text is not None else self.caption
+        assert value is not None  # exactly one of them (CEL)
+        return value
+
+
 class BroadcastSpec(Contract):
     """What to send, to whom, how fast and when."""
 
@@ -289,6 +338,37 @@ class BroadcastSpec(Contract):
             message="dryRun can only be turned off: a Broadcast that sends cannot become a "
             "preview; pause it or create a new Broadcast with dryRun: true",
             field_path=".dryRun",
+        ),
+        # editMessageText does not change a caption, nor editMessageCaption a text.
+        CelRule(
+            rule=(
+                "!has(self.correction) || !has(self.correction.text) || "
+                "(!has(self.content.media) && !has(self.content.album))"
+            ),
+            message="correction.text corrects a text message; media and albums take "
+            "correction.caption",
+            field_path=".correction",
+            holds=lambda s: (
+                s.correction is None
+                or s.correction.text is None
+                or (s.content.media is None and s.content.album is None)
+            ),
+        ),
+        CelRule(
+            rule=(
+                "!has(self.correction) || !has(self.correction.caption) || "
+                "!has(self.content.text) || has(self.content.media) || has(self.content.album)"
+            ),
+            message="correction.caption corrects media and albums; a text message takes "
+            "correction.text",
+            field_path=".correction",
+            holds=lambda s: (
+                s.correction is None
+                or s.correction.caption is None
+                or s.content.text is None
+                or s.content.media is not None
+                or s.content.album is not None
+            ),
         ),
     )
 
@@ -349,6 +429,27 @@ class BroadcastSpec(Contract):
             "set back to true."
         ),
     )
+    recall: bool = Field(
+        default=False,
+        description=(
+            "Take the message back: true stops sending (recipients not reached yet end "
+            "failed, reason Recalled) and deletes every delivered message (deleteMessage), "
+            "paced under the bot's limit after its transactional messages. May be set at any "
+            "time, also after completion. Telegram lets a bot delete its messages in private "
+            "chats for 48 hours: an older one stays, and its ledger row says tooOld. Status "
+            "counts recalled and sets the Recalled condition. Setting it back to false "
+            "undoes nothing."
+        ),
+    )
+    correction: Correction | None = Field(
+        default=None,
+        description=(
+            "Edit every delivered message to this text or caption (editMessageText or "
+            "editMessageCaption, keeping the buttons), paced like sending; messages sent "
+            "after it was set go out corrected. A new correction later edits again. Status "
+            "counts corrected. Not after recall."
+        ),
+    )
 
 
 # --- the whole object ------------------------------------------------------------------------
@@ -377,3 +478,30 @@ class Broadcast(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BroadcastSpec
     status: BroadcastStatus | None = None
+
+
+def corrected(content: Content, correction: Correction | None) -> Content:
+    """`content` as it reads with `correction` applied, for every language variant: what the
+    messages sent from now on carry, and what each edit makes a delivered one show."""
+    if correction is None:
+        return content
+    localized = None
+    if content.localized:
+        localized = {
+            code: variant.model_copy(update={"text": correction.words})
+            for code, variant in content.localized.items()
+        }
+    return content.model_copy(
+        update={
+            "text": correction.words,
+            "parse_mode": correction.parse_mode,
+            "localized": localized,
+        }
+    )
+
+
+def correction_key(correction: Correction) -> str:
+    """A short digest naming one correction in the ledger: a row whose key differs from the
+    current correction's still shows an older text."""
+    body = json.dumps(correction.model_dump(mode="json", exclude_none=True), sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]

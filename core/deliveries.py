@@ -16,7 +16,9 @@ __all__ = [
     "LEDGER_RESOURCE",
     "LEDGER_SUBRESOURCE",
     "NDJSON",
+    "RECALL_WINDOW_HOURS",
     "TERMINAL_STATES",
+    "Amendment",
     "DeliveryState",
     "LedgerRow",
     "csv_values",
@@ -43,6 +45,21 @@ TERMINAL_STATES = frozenset(
         DeliveryState.UNCERTAIN,
     }
 )
+
+
+# Telegram lets a bot delete its own messages in private chats for 48 hours.
+RECALL_WINDOW_HOURS = 48
+
+
+class Amendment(enum.StrEnum):
+    """What became of a delivered row's recall (``recall_outcome``) or correction
+    (``correction_outcome``): what its chat sees now."""
+
+    RECALLED = "recalled"  # deleted (or already gone): the chat no longer sees it
+    TOO_OLD = "tooOld"  # past Telegram's 48 hours: it stays, no request was made
+    CORRECTED = "corrected"  # edited (or already showing the correction)
+    GONE = "gone"  # nothing to edit: the chat deleted it
+    FAILED = "failed"  # Telegram refused; the reason is in the log and the metrics
 
 
 # What a Role grants a reader of a Broadcast's ledger (API group herald.dev, resourceNames:
@@ -76,6 +93,23 @@ class LedgerRow(WireModel):
     created_at: datetime = Field(description="When the audience was materialised.")
     claimed_at: datetime | None = Field(default=None, description="When a sender last took it.")
     finished_at: datetime | None = Field(default=None, description="When it reached its state.")
+    message_ids: tuple[int, ...] | None = Field(
+        default=None,
+        description="Every message the send made (an album has one per item); the first is "
+        "messageId.",
+    )
+    recall_outcome: Amendment | None = Field(
+        default=None,
+        description="spec.recall's outcome for a delivered row: recalled (deleted), tooOld "
+        "(past Telegram's 48 hours, it stays) or failed; absent while not recalled.",
+    )
+    recalled_at: datetime | None = Field(default=None, description="When it was recalled.")
+    correction_outcome: Amendment | None = Field(
+        default=None,
+        description="spec.correction's outcome for a delivered row: corrected, gone (the chat "
+        "deleted it) or failed; absent when no edit was made.",
+    )
+    corrected_at: datetime | None = Field(default=None, description="When it was last edited.")
 
 
 # The CSV header: the wire names, in the model's order.
@@ -86,6 +120,14 @@ LEDGER_COLUMNS: tuple[str, ...] = tuple(
 
 def csv_values(row: LedgerRow) -> list[str]:
     """The row's CSV cells, in :data:`LEDGER_COLUMNS` order: each as the JSON form writes it
-    (timestamps RFC 3339), an absent value empty."""
+    (timestamps RFC 3339), a list space-separated, an absent value empty."""
     wire = row.model_dump(mode="json")
-    return ["" if wire[column] is None else str(wire[column]) for column in LEDGER_COLUMNS]
+    return [_cell(wire[column]) for column in LEDGER_COLUMNS]
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return " ".join(str(item) for item in value)
+    return str(value)

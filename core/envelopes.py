@@ -16,7 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from herald.core import subjects
 from herald.core.bots import BotLimits, UpdatesMode
-from herald.core.broadcasts import Delivery, Rate
+from herald.core.broadcasts import Correction, Delivery, Rate
 from herald.core.contents import Content
 from herald.core.messages import MessageState
 from herald.core.sealing import KeyRing, SealError
@@ -89,6 +89,9 @@ class BroadcastState(enum.StrEnum):
     ACTIVE = "active"  # send
     PAUSED = "paused"  # send nothing new; keep the work
     STOPPED = "stopped"  # finished, failed, past its deadline or deleted: drop the work
+    # Nothing more is sent (finished, or recalled): only what was delivered is recalled or
+    # corrected, as the record's recall and correction say.
+    AMENDING = "amending"
 
 
 class SendRate(BaseModel):
@@ -147,8 +150,8 @@ class ControlRecord(_Record):
     returned for the token, never one read from the token's text.
     """
 
-    VERSION: ClassVar[int] = 3
-    v: int = 3
+    VERSION: ClassVar[int] = 4
+    v: int = 4
 
     uid: str
     namespace: str
@@ -162,6 +165,10 @@ class ControlRecord(_Record):
     delivery: Delivery = Delivery.AT_MOST_ONCE
     state: BroadcastState
     deadline: AwareDatetime | None = None
+    # spec.recall: send nothing more, delete every delivered message.
+    recall: bool = False
+    # spec.correction: what every delivered message is edited to, and new ones sent with.
+    correction: Correction | None = None
 
     def open_token(self, ring: KeyRing) -> str:
         """The bot token in clear; SealError when absent or when it does not open."""
@@ -176,6 +183,9 @@ class ControlRecord(_Record):
         # token was in clear and is dropped here: a sender waits for the operator to write
         # the record again, sealed.
         version = raw.get("v")
+        if version == 3:
+            # Version 4 only added recall and correction, each with a default.
+            return {**raw, "v": cls.VERSION}
         if version not in (1, 2):
             return None
         lifted = {key: value for key, value in raw.items() if key not in _FLAT_RATE}
@@ -352,6 +362,8 @@ def encode(record: _Record) -> bytes:
     data: dict[str, Any] = record.model_dump(mode="python", by_alias=False)
     if isinstance(record, ControlRecord | MessageWork):
         data["content"] = record.content.model_dump(mode="json")
+    if isinstance(record, ControlRecord) and record.correction is not None:
+        data["correction"] = record.correction.model_dump(mode="json")
     return ormsgpack.packb(data, option=ormsgpack.OPT_NAIVE_UTC)
 
 

@@ -70,6 +70,9 @@ class ConditionType(enum.StrEnum):
     FAILED = "Failed"
     # True while spec.dryRun is in effect: the status carries a preview, nothing is sent.
     DRY_RUN = "DryRun"
+    # Reported once spec.recall is true: True when every delivered message has a recall
+    # outcome (deleted, or too old to delete), False while deleting goes on.
+    RECALLED = "Recalled"
 
 
 class ConditionStatus(enum.StrEnum):
@@ -199,6 +202,16 @@ class BroadcastStatus(Contract):
             "Recipients whose send was interrupted by a crash before its outcome was "
             "recorded (atMostOnce): they may or may not have the message and are not retried."
         ),
+    )
+    recalled: Counter = Field(
+        default=0,
+        description=(
+            "Delivered messages deleted after spec.recall was set (the chats no longer see them)."
+        ),
+    )
+    corrected: Counter = Field(
+        default=0,
+        description="Delivered messages that show the current spec.correction.",
     )
     clicks: (
         dict[

@@ -47,6 +47,12 @@ class EmulatorClient:
         body = await self._get("messages", token=token, chat_id=chat_id, method=method)
         return [RecordedMessage.model_validate(message) for message in body["messages"]]
 
+    async def chat(self, *, token: str, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages the chat sees now (Bot API Message objects), oldest first: as
+        sent and edited, without the deleted ones."""
+        body = await self._get("chat", token=token, chat_id=chat_id)
+        return list(body["messages"])
+
     async def refusals(
         self, *, token: str | None = None, status: int | None = None, method: str | None = None
     ) -> list[Refusal]:

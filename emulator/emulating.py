@@ -42,6 +42,9 @@ _OTHER_METHODS = (
     "getMe",
     "getUpdates",
     "editMessageText",
+    "editMessageCaption",
+    "deleteMessage",
+    "deleteMessages",
     "answerCallbackQuery",
     "setMyCommands",
     "setWebhook",
@@ -50,6 +53,12 @@ _OTHER_METHODS = (
     "logOut",
 )
 _ABOVE = "show_caption_above_media"
+# Telegram lets a bot delete its own messages in private chats for 48 hours.
+DELETE_WINDOW_SECONDS = 48 * 3600
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup "
+    "are exactly the same as a current content and reply markup of the message"
+)
 # Telegram's method names are case-insensitive.
 _METHODS = {name.lower(): name for name in (*SENDING_METHODS, *_OTHER_METHODS)}
 
@@ -116,6 +125,10 @@ class EmulatorState:
         self._storm_until = self._storm_deadline()
         self._message_ids: dict[tuple[str, int], itertools.count[int]] = {}
         self._seen: set[tuple[str, int, int]] = set()  # (token, chat, message) copyMessage finds
+        # What each chat sees now: the bot's messages as sent and edited, without the deleted
+        # ones, each with the emulator-clock time it was sent (the 48-hour delete window).
+        self._chats: dict[tuple[str, int, int], tuple[float, dict[str, Any]]] = {}
+        self._deleted: set[tuple[str, int, int]] = set()
         self._file_ids = itertools.count(1)
         self._media_groups = itertools.count(1)
         self._updates: dict[str, list[dict[str, Any]]] = {}
@@ -257,6 +270,12 @@ class EmulatorState:
             return self._pending(token, params)
         if method == "editMessageText":
             return self._edit_text(token, params)
+        if method == "editMessageCaption":
+            return self._edit_caption(token, params)
+        if method == "deleteMessage":
+            return self._delete(token, params)
+        if method == "deleteMessages":
+            return self._delete_all(token, params)
         if method == "answerCallbackQuery":
             if not params.get("callback_query_id"):
                 raise ApiError(
@@ -320,13 +339,15 @@ class EmulatorState:
         ids = self._message_ids.setdefault((token, chat["id"]), itertools.count(1))
         message_id = next(ids)
         self._seen.add((token, chat["id"], message_id))
-        return {
+        message = {
             "message_id": message_id,
             "date": int(self._wall_clock().timestamp()),
             "chat": chat,
             "from": _bot_user(token),
             **content,
         }
+        self._chats[token, chat["id"], message_id] = (self._clock(), message)
+        return message
 
     def _source(self, token: str, params: Mapping[str, Any]) -> None:
         """Refuses a copyMessage whose source the bot cannot read, in Telegram's words: the
@@ -413,12 +434,93 @@ class EmulatorState:
             return True
         chat = self._chat(params, token)
         message_id = _int(params, "message_id")
-        if message_id is None:
+        key = (token, chat["id"], message_id or 0)
+        if message_id is None or key in self._deleted:
             raise ApiError(400, "Bad Request: message to edit not found")
+        kept = self._chats.get(key)
+        if kept is not None and "text" not in kept[1]:
+            raise ApiError(400, "Bad Request: there is no text in the message to edit")
+        change = {"text": text, **self._markup_of(params)}
+        self._edit(key, kept, change)
         self._record(token, "editMessageText", params, chat_id=chat["id"], message_id=message_id)
         now = int(self._wall_clock().timestamp())
         message = {"message_id": message_id, "date": now, "edit_date": now, "chat": chat}
-        return message | {"from": _bot_user(token), "text": text}
+        return message | {"from": _bot_user(token), **change}
+
+    def _edit_caption(self, token: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        chat = self._chat(params, token)
+        message_id = _int(params, "message_id")
+        key = (token, chat["id"], message_id or 0)
+        kept = self._chats.get(key)
+        if message_id is None or kept is None or key in self._deleted:
+            raise ApiError(400, "Bad Request: message to edit not found")
+        if "text" in kept[1]:
+            raise ApiError(400, "Bad Request: there is no caption in the message to edit")
+        change = {**_caption(params), **self._markup_of(params)}
+        self._edit(key, kept, change)
+        self._record(token, "editMessageCaption", params, chat_id=chat["id"], message_id=message_id)
+        return {**self._chats[key][1], "edit_date": int(self._wall_clock().timestamp())}
+
+    def _markup_of(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        # As Telegram does: an edit without reply_markup removes the inline keyboard.
+        markup = payloads.reply_markup(params.get("reply_markup"))
+        return {"reply_markup": markup} if markup is not None else {}
+
+    def _edit(
+        self,
+        key: tuple[str, int, int],
+        kept: tuple[float, dict[str, Any]] | None,
+        change: dict[str, Any],
+    ) -> None:
+        if kept is None:
+            return  # a message the emulator did not send (an update's): nothing to keep
+        sent, message = kept
+        body = {k: v for k, v in message.items() if k not in ("text", "caption", "reply_markup")}
+        edited = {**body, **change}
+        if edited == message:
+            raise ApiError(400, _NOT_MODIFIED)
+        self._chats[key] = (sent, edited)
+
+    def _delete(self, token: str, params: Mapping[str, Any]) -> bool:
+        chat = self._chat(params, token)
+        message_id = _int(params, "message_id")
+        key = (token, chat["id"], message_id or 0)
+        kept = self._chats.get(key)
+        if message_id is None or kept is None:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        if chat["id"] > 0 and self._clock() - kept[0] > DELETE_WINDOW_SECONDS:
+            raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+        del self._chats[key]
+        self._deleted.add(key)
+        self._record(token, "deleteMessage", params, chat_id=chat["id"], message_id=message_id)
+        return True
+
+    def _delete_all(self, token: str, params: Mapping[str, Any]) -> bool:
+        # As Telegram does: messages not found are skipped; one too old refuses the call.
+        chat = self._chat(params, token)
+        ids = params.get("message_ids")
+        if not isinstance(ids, list) or not ids:
+            raise ApiError(400, "Bad Request: message identifiers are not specified")
+        keys = [(token, chat["id"], int(each)) for each in ids]
+        now = self._clock()
+        for key in keys:
+            kept = self._chats.get(key)
+            if kept is not None and chat["id"] > 0 and now - kept[0] > DELETE_WINDOW_SECONDS:
+                raise ApiError(400, "Bad Request: message can't be deleted for everyone")
+        for key in keys:
+            if self._chats.pop(key, None) is not None:
+                self._deleted.add(key)
+        self._record(token, "deleteMessages", params, chat_id=chat["id"])
+        return True
+
+    def chat(self, token: str, chat_id: int) -> list[dict[str, Any]]:
+        """The bot's messages chat `chat_id` sees now, oldest first: as sent and edited,
+        without the deleted ones."""
+        return [
+            message
+            for (owner, chat, _), (_, message) in sorted(self._chats.items())
+            if owner == token and chat == chat_id
+        ]
 
     # --- updates ---------------------------------------------------------------------
 

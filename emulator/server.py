@@ -55,6 +55,7 @@ def build_app(state: EmulatorState) -> web.Application:
     app.router.add_route("*", "/bot{token}/{method}", _bot_api)
     app.router.add_get(f"{CONTROL_PREFIX}/messages", _messages)
     app.router.add_get(f"{CONTROL_PREFIX}/refusals", _refusals)
+    app.router.add_get(f"{CONTROL_PREFIX}/chat", _chat)
     app.router.add_get(f"{CONTROL_PREFIX}/summary", _summary)
     app.router.add_get(f"{CONTROL_PREFIX}/config", _config)
     app.router.add_post(f"{CONTROL_PREFIX}/config", _configure)
@@ -133,6 +134,18 @@ async def _messages(request: web.Request) -> web.Response:
         token=query.get("token"), chat_id=chat_id, method=query.get("method")
     )
     return _json({"messages": [message.model_dump(mode="json") for message in messages]})
+
+
+async def _chat(request: web.Request) -> web.Response:
+    query = request.query
+    try:
+        chat_id = int(query["chat_id"])
+    except (KeyError, ValueError):
+        return _json({"error": "chat_id must be an integer"}, 400)
+    token = query.get("token")
+    if not token:
+        return _json({"error": "token is required"}, 400)
+    return _json({"messages": request.app[STATE].chat(token, chat_id)})
 
 
 async def _refusals(request: web.Request) -> web.Response:

@@ -70,6 +70,8 @@ def control_record(
         delivery=spec.delivery,
         state=state,
         deadline=spec.schedule.deadline if spec.schedule else None,
+        recall=spec.recall,
+        correction=spec.correction,
     )
 
 

@@ -10,9 +10,9 @@ import asyncpg
 
 from herald.core.deliveries import DeliveryState
 from herald.operator.audiences import Connection
-from herald.operator.planning import LedgerFacts
+from herald.operator.planning import AmendCounts, LedgerFacts
 
-__all__ = ["click_counts", "close_open", "ledger_facts", "record_completion"]
+__all__ = ["amend_counts", "click_counts", "close_open", "ledger_facts", "record_completion"]
 
 # A claim this old after a stop belongs to a sender that died or was told to stop before it
 # recorded the outcome. One marked sending may have been sent, so it is closed as uncertain,
@@ -21,10 +21,13 @@ __all__ = ["click_counts", "close_open", "ledger_facts", "record_completion"]
 STALE_CLAIM_SECONDS = 60
 
 
-async def ledger_facts(connection: Connection | asyncpg.Pool, uid: str) -> LedgerFacts | None:
-    """The bookkeeping row and counts per state; None when nothing was materialised yet.
-    Once the retention removed (or began removing) the ledger's rows, the counts are those
-    it kept: the same facts as before, so nothing is planned again."""
+async def ledger_facts(
+    connection: Connection | asyncpg.Pool, uid: str, *, correction: str | None = None
+) -> LedgerFacts | None:
+    """The bookkeeping row, counts per state, and what the delivered rows show now against
+    spec.recall and the correction keyed `correction`; None when nothing was materialised
+    yet. Once the retention removed (or began removing) the ledger's rows, the counts are
+    those it kept: the same facts as before, so nothing is planned again."""
     row = await connection.fetchrow(
         "SELECT total, materialised_at, published_at, completed_at, ledger_counts "
         "FROM broadcasts WHERE uid = $1",
@@ -50,6 +53,39 @@ async def ledger_facts(connection: Connection | asyncpg.Pool, uid: str) -> Ledge
         counts=counts,
         completion_recorded=row["completed_at"] is not None,
         clicks=clicks,
+        amends=await amend_counts(connection, uid, correction=correction),
+    )
+
+
+async def amend_counts(
+    connection: Connection | asyncpg.Pool, uid: str, *, correction: str | None
+) -> AmendCounts:
+    """Of the delivered rows: recalled, too old to recall, still to recall; showing the
+    correction keyed `correction`, still to edit to it."""
+    row = await connection.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE recall_outcome = 'recalled') AS recalled,
+               count(*) FILTER (WHERE recall_outcome = 'tooOld') AS too_old,
+               count(*) FILTER (WHERE recall_outcome IS NULL) AS to_recall,
+               -- Edited to it, or sent with it (no outcome: nothing was edited).
+               count(*) FILTER (WHERE correction_key = $2
+                                   AND coalesce(correction_outcome, 'corrected') = 'corrected'
+                                   AND recall_outcome IS NULL) AS corrected,
+               count(*) FILTER (WHERE correction_key IS DISTINCT FROM $2
+                                   AND recall_outcome IS NULL) AS to_correct
+          FROM deliveries
+         WHERE broadcast_uid = $1 AND state = 'delivered'
+        """,
+        uid,
+        correction,
+    )
+    assert row is not None  # an aggregate answers one row
+    return AmendCounts(
+        recalled=int(row["recalled"]),
+        too_old=int(row["too_old"]),
+        to_recall=int(row["to_recall"]),
+        corrected=int(row["corrected"]) if correction is not None else 0,
+        to_correct=int(row["to_correct"]) if correction is not None else 0,
     )
 
 

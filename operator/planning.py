@@ -26,6 +26,7 @@ revoked).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping
@@ -53,6 +54,7 @@ from herald.core.statuses import (
 from herald.operator import estimating
 
 __all__ = [
+    "AmendCounts",
     "EventType",
     "Facts",
     "LedgerFacts",
@@ -108,6 +110,10 @@ class Reason(enum.StrEnum):
     SOURCE_BROADCAST_OTHER_BOT = "SourceBroadcastOtherBot"
     # The Broadcast fromBroadcast names still sends: its ledger is read once it finished.
     WAITING_FOR_SOURCE_BROADCAST = "WaitingForSourceBroadcast"
+    RECALLING = "Recalling"  # spec.recall: deleting the delivered messages
+    RECALLED = "Recalled"  # every delivered message deleted, or too old to delete
+    NOT_RECALLED = "NotRecalled"
+    CORRECTING = "Correcting"  # spec.correction: editing the delivered messages
 
 
 # Stalls that end the broadcast for good: work is dropped and pending recipients are closed.
@@ -155,6 +161,17 @@ class EventType(enum.StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AmendCounts:
+    """What the delivered rows show against spec.recall and spec.correction."""
+
+    recalled: int = 0
+    too_old: int = 0  # past Telegram's 48 hours: still shown
+    to_recall: int = 0  # no recall outcome yet
+    corrected: int = 0  # showing the current correction
+    to_correct: int = 0  # not edited to the current correction yet
+
+
+@dataclass(frozen=True, kw_only=True)
 class LedgerFacts:
     """The broadcast's bookkeeping row and its delivery counts."""
 
@@ -165,6 +182,7 @@ class LedgerFacts:
     completion_recorded: bool = False
     # Distinct chats per callback id (the bot records the presses).
     clicks: Mapping[str, int] = field(default_factory=dict)
+    amends: AmendCounts = field(default_factory=AmendCounts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,7 +255,7 @@ class Plan:
     @property
     def sending(self) -> bool:
         """Whether the broadcast needs a sender now (what scaling counts)."""
-        return self.control is BroadcastState.ACTIVE
+        return self.control in (BroadcastState.ACTIVE, BroadcastState.AMENDING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -417,6 +435,17 @@ def _situation(
     final = _final(prev)
     if final is not None:
         return final
+    if spec.recall:
+        # Nothing more is sent: what was not reached yet ends failed, reason Recalled.
+        total, terminal = _counts(facts.ledger)
+        return _Situation(
+            reason=Reason.RECALLED,
+            message="spec.recall is true: nothing more is sent.",
+            complete=facts.ledger is None or terminal == total,
+            control=BroadcastState.AMENDING,
+            purge_work=True,
+            close_pending=Reason.RECALLED,
+        )
 
     fault = facts.fault
     if fault is not None and fault.reason is FaultReason.DAILY_BUDGET_EXHAUSTED:
@@ -453,49 +482,9 @@ def _situation(
             purge_work=True,
         )
 
-    if facts.token is TokenState.REFUSED:
-        return _Situation(
-            reason=FaultReason.BOT_UNAUTHORIZED,
-            message=f"{facts.token_detail}; nothing is sent with this token. Put the bot's "
-            "token from @BotFather into its Secret; sending resumes within seconds.",
-            stalled=True,
-            paused=spec.paused,
-        )
-    if facts.token is TokenState.UNVERIFIED:
-        return _Situation(
-            reason=Reason.WAITING_FOR_TELEGRAM,
-            message=f"The bot token is not verified yet ({facts.token_detail}); nothing is "
-            "sent before getMe answers.",
-            reconciling=True,
-            paused=spec.paused,
-        )
-    if facts.token is TokenState.PAID_DISABLED:
-        return _Situation(
-            reason=Reason.PAID_BROADCAST_DISABLED,
-            message=f"rate.allowPaidBroadcast is true but Bot {spec.bot_ref.name!r} does not "
-            "enable paid broadcasting (spec.limits.paid.enabled); nothing is sent until one "
-            "of them changes.",
-            stalled=True,
-            paused=spec.paused,
-        )
-    if facts.token is not TokenState.FOUND:
-        ref = spec.bot_ref
-        why = {
-            TokenState.SECRET_NOT_FOUND: f"Secret {ref.name!r} was not found",
-            TokenState.KEY_NOT_FOUND: f"Secret {ref.name!r} has no key {ref.key!r}",
-            TokenState.MALFORMED: (
-                f"the value of key {ref.key!r} in Secret {ref.name!r} is not a bot token "
-                "(<digits>:<secret>)"
-            ),
-        }[facts.token]
-        # The reconcile knows where the token was looked for (a Bot's tokenSecretRef).
-        why = facts.token_detail or why
-        return _Situation(
-            reason=Reason.BOT_SECRET_NOT_FOUND,
-            message=f"{why} in this namespace; nothing is sent until it is fixed.",
-            stalled=True,
-            paused=spec.paused,
-        )
+    token_problem = _token_problem(spec, facts)
+    if token_problem is not None:
+        return token_problem
 
     if spec.dry_run and ledger is None:
         return _dry_run(spec, facts, preview)
@@ -577,6 +566,94 @@ def _situation(
         requeue=requeue,
         clear_fault=clear_fault,
     )
+
+
+def _token_problem(spec: BroadcastSpec, facts: Facts) -> _Situation | None:
+    """Why the bot's token keeps the broadcast from sending, if it does."""
+    if facts.token is TokenState.REFUSED:
+        return _Situation(
+            reason=FaultReason.BOT_UNAUTHORIZED,
+            message=f"{facts.token_detail}; nothing is sent with this token. Put the bot's "
+            "token from @BotFather into its Secret; sending resumes within seconds.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    if facts.token is TokenState.UNVERIFIED:
+        return _Situation(
+            reason=Reason.WAITING_FOR_TELEGRAM,
+            message=f"The bot token is not verified yet ({facts.token_detail}); nothing is "
+            "sent before getMe answers.",
+            reconciling=True,
+            paused=spec.paused,
+        )
+    if facts.token is TokenState.PAID_DISABLED:
+        return _Situation(
+            reason=Reason.PAID_BROADCAST_DISABLED,
+            message=f"rate.allowPaidBroadcast is true but Bot {spec.bot_ref.name!r} does not "
+            "enable paid broadcasting (spec.limits.paid.enabled); nothing is sent until one "
+            "of them changes.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    if facts.token is not TokenState.FOUND:
+        ref = spec.bot_ref
+        why = {
+            TokenState.SECRET_NOT_FOUND: f"Secret {ref.name!r} was not found",
+            TokenState.KEY_NOT_FOUND: f"Secret {ref.name!r} has no key {ref.key!r}",
+            TokenState.MALFORMED: (
+                f"the value of key {ref.key!r} in Secret {ref.name!r} is not a bot token "
+                "(<digits>:<secret>)"
+            ),
+        }[facts.token]
+        # The reconcile knows where the token was looked for (a Bot's tokenSecretRef).
+        why = facts.token_detail or why
+        return _Situation(
+            reason=Reason.BOT_SECRET_NOT_FOUND,
+            message=f"{why} in this namespace; nothing is sent until it is fixed.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    return None
+
+
+def _amending(spec: BroadcastSpec, s: _Situation, ledger: LedgerFacts | None) -> _Situation:
+    """`s` with the recall or correction of what was delivered on top: while delivered
+    messages are still to delete or edit, the broadcast is in progress and needs a sender,
+    even once sending is over."""
+    amends = ledger.amends if ledger is not None else AmendCounts()
+    if spec.recall:
+        if amends.to_recall:
+            return dataclasses.replace(
+                s,
+                reason=Reason.RECALLING,
+                message=f"Deleting {amends.to_recall} delivered messages; "
+                f"{amends.recalled} deleted so far.",
+                reconciling=True,
+                control=BroadcastState.AMENDING,
+            )
+        old = f"; {amends.too_old} older than 48 hours stay (Telegram allows no deletion)"
+        return dataclasses.replace(
+            s,
+            reason=Reason.RECALLED,
+            message=f"{amends.recalled} delivered messages deleted{old if amends.too_old else ''}.",
+            control=BroadcastState.STOPPED,
+        )
+    if spec.correction is None or not amends.to_correct:
+        return s
+    if s.control is BroadcastState.ACTIVE:
+        return dataclasses.replace(
+            s, message=f"{s.message} {amends.to_correct} delivered messages to correct."
+        )
+    if s.control is BroadcastState.STOPPED:
+        return dataclasses.replace(
+            s,
+            reason=Reason.CORRECTING,
+            message=f"Editing {amends.to_correct} delivered messages to spec.correction; "
+            f"{amends.corrected} corrected so far.",
+            reconciling=True,
+            control=BroadcastState.AMENDING,
+        )
+    return s  # paused or waiting for a fix: corrected once it goes on
 
 
 def _condition(
@@ -682,7 +759,11 @@ def plan(
     prev = status or BroadcastStatus()
     now = _seconds(now)
     preview = _preview_of(spec, prev, facts, now)
-    s = _situation(spec=spec, prev=prev, facts=facts, now=now, preview=preview)
+    s = _amending(
+        spec,
+        _situation(spec=spec, prev=prev, facts=facts, now=now, preview=preview),
+        facts.ledger,
+    )
     gen = facts.generation
 
     def cond(type_: ConditionType, holds: bool, reason: str, message: str) -> Condition:
@@ -691,7 +772,7 @@ def plan(
     paused_reason = s.reason if s.paused else Reason.NOT_PAUSED
     # kstatus' rule: Current (Ready) when nothing is in progress and nothing is stuck.
     ready = not s.reconciling and not s.stalled
-    conditions = (
+    conditions: tuple[Condition, ...] = (
         cond(ConditionType.READY, ready, s.reason, s.message),
         cond(
             ConditionType.RECONCILING, s.reconciling, s.reason, s.message if s.reconciling else ""
@@ -708,6 +789,17 @@ def plan(
             s.dry_run,
             Reason.DRY_RUN if s.dry_run else Reason.NOT_DRY_RUN,
             s.message if s.dry_run else "",
+        ),
+    )
+    conditions = (
+        *conditions,
+        cond(ConditionType.RECALLED, True, s.reason, s.message)
+        if s.reason == Reason.RECALLED
+        else cond(
+            ConditionType.RECALLED,
+            False,
+            s.reason if spec.recall else Reason.NOT_RECALLED,
+            s.message if spec.recall else "",
         ),
     )
     phase = derive_phase(conditions)
@@ -747,6 +839,8 @@ def plan(
         blocked=counts.get(DeliveryState.BLOCKED, 0),
         pending=pending,
         uncertain=counts.get(DeliveryState.UNCERTAIN, 0),
+        recalled=ledger.amends.recalled if ledger is not None else 0,
+        corrected=ledger.amends.corrected if ledger is not None and spec.correction else 0,
         clicks=dict(sorted(ledger.clicks.items()))
         if ledger is not None and ledger.clicks
         else None,
@@ -819,8 +913,8 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
         return False
     if _holds(status, ConditionType.STALLED, Reason.INVALID_SPEC):
         return True  # reported; reading the same spec again cannot help
-    if status.pending:
-        return False
+    if status.pending or _holds(status, ConditionType.RECONCILING, None):
+        return False  # recalling or correcting goes on after the last send
     final = _final(status)
     # A final situation is reported only after its completion was announced (the handler
     # announces before it writes), so a written one with nothing pending needs nothing more.
@@ -828,9 +922,14 @@ def finished(status: BroadcastStatus | None, *, generation: int) -> bool:
     return final is not None and progress.done == progress.total
 
 
-def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason) -> bool:
+def _holds(status: BroadcastStatus, type_: ConditionType, reason: Reason | None) -> bool:
+    """Whether the condition is True (for `reason`, unless None)."""
     c = status.condition(type_)
-    return c is not None and c.status is ConditionStatus.TRUE and c.reason == reason
+    return (
+        c is not None
+        and c.status is ConditionStatus.TRUE
+        and (reason is None or c.reason == reason)
+    )
 
 
 def waiting(

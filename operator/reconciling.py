@@ -34,7 +34,7 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from herald.core.broadcasts import BroadcastSpec
+from herald.core.broadcasts import BroadcastSpec, correction_key
 from herald.core.contents import Content, callback_buttons
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
@@ -277,7 +277,11 @@ class Reconciler:
             resolved = Resolved(state=TokenState.PAID_DISABLED)
         async with self.c.database("counting the ledger"), self.c.pool.acquire() as connection:
             segment_exists = await audiences.segment_exists(connection, spec.audience)
-            ledger = await ledgers.ledger_facts(connection, uid)
+            ledger = await ledgers.ledger_facts(
+                connection,
+                uid,
+                correction=correction_key(spec.correction) if spec.correction else None,
+            )
         async with self.c.nats("reading the fault record"):
             fault = await controls.read_fault(self.c.kv, uid)
         if fault is not None and fault.reason is FaultReason.BOT_UNAUTHORIZED:

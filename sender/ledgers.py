@@ -12,10 +12,11 @@ from uuid import UUID
 
 import asyncpg
 
-from herald.core.deliveries import DeliveryState
+from herald.core.deliveries import RECALL_WINDOW_HOURS, Amendment, DeliveryState
+from herald.core.envelopes import Recipient
 from herald.sender.outcomes import Reason
 
-__all__ = ["ERRORS", "ClaimedMessage", "Claims", "Ledger", "Row"]
+__all__ = ["ERRORS", "ClaimedMessage", "Claims", "Ledger", "Row", "ToAmend"]
 
 # What a ledger call raises when Postgres goes away or comes back, all worth a retry: its
 # own errors, socket errors, and the client's errors about a connection cut under it
@@ -83,13 +84,64 @@ UPDATE deliveries d
 SET state = u.state,
     reason = u.reason,
     message_id = u.message_id,
+    message_ids = CASE WHEN u.message_id IS NULL THEN NULL
+                       ELSE string_to_array(u.message_ids, ',')::bigint[] END,
+    -- Sent with the correction in force: it shows it, nothing to edit.
+    correction_key = CASE WHEN u.state = 'delivered' THEN u.correction_key
+                          ELSE d.correction_key END,
     finished_at = CASE WHEN u.state = 'pending' THEN NULL ELSE now() END,
     claimed_by = CASE WHEN u.state = 'pending' THEN NULL ELSE d.claimed_by END,
     claimed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE d.claimed_at END
-FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[])
-     AS u(chat_id, state, reason, message_id)
+FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[], $7::text[], $8::text[])
+     AS u(chat_id, state, reason, message_id, correction_key, message_ids)
 WHERE d.broadcast_uid = $1 AND d.chat_id = u.chat_id
   AND d.state IN ('claimed', 'sending') AND d.claimed_by = $6
+"""
+
+# Delivered rows still to recall ($2) or to edit to the correction keyed $3, claimed in the
+# commit right before their requests leave (claim-before-act): a row another sender holds
+# is skipped unless its claim is older than the claim TTL (that sender died). Deleting or
+# editing again after a crash is harmless (see outcomes.judge_amend). The subscriber's names
+# come along for the correction's placeholders; a row delivered more than 48 hours ago
+# cannot be deleted any more, and says so.
+_CLAIM_AMEND = """
+WITH target AS (
+    SELECT chat_id FROM deliveries
+    WHERE broadcast_uid = $1 AND state = 'delivered' AND recall_outcome IS NULL
+      AND ($2 OR correction_key IS DISTINCT FROM $3)
+      AND (amend_by IS NULL OR amend_at < now() - make_interval(secs => $5))
+    ORDER BY chat_id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET amend_by = $6, amend_at = now()
+FROM target t
+LEFT JOIN subscribers s ON s.bot_id = $7 AND s.chat_id = t.chat_id
+WHERE d.broadcast_uid = $1 AND d.chat_id = t.chat_id
+RETURNING d.chat_id, d.message_id, d.message_ids,
+          d.finished_at < now() - make_interval(hours => $8) AS too_old,
+          s.language_code, s.first_name, s.last_name, s.username
+"""
+
+# Only rows this sender still holds; the claim ends with the outcome.
+_RECORD_AMEND = """
+UPDATE deliveries d
+SET recall_outcome = CASE WHEN $2 THEN u.outcome ELSE d.recall_outcome END,
+    recalled_at = CASE WHEN $2 THEN now() ELSE d.recalled_at END,
+    correction_key = CASE WHEN $2 THEN d.correction_key ELSE $3 END,
+    correction_outcome = CASE WHEN $2 THEN d.correction_outcome ELSE u.outcome END,
+    corrected_at = CASE WHEN $2 THEN d.corrected_at ELSE now() END,
+    amend_by = NULL,
+    amend_at = NULL
+FROM unnest($4::bigint[], $5::text[]) AS u(chat_id, outcome)
+WHERE d.broadcast_uid = $1 AND d.chat_id = u.chat_id AND d.amend_by = $6
+"""
+
+# Claimed and not acted on (a halt, a stop): free for this sender later or another one.
+_RELEASE_AMEND = """
+UPDATE deliveries SET amend_by = NULL, amend_at = NULL
+WHERE broadcast_uid = $1 AND chat_id = ANY($2::bigint[]) AND amend_by = $3
 """
 
 # Per bot: a user who blocked one bot is still the subscriber of the others.
@@ -149,6 +201,19 @@ class Row:
     # The bot Telegram answered 403 for (blocked, deactivated): the user is no longer its
     # subscriber. None: nothing to deactivate.
     deactivate_for: str | None = None
+    # Every message the send made (an album's items); () when only message_id is known.
+    message_ids: tuple[int, ...] = ()
+    # The correction (its key) a delivered row was sent with: it shows it already.
+    correction_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToAmend:
+    """A delivered row claimed for its deletion or edit."""
+
+    recipient: Recipient
+    message_ids: tuple[int, ...]
+    too_old: bool  # past the 48 hours a bot may delete its message in
 
 
 @dataclass(slots=True)
@@ -232,10 +297,69 @@ class Ledger:
                     [row.reason for row in rows],
                     [row.message_id for row in rows],
                     self._me,
+                    [row.correction_key for row in rows],
+                    [",".join(map(str, row.message_ids or _ids(row))) for row in rows],
                 )
             if deactivate:
                 bots, chats = zip(*deactivate, strict=True)
                 await connection.execute(_DEACTIVATE, list(bots), list(chats))
+
+    async def claim_amends(
+        self, uid: str, *, bot_id: str, recall: bool, correction: str | None, limit: int
+    ) -> list[ToAmend]:
+        """Claim up to `limit` delivered rows still to recall (or, without `recall`, to edit
+        to the correction keyed `correction`)."""
+        rows = await self._pool.fetch(
+            _CLAIM_AMEND,
+            UUID(uid),
+            recall,
+            correction,
+            limit,
+            self._claim_ttl,
+            self._me,
+            bot_id,
+            RECALL_WINDOW_HOURS,
+        )
+        found = [
+            ToAmend(
+                Recipient(
+                    int(row["chat_id"]),
+                    row["language_code"],
+                    row["first_name"],
+                    row["last_name"],
+                    row["username"],
+                ),
+                tuple(row["message_ids"] or ())
+                or ((int(row["message_id"]),) if row["message_id"] is not None else ()),
+                bool(row["too_old"]),
+            )
+            for row in rows
+        ]
+        return sorted(found, key=lambda each: each.recipient.chat_id)
+
+    async def record_amends(
+        self,
+        uid: str,
+        outcomes: Sequence[tuple[int, Amendment]],
+        *,
+        recall: bool,
+        correction: str | None,
+    ) -> None:
+        """Write what the deletions (or edits to `correction`) of these rows came to."""
+        if outcomes:
+            await self._pool.execute(
+                _RECORD_AMEND,
+                UUID(uid),
+                recall,
+                correction,
+                [chat_id for chat_id, _ in outcomes],
+                [str(outcome) for _, outcome in outcomes],
+                self._me,
+            )
+
+    async def release_amends(self, uid: str, chat_ids: Sequence[int]) -> None:
+        if chat_ids:
+            await self._pool.execute(_RELEASE_AMEND, UUID(uid), list(chat_ids), self._me)
 
     async def delivered(self, uid: str) -> int:
         count = await self._pool.fetchval(_DELIVERED, UUID(uid))
@@ -282,3 +406,7 @@ class Ledger:
             await self._pool.execute(
                 _RELEASE_MESSAGES, [UUID(each) for each in message_ids], self._me
             )
+
+
+def _ids(row: Row) -> tuple[int, ...]:
+    return (row.message_id,) if row.message_id is not None else ()

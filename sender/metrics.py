@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from herald.core.deliveries import DeliveryState
+from herald.core.deliveries import Amendment, DeliveryState
 from herald.telegram.outcomes import OutcomeKind
 
 __all__ = ["Metrics"]
@@ -116,13 +116,22 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.amendments = Counter(
+            "herald_sender_amendments",
+            "Delivered messages recalled or corrected, by outcome (recalled, tooOld, "
+            "corrected, gone, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        for amendment in Amendment:
+            self.amendments.labels(amendment.value)
         # Fixed label values from the start, so ratios and rate() see zeros, not gaps.
         for kind in OutcomeKind:
             self.messages.labels(kind.value)
         for state in _TERMINAL:
             self.recipients.labels(state.value)
             self.transactional.labels(state.value)
-        for operation in ("claim", "mark", "record"):
+        for operation in ("claim", "mark", "record", "amend"):
             self.ledger_errors.labels(operation)
 
     def serve(self, port: int) -> None:

@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass
 
 from herald.core.broadcasts import Delivery
-from herald.core.deliveries import DeliveryState
+from herald.core.deliveries import Amendment, DeliveryState
 from herald.core.envelopes import FaultReason
 from herald.telegram import lengths
 from herald.telegram.outcomes import (
@@ -22,16 +22,21 @@ from herald.telegram.outcomes import (
     OutcomeKind,
     is_chat_not_found,
     is_content_error,
+    is_gone,
+    is_not_modified,
     is_too_long,
+    is_too_old,
 )
 from herald.telegram.rendering import Rendered
 
 __all__ = [
     "Action",
+    "AmendVerdict",
     "Reason",
     "Verdict",
     "backoff_seconds",
     "judge",
+    "judge_amend",
     "judge_unsent",
 ]
 
@@ -174,3 +179,48 @@ def judge(
             state=DeliveryState.CLAIMED, action=Action.RETRY, delay=backoff_seconds(attempt)
         )
     return Verdict(state=DeliveryState.UNCERTAIN, action=Action.RECORD, reason=Reason.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AmendVerdict:
+    """What to do with a delivered row after its deleteMessage or editMessage*: record
+    `outcome` (RECORD), ask again after `delay` (RETRY), or give the row back while the bot
+    halts (HALT_BOT) or its token is refused (TRIP)."""
+
+    action: Action
+    outcome: Amendment | None = None
+    delay: float = 0.0
+
+
+def judge_amend(outcome: Outcome, *, recall: bool, attempt: int) -> AmendVerdict:
+    """The one mapping of a deletion's or an edit's answer to what the row's chat sees.
+
+    Deleting or editing again is harmless, so a request that may have gone out is simply
+    asked again: a deletion that finds nothing to delete, or an edit that finds the message
+    showing the correction already, is what an earlier request left.
+    """
+    kind = outcome.kind
+    done = Amendment.RECALLED if recall else Amendment.CORRECTED
+    if kind is OutcomeKind.OK:
+        return AmendVerdict(action=Action.RECORD, outcome=done)
+    if kind is OutcomeKind.RETRY_AFTER:
+        return AmendVerdict(action=Action.HALT_BOT, delay=max(1.0, outcome.retry_after or 1.0))
+    if kind is OutcomeKind.UNAUTHORIZED:
+        return AmendVerdict(action=Action.TRIP)
+    if kind is OutcomeKind.BAD_REQUEST:
+        description = outcome.description
+        if recall and is_gone(description):
+            return AmendVerdict(action=Action.RECORD, outcome=Amendment.RECALLED)
+        if recall and is_too_old(description):
+            return AmendVerdict(action=Action.RECORD, outcome=Amendment.TOO_OLD)
+        if not recall and is_not_modified(description):
+            return AmendVerdict(action=Action.RECORD, outcome=Amendment.CORRECTED)
+        if not recall and is_gone(description):
+            return AmendVerdict(action=Action.RECORD, outcome=Amendment.GONE)
+        return AmendVerdict(action=Action.RECORD, outcome=Amendment.FAILED)
+    if kind is OutcomeKind.FORBIDDEN:
+        # The chat blocked the bot since: Telegram still shows it the message.
+        return AmendVerdict(action=Action.RECORD, outcome=Amendment.FAILED)
+    if attempt < MAX_ATTEMPTS:
+        return AmendVerdict(action=Action.RETRY, delay=backoff_seconds(attempt))
+    return AmendVerdict(action=Action.RECORD, outcome=Amendment.FAILED)

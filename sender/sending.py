@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,8 +30,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from herald.core import logs
-from herald.core.broadcasts import Delivery
-from herald.core.deliveries import DeliveryState
+from herald.core.broadcasts import Delivery, corrected, correction_key
+from herald.core.deliveries import Amendment, DeliveryState
 from herald.core.envelopes import (
     BotRecord,
     BotSpend,
@@ -45,16 +46,23 @@ from herald.core.sealing import KeyRing, SealError
 from herald.sender import gating, ledgers, pacing, tasks
 from herald.sender.controls import Controls
 from herald.sender.gating import Gate
-from herald.sender.ledgers import Ledger, Row
+from herald.sender.ledgers import Ledger, Row, ToAmend
 from herald.sender.marking import Marker
 from herald.sender.messaging import Held, MessageLane
 from herald.sender.metrics import Metrics
-from herald.sender.outcomes import Action, Verdict, judge, judge_unsent
+from herald.sender.outcomes import Action, Verdict, judge, judge_amend, judge_unsent
 from herald.sender.queues import WorkQueue
 from herald.sender.recording import Recorder
 from herald.sender.settings import Config, SenderSettings
 from herald.telegram.client import TelegramClient
-from herald.telegram.rendering import render
+from herald.telegram.outcomes import Outcome
+from herald.telegram.rendering import (
+    Rendered,
+    render,
+    render_delete,
+    render_delete_all,
+    render_edit,
+)
 
 __all__ = ["BotWorker"]
 
@@ -87,6 +95,12 @@ class _Broadcast:
     want_claim: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     claimer: asyncio.Task[Any] | None = None
+    # Delivered rows claimed for their deletion or edit, waiting for a slot, and what they
+    # were claimed for: (recall, correction key).
+    amends: deque[ToAmend] = field(default_factory=deque)
+    amends_for: tuple[bool, str | None] = (False, None)
+    amend_attempts: dict[int, int] = field(default_factory=dict)
+    want_amend: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def uid(self) -> str:
@@ -98,7 +112,33 @@ class _Broadcast:
 
     @property
     def active(self) -> bool:
-        return self.record.state is BroadcastState.ACTIVE and not self.tripped and not self.stopped
+        """Whether new messages may leave: recalled, nothing more is sent."""
+        return (
+            self.record.state is BroadcastState.ACTIVE
+            and not self.record.recall
+            and not self.tripped
+            and not self.stopped
+        )
+
+    @property
+    def amending(self) -> tuple[bool, str | None]:
+        """What its delivered rows are to become now: (recall, correction key)."""
+        record = self.record
+        if record.recall:
+            return True, None
+        return False, correction_key(record.correction) if record.correction else None
+
+    @property
+    def amendable(self) -> bool:
+        """Whether delivered messages may be deleted or edited now: while sending, or once
+        sending is over (not while paused, which holds every request of the broadcast)."""
+        recall, key = self.amending
+        return (
+            (recall or key is not None)
+            and self.record.state in (BroadcastState.ACTIVE, BroadcastState.AMENDING)
+            and not self.tripped
+            and not self.stopped
+        )
 
 
 class BotWorker:
@@ -216,6 +256,9 @@ class BotWorker:
                 tasks.spawn(
                     current.tasks, work.keep_alive(), vital=(vitals, f"the keep-alive {of}")
                 )
+                tasks.spawn(
+                    current.tasks, self._claim_amends(current), vital=(vitals, f"the amends {of}")
+                )
         was_active = current.active
         if current.client is not client:
             log.info("%s/%s: sending with a new token", record.namespace, record.name)
@@ -230,6 +273,10 @@ class BotWorker:
         if was_active and not current.active:
             # Paused: nothing new leaves; rows claimed but not sent go back to pending.
             self._release(current, requeue=True)
+        if current.amends and (current.amends_for != current.amending or not current.amendable):
+            # Claimed for another correction, or for none any more: free them.
+            self._release_amends(current)
+        current.want_amend.set()
         current.want_work.set()
         current.want_claim.set()
         self._wake.set()
@@ -288,6 +335,7 @@ class BotWorker:
         broadcast.work.stop()
         self._pacer.remove(uid)
         self._release(broadcast, requeue=False)
+        self._release_amends(broadcast)
         for task in broadcast.tasks:
             # A claim on its way comes back and gives its rows back (see close): cancelled
             # mid-way, it would leave them claimed until the operator closes them as stale.
@@ -298,6 +346,7 @@ class BotWorker:
         # until it is destroyed pending.
         broadcast.want_work.set()
         broadcast.want_claim.set()
+        broadcast.want_amend.set()
         tasks.spawn(self._tasks, self._forget(broadcast))
 
     async def _forget(self, broadcast: _Broadcast) -> None:
@@ -464,6 +513,28 @@ class BotWorker:
             )
         return verdict is Gate.OPEN
 
+    def _heads(self, wall: datetime) -> tuple[dict[str, int], set[str]]:
+        """Each broadcast's next chat, and which of them are deletions or edits."""
+        heads: dict[str, int] = {}
+        amending: set[str] = set()
+        for uid, broadcast in list(self._broadcasts.items()):
+            if broadcast.work.ready and self._sendable(broadcast, wall):
+                heads[uid] = broadcast.work.ready[0].chat_id
+            elif broadcast.amends and broadcast.amendable:
+                # Deletions and edits take the broadcast's slots once nothing of it is ready
+                # to send: paced as its sends are, after transactional messages.
+                heads[uid] = broadcast.amends[0].recipient.chat_id
+                amending.add(uid)
+        return heads, amending
+
+    def _start_amend(self, broadcast: _Broadcast) -> None:
+        self._in_flight += 1
+        self._metrics.in_flight.inc()
+        item = broadcast.amends.popleft()
+        tasks.spawn(self._sends, self._amend(broadcast, item))
+        if not broadcast.amends:
+            broadcast.want_amend.set()
+
     async def _schedule(self) -> None:
         while True:
             self._wake.clear()
@@ -479,11 +550,7 @@ class BotWorker:
                 messages = lane.chats()
             if self._stopping:
                 return
-            heads = {
-                uid: broadcast.work.ready[0].chat_id
-                for uid, broadcast in list(self._broadcasts.items())
-                if broadcast.work.ready and self._sendable(broadcast, wall)
-            }
+            heads, amending = self._heads(wall)
             # A mark slower than the guard holds every new start back until it commits: the
             # starts granted meanwhile would leave together with it, closer than they were
             # counted (see Pacer.started).
@@ -508,6 +575,9 @@ class BotWorker:
                 tasks.spawn(self._sends, self._send_message(lane, held, client))
                 continue
             broadcast = self._broadcasts[decision.uid]
+            if decision.uid in amending:
+                self._start_amend(broadcast)
+                continue
             recipient = broadcast.work.ready.popleft()
             if broadcast.record.rate.allow_paid_broadcast:
                 broadcast.paid_sent += 1
@@ -524,8 +594,9 @@ class BotWorker:
         record = broadcast.record
         chat_id = recipient.chat_id
         # Rendered before the mark, so that its commit is the last step before the request.
+        # Sent from now on as corrected; the row records which correction it shows.
         rendered = render(
-            record.content,
+            corrected(record.content, record.correction),
             recipient,
             broadcast_uid=record.uid,
             allow_paid_broadcast=record.rate.allow_paid_broadcast,
@@ -572,7 +643,15 @@ class BotWorker:
             description = (
                 f"copyFrom chatId {source.chat_id} messageId {source.message_id}: {description}"
             )
-        self._act(broadcast, recipient, verdict, outcome.message_id, description)
+        self._act(
+            broadcast,
+            recipient,
+            verdict,
+            outcome.message_id,
+            description,
+            message_ids=outcome.message_ids,
+            correction=correction_key(record.correction) if record.correction else None,
+        )
 
     def _sent(self) -> None:
         """A send is over, answered or decided without a request."""
@@ -613,6 +692,9 @@ class BotWorker:
         verdict: Verdict,
         message_id: int | None,
         description: str,
+        *,
+        message_ids: tuple[int, ...] = (),
+        correction: str | None = None,
     ) -> None:
         chat_id = recipient.chat_id
         if verdict.action in (Action.RECORD, Action.DEACTIVATE):
@@ -623,6 +705,8 @@ class BotWorker:
                 verdict.state,
                 verdict.reason,
                 message_id,
+                message_ids=message_ids,
+                correction_key=correction if verdict.state is DeliveryState.DELIVERED else None,
                 deactivate_for=self.bot_id if verdict.action is Action.DEACTIVATE else None,
             )
             self._recorder.add(broadcast.uid, row, lambda: self._settle(broadcast, [chat_id]))
@@ -656,6 +740,155 @@ class BotWorker:
             uid=broadcast.uid, reason=reason, message=message[:500], at=datetime.now(UTC)
         )
         tasks.spawn(self._tasks, self._controls.fault(fault))
+
+    # --- recalling and correcting ------------------------------------------------------
+
+    async def _claim_amends(self, broadcast: _Broadcast) -> None:
+        """Claim delivered rows still to delete or edit, a slot's worth ahead, while the
+        broadcast is recalled or corrected; the scheduler gives them the broadcast's slots."""
+        while not (self._stopping or broadcast.stopped):
+            broadcast.want_amend.clear()
+            halted = self._pacer.halted_until - self._loop.time()
+            if not broadcast.amendable or broadcast.amends or halted > 0:
+                await tasks.wait(broadcast.want_amend, min(1.0, halted) if halted > 0 else 1.0)
+                continue
+            recall, key = wanted = broadcast.amending
+            try:
+                found = await self._ledger.claim_amends(
+                    broadcast.uid,
+                    bot_id=self.bot_id,
+                    recall=recall,
+                    correction=key,
+                    limit=max(10, self._claim_size(broadcast)),
+                )
+            except ledgers.ERRORS as error:
+                self._metrics.ledger_errors.labels("amend").inc()
+                log.warning(
+                    "claiming rows of broadcast %s to amend failed: %s", broadcast.uid, error
+                )
+                await asyncio.sleep(0.5)
+                continue
+            if not found:
+                # Nothing left here: look again for what a dead sender's claims leave, or
+                # the next correction.
+                await tasks.wait(broadcast.want_amend, 5.0)
+                continue
+            now_wanted = broadcast.amending
+            if now_wanted != wanted or not broadcast.amendable or self._stopping:
+                await self._ledger.release_amends(
+                    broadcast.uid, [item.recipient.chat_id for item in found]
+                )
+                continue
+            # Decided without a request: past the 48 hours, or no message id to act on.
+            settled = [
+                (item.recipient.chat_id, Amendment.TOO_OLD if item.too_old else Amendment.GONE)
+                for item in found
+                if (recall and item.too_old) or not item.message_ids
+            ]
+            if settled:
+                await self._record_amends(broadcast, settled, wanted)
+            skip = {chat_id for chat_id, _ in settled}
+            broadcast.amends.extend(item for item in found if item.recipient.chat_id not in skip)
+            broadcast.amends_for = wanted
+            self._wake.set()
+
+    async def _amend(self, broadcast: _Broadcast, item: ToAmend) -> None:
+        """Delete or edit one delivered row's messages, then record what its chat sees."""
+        record = broadcast.record
+        recall, key = wanted = broadcast.amends_for
+        chat_id = item.recipient.chat_id
+        rendered: Rendered
+        if recall:
+            rendered = (
+                render_delete(chat_id, item.message_ids[0])
+                if len(item.message_ids) == 1
+                else render_delete_all(chat_id, item.message_ids)
+            )
+        elif record.correction is not None and correction_key(record.correction) == key:
+            rendered = render_edit(
+                record.content,
+                record.correction,
+                item.recipient,
+                broadcast_uid=record.uid,
+                message_id=item.message_ids[0],
+            )
+        else:
+            # The correction changed since the claim: the row waits for the new one.
+            self._sent()
+            await self._quietly_release_amends(broadcast.uid, [chat_id])
+            return
+        attempt = broadcast.amend_attempts[chat_id] = broadcast.amend_attempts.get(chat_id, 0) + 1
+        try:
+            outcome: Outcome = await broadcast.client.send(rendered)
+        finally:
+            self._sent()
+        self._metrics.messages.labels(outcome.kind.value).inc()
+        verdict = judge_amend(outcome, recall=recall, attempt=attempt)
+        if verdict.action is Action.RECORD and verdict.outcome is not None:
+            broadcast.amend_attempts.pop(chat_id, None)
+            if verdict.outcome is Amendment.FAILED:
+                log.warning(
+                    "%s of a message of broadcast %s failed: %s",
+                    "deleting" if recall else "editing",
+                    broadcast.uid,
+                    outcome.description,
+                )
+            await self._record_amends(broadcast, [(chat_id, verdict.outcome)], wanted)
+        elif verdict.action is Action.RETRY:
+            self._loop.call_later(verdict.delay, self._retry_amend, broadcast, item, wanted)
+        elif verdict.action is Action.HALT_BOT:
+            broadcast.amend_attempts.pop(chat_id, None)
+            broadcast.amends.appendleft(item)
+            self._halt_for(verdict.delay)
+        else:  # TRIP: the token was refused
+            broadcast.amends.appendleft(item)
+            self._release_amends(broadcast)
+            self._trip(broadcast, FaultReason.BOT_UNAUTHORIZED, outcome.description)
+
+    def _retry_amend(
+        self, broadcast: _Broadcast, item: ToAmend, wanted: tuple[bool, str | None]
+    ) -> None:
+        if broadcast.amends_for == wanted and broadcast.amendable and not self._stopping:
+            broadcast.amends.appendleft(item)
+            self._wake.set()
+        else:
+            tasks.spawn(
+                self._tasks, self._ledger.release_amends(broadcast.uid, [item.recipient.chat_id])
+            )
+
+    async def _record_amends(
+        self,
+        broadcast: _Broadcast,
+        outcomes: list[tuple[int, Amendment]],
+        wanted: tuple[bool, str | None],
+    ) -> None:
+        recall, key = wanted
+        for _ in range(10):
+            try:
+                await self._ledger.record_amends(
+                    broadcast.uid, outcomes, recall=recall, correction=key
+                )
+            except ledgers.ERRORS as error:
+                # The claim stays; another try, then the claim TTL hands it on.
+                self._metrics.ledger_errors.labels("amend").inc()
+                log.warning("recording amends of broadcast %s failed: %s", broadcast.uid, error)
+                await asyncio.sleep(0.5)
+                continue
+            for _, outcome in outcomes:
+                self._metrics.amendments.labels(outcome.value).inc()
+            return
+
+    def _release_amends(self, broadcast: _Broadcast) -> None:
+        """Rows claimed to amend and not acted on are free again."""
+        chat_ids = [item.recipient.chat_id for item in broadcast.amends]
+        broadcast.amends.clear()
+        if chat_ids:
+            tasks.spawn(self._tasks, self._quietly_release_amends(broadcast.uid, chat_ids))
+
+    async def _quietly_release_amends(self, uid: str, chat_ids: list[int]) -> None:
+        # Not released, they are free once their claim is older than the claim TTL.
+        with contextlib.suppress(*ledgers.ERRORS):
+            await self._ledger.release_amends(uid, chat_ids)
 
     # --- the daily Stars budget --------------------------------------------------------
 
@@ -726,6 +959,10 @@ class BotWorker:
             for task in broadcast.tasks:
                 task.cancel()
             self._release(broadcast, requeue=False)
+            chat_ids = [item.recipient.chat_id for item in broadcast.amends]
+            broadcast.amends.clear()
+            with contextlib.suppress(*ledgers.ERRORS):
+                await self._ledger.release_amends(broadcast.uid, chat_ids)
         for broadcast in self._broadcasts.values():
             await asyncio.gather(*broadcast.tasks, return_exceptions=True)
         with contextlib.suppress(*ledgers.ERRORS):

@@ -25,6 +25,10 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import (
     CopyMessage,
+    DeleteMessage,
+    DeleteMessages,
+    EditMessageCaption,
+    EditMessageText,
     SendAnimation,
     SendAudio,
     SendDocument,
@@ -63,6 +67,10 @@ _METHODS: dict[str, type[TelegramMethod[Any]]] = {
     "sendVoice": SendVoice,
     "sendMediaGroup": SendMediaGroup,
     "copyMessage": CopyMessage,
+    "editMessageText": EditMessageText,
+    "editMessageCaption": EditMessageCaption,
+    "deleteMessage": DeleteMessage,
+    "deleteMessages": DeleteMessages,
 }
 _INPUT_MEDIA: dict[
     str, type[InputMediaPhoto | InputMediaVideo | InputMediaDocument | InputMediaAudio]
@@ -178,9 +186,13 @@ class TelegramClient:
         except Exception as error:  # every failure is an outcome; nothing leaves a row claimed
             return outcome_of(error)
         if isinstance(result, list):
-            # An album is one message per item; the ledger keeps the first one's id.
-            result = result[0] if result else None
-        return Outcome(kind=OutcomeKind.OK, message_id=getattr(result, "message_id", None))
+            # An album is one message per item: recall deletes them all.
+            ids = tuple(int(message.message_id) for message in result)
+            return Outcome(kind=OutcomeKind.OK, message_id=ids[0] if ids else None, message_ids=ids)
+        # deleteMessage answers True, an edit the Message.
+        message_id = getattr(result, "message_id", None)
+        ids = (int(message_id),) if message_id is not None else ()
+        return Outcome(kind=OutcomeKind.OK, message_id=message_id, message_ids=ids)
 
     async def close(self) -> None:
         await self._bot.session.close()

@@ -8,7 +8,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "OutcomeKind", "is_chat_not_found", "is_content_error", "is_too_long"]
+__all__ = [
+    "Outcome",
+    "OutcomeKind",
+    "is_chat_not_found",
+    "is_content_error",
+    "is_gone",
+    "is_not_modified",
+    "is_too_long",
+    "is_too_old",
+]
 
 # Telegram's descriptions of content it cannot render: the same for every recipient, so the
 # first of them stops the broadcast instead of failing each recipient in turn.
@@ -59,6 +68,8 @@ class OutcomeKind(enum.StrEnum):
 class Outcome:
     kind: OutcomeKind
     message_id: int | None = None
+    # Every message the call made (an album is one per item); message_id is the first.
+    message_ids: tuple[int, ...] = ()
     retry_after: float | None = None
     description: str = ""
 
@@ -79,3 +90,20 @@ def is_chat_not_found(description: str) -> bool:
     """Whether a 400 says a chat is unknown to the bot: the recipient's, or for copyMessage
     the source's too, which Telegram answers in the same words."""
     return "chat not found" in description.lower()
+
+
+def is_gone(description: str) -> bool:
+    """Whether a 400 to deleteMessage or editMessage* says there is no such message (deleted
+    already, by the chat or by an earlier request)."""
+    lowered = description.lower()
+    return "message to delete not found" in lowered or "message to edit not found" in lowered
+
+
+def is_too_old(description: str) -> bool:
+    """Whether a 400 to deleteMessage says the message is past the time a bot may delete it."""
+    return "message can't be deleted" in description.lower()
+
+
+def is_not_modified(description: str) -> bool:
+    """Whether a 400 to editMessage* says the message shows that content already."""
+    return "message is not modified" in description.lower()

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from herald.core.broadcasts import Correction, corrected
 from herald.core.contents import Button, Content, ContentKind, LinkPreview, ParseMode
 from herald.core.envelopes import Recipient
 from herald.core.media import AlbumItem, MediaType
@@ -37,6 +38,9 @@ __all__ = [
     "is_private",
     "parse_callback_data",
     "render",
+    "render_delete",
+    "render_delete_all",
+    "render_edit",
     "substitute",
 ]
 
@@ -244,3 +248,58 @@ def render(
     if content.link_preview is not None:
         params["link_preview_options"] = _link_preview(content.link_preview)
     return Rendered("sendMessage", params, variant_key)
+
+
+# What an edit carries over from the send it corrects: the words, their parse mode, and the
+# buttons (an edit without reply_markup would remove the inline keyboard).
+_EDIT_TEXT_KEEPS = ("text", "parse_mode", "reply_markup", "link_preview_options")
+_EDIT_CAPTION_KEEPS = ("caption", "parse_mode", "reply_markup", "show_caption_above_media")
+
+
+def render_edit(
+    content: Content,
+    correction: Correction,
+    recipient: Recipient,
+    *,
+    broadcast_uid: str,
+    message_id: int,
+) -> Rendered:
+    """The editMessageText or editMessageCaption that makes the message `message_id` sent to
+    `recipient` show `correction`, its buttons kept. An album's caption is its first
+    message's, which `message_id` names."""
+    fixed = corrected(content, correction)
+    params: dict[str, Any] = {"chat_id": recipient.chat_id, "message_id": message_id}
+    parse_mode = str(correction.parse_mode) if correction.parse_mode is not ParseMode.NONE else None
+    words = substitute(correction.words, recipient, correction.parse_mode)
+    if fixed.kind is ContentKind.COPY:
+        # A copy's kind is the source's: the correction names which edit it takes.
+        if content.buttons:
+            params["reply_markup"] = _keyboard(content.buttons, broadcast_uid)
+        key = "text" if correction.text is not None else "caption"
+        params[key] = words
+        if parse_mode is not None:
+            params["parse_mode"] = parse_mode
+        return Rendered("editMessageText" if key == "text" else "editMessageCaption", params)
+    sent = render(fixed, recipient, broadcast_uid=broadcast_uid, allow_paid_broadcast=False)
+    if sent.method == "sendMediaGroup":
+        first = sent.params["media"][0]
+        params["caption"] = first.get("caption", words)
+        if "parse_mode" in first:
+            params["parse_mode"] = first["parse_mode"]
+        if first.get("show_caption_above_media"):
+            params["show_caption_above_media"] = True
+        return Rendered("editMessageCaption", params, sent.variant)
+    method = "editMessageText" if sent.method == "sendMessage" else "editMessageCaption"
+    keeps = _EDIT_TEXT_KEEPS if method == "editMessageText" else _EDIT_CAPTION_KEEPS
+    params.update({key: sent.params[key] for key in keeps if key in sent.params})
+    return Rendered(method, params, sent.variant)
+
+
+def render_delete(chat_id: int, message_id: int) -> Rendered:
+    """The deleteMessage of one message a broadcast sent."""
+    return Rendered("deleteMessage", {"chat_id": chat_id, "message_id": message_id})
+
+
+def render_delete_all(chat_id: int, message_ids: tuple[int, ...]) -> Rendered:
+    """The deleteMessages of an album's messages: one request for them all."""
+    return Rendered("deleteMessages", {"chat_id": chat_id, "message_ids": list(message_ids)})

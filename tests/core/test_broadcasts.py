@@ -273,6 +273,8 @@ def test_status_round_trips_and_finds_conditions() -> None:
     assert status.model_dump(mode="json", exclude_none=True) == {
         **wire,
         "failed": 0,
+        "recalled": 0,
+        "corrected": 0,
         "blocked": 0,
         "uncertain": 0,
         "totalClicks": 0,

@@ -9,7 +9,7 @@ import pytest
 
 from herald.core import envelopes, subjects
 from herald.core.bots import BotLimits, PaidLimits
-from herald.core.broadcasts import Rate
+from herald.core.broadcasts import Correction, Rate
 from herald.core.contents import Content
 from herald.core.sealing import KeyRing, SealError, generate_key
 
@@ -77,9 +77,9 @@ def test_a_version_1_control_record_is_read_with_its_flat_rate_nested() -> None:
         update={"rate": envelopes.SendRate(messages_per_second=100, allow_paid_broadcast=True)}
     )
     current = ormsgpack.unpackb(envelopes.encode(record))
-    assert current["v"] == envelopes.ControlRecord.VERSION == 3
+    assert current["v"] == envelopes.ControlRecord.VERSION == 4
     rate = current.pop("rate")
-    del current["limits"]
+    del current["limits"], current["recall"], current["correction"]
     older = ormsgpack.packb({**current, **rate, "token": "123456:secret", "v": 1})
     # The token of an older record was in clear: it is dropped, never used.
     assert envelopes.decode(envelopes.ControlRecord, older) == record.model_copy(
@@ -87,7 +87,25 @@ def test_a_version_1_control_record_is_read_with_its_flat_rate_nested() -> None:
     )
 
 
-@pytest.mark.parametrize("version", [0, 4, None], ids=["older", "newer", "none"])
+def test_a_version_3_control_record_is_read_without_recall_or_correction() -> None:
+    record = control()
+    current = ormsgpack.unpackb(envelopes.encode(record))
+    del current["recall"], current["correction"]
+    older = ormsgpack.packb({**current, "v": 3})
+    decoded = envelopes.decode(envelopes.ControlRecord, older)
+    assert decoded == record
+    assert decoded.recall is False
+    assert decoded.correction is None
+
+
+def test_recall_and_correction_travel_in_the_control_record() -> None:
+    record = control().model_copy(
+        update={"recall": True, "correction": Correction(caption="fixed", parse_mode="None")}
+    )
+    assert envelopes.decode(envelopes.ControlRecord, envelopes.encode(record)) == record
+
+
+@pytest.mark.parametrize("version", [0, 5, None], ids=["older", "newer", "none"])
 def test_a_control_record_of_another_version_is_a_decode_error(version: int | None) -> None:
     data = ormsgpack.unpackb(envelopes.encode(control()))
     with pytest.raises(envelopes.DecodeError, match="version"):

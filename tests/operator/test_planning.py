@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from herald.core.deliveries import DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionOutcome, FaultReason, FaultRecord
 from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType, Phase
 from herald.operator.planning import (
+    AmendCounts,
     EventType,
     Facts,
     LedgerFacts,
@@ -653,3 +655,92 @@ def test_lost_work_is_queued_again(
         ready = p.status.condition(ConditionType.RECONCILING)
         assert ready is not None and ready.reason == "Publishing"
         assert ready.message == "Queueing work again for 4 recipients: their work was lost."
+
+
+# --- recall and correction ---------------------------------------------------------------
+
+
+def _amended(amends: AmendCounts, **counts: Any) -> LedgerFacts:
+    return dataclasses.replace(ledger(**counts), amends=amends)
+
+
+@pytest.mark.parametrize(
+    ("case_spec", "led", "control", "reason", "recalled", "close"),
+    [
+        pytest.param(
+            spec(recall=True),
+            _amended(AmendCounts(to_recall=6), delivered=6, pending=4),
+            BroadcastState.AMENDING,
+            "Recalling",
+            ConditionStatus.FALSE,
+            "Recalled",
+            id="recall-mid-send-stops-and-deletes",
+        ),
+        pytest.param(
+            spec(recall=True),
+            _amended(AmendCounts(recalled=8, too_old=2), delivered=10),
+            BroadcastState.STOPPED,
+            "Recalled",
+            ConditionStatus.TRUE,
+            None,
+            id="recall-done",
+        ),
+        pytest.param(
+            spec(correction={"text": "fixed"}),
+            _amended(AmendCounts(to_correct=10), delivered=10),
+            BroadcastState.AMENDING,
+            "Correcting",
+            ConditionStatus.FALSE,
+            None,
+            id="correction-after-completion",
+        ),
+        pytest.param(
+            spec(correction={"text": "fixed"}),
+            _amended(AmendCounts(to_correct=3), delivered=3, pending=7),
+            BroadcastState.ACTIVE,
+            "Sending",
+            ConditionStatus.FALSE,
+            None,
+            id="correction-while-sending-goes-on-sending",
+        ),
+        pytest.param(
+            spec(correction={"text": "fixed"}),
+            _amended(AmendCounts(corrected=10), delivered=10),
+            BroadcastState.STOPPED,
+            "Complete",
+            ConditionStatus.FALSE,
+            None,
+            id="correction-done",
+        ),
+    ],
+)
+def test_recall_and_correction(
+    case_spec: BroadcastSpec,
+    led: LedgerFacts,
+    control: BroadcastState,
+    reason: str,
+    recalled: ConditionStatus,
+    close: str | None,
+) -> None:
+    result = plan(spec=case_spec, status=None, facts=facts(ledger=led), now=NOW)
+    assert result.control is control
+    assert result.sending is (control is not BroadcastState.STOPPED)
+    ready = result.status.condition(ConditionType.READY)
+    assert ready is not None
+    assert ready.reason == reason
+    condition = result.status.condition(ConditionType.RECALLED)
+    assert condition is not None
+    assert condition.status is recalled
+    assert result.close_pending == close
+    assert result.status.recalled == led.amends.recalled
+    assert result.status.corrected == led.amends.corrected
+
+
+def test_a_recall_in_progress_is_not_finished() -> None:
+    led = _amended(AmendCounts(to_recall=4, recalled=6), delivered=10)
+    result = plan(spec=spec(recall=True), status=None, facts=facts(ledger=led), now=NOW)
+    assert not finished(result.status, generation=1)
+    done = _amended(AmendCounts(recalled=10), delivered=10)
+    after = plan(spec=spec(recall=True), status=result.status, facts=facts(ledger=done), now=NOW)
+    assert finished(after.status, generation=1)
+    assert [event.reason for event in after.events] == ["Recalled"]
