@@ -108,6 +108,8 @@ class Reason(enum.StrEnum):
     # spec.audience.fromBroadcast names no Broadcast here, or one of another bot.
     SOURCE_BROADCAST_NOT_FOUND = "SourceBroadcastNotFound"
     SOURCE_BROADCAST_OTHER_BOT = "SourceBroadcastOtherBot"
+    # fromBroadcast names the Broadcast itself, or a dry run: neither ever has a ledger to read.
+    SOURCE_BROADCAST_UNUSABLE = "SourceBroadcastUnusable"
     # The Broadcast fromBroadcast names still sends: its ledger is read once it finished.
     WAITING_FOR_SOURCE_BROADCAST = "WaitingForSourceBroadcast"
     RECALLING = "Recalling"  # spec.recall: deleting the delivered messages
@@ -149,6 +151,8 @@ class SourceState(enum.StrEnum):
     UNFINISHED = "Unfinished"  # same bot, still sending
     NOT_FOUND = "NotFound"
     OTHER_BOT = "OtherBot"
+    ITSELF = "Itself"  # the Broadcast names itself: it would wait for its own end
+    DRY_RUN = "DryRun"  # a preview: it never sends, so it never finishes
 
 
 # How long a dry run's counts stand before they are counted again (subscribers come and go).
@@ -355,6 +359,20 @@ def _audience_problem(spec: BroadcastSpec, facts: Facts) -> _Situation | None:
             message=f"spec.audience.fromBroadcast names Broadcast {source.name!r}, which is "
             f"sent by another bot; only a Broadcast of Bot {spec.bot_ref.name!r} can be "
             "sent again.",
+            stalled=True,
+            paused=spec.paused,
+        )
+    if facts.source in (SourceState.ITSELF, SourceState.DRY_RUN):
+        why = (
+            f"this Broadcast itself ({source.name!r})"
+            if facts.source is SourceState.ITSELF
+            else f"Broadcast {source.name!r}, a dry run that never sends"
+        )
+        return _Situation(
+            reason=Reason.SOURCE_BROADCAST_UNUSABLE,
+            message=f"spec.audience.fromBroadcast names {why}: it never has a ledger to send "
+            "again from. Name a Broadcast that sent, in a new Broadcast (the audience is "
+            "immutable).",
             stalled=True,
             paused=spec.paused,
         )

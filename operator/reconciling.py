@@ -303,7 +303,7 @@ class Reconciler:
                 queued = await publishing.queued_work(self.c.js, uid)
         source, source_uid = SourceState.FINISHED, None
         if spec.audience.from_broadcast is not None and (ledger is None or not ledger.materialised):
-            source, source_uid = await self._source(meta["namespace"], spec)
+            source, source_uid = await self._source(meta["namespace"], meta["name"], spec)
         generation = int(meta.get("generation") or 0)
         languages = None
         if (
@@ -335,10 +335,14 @@ class Reconciler:
         )
         return facts, resolved, source_uid
 
-    async def _source(self, namespace: str, spec: BroadcastSpec) -> tuple[SourceState, str | None]:
+    async def _source(
+        self, namespace: str, name: str, spec: BroadcastSpec
+    ) -> tuple[SourceState, str | None]:
         """Where spec.audience.fromBroadcast points: the Broadcast's state and uid."""
         source = spec.audience.from_broadcast
         assert source is not None
+        if source.name == name:
+            return SourceState.ITSELF, None
 
         def read() -> dict[str, Any] | None:
             # Inside the call: a wait turns every client error into Unavailable.
@@ -353,6 +357,8 @@ class Reconciler:
         bot = ((body.get("spec") or {}).get("botRef") or {}).get("name")
         if bot != spec.bot_ref.name:
             return SourceState.OTHER_BOT, None
+        if (body.get("spec") or {}).get("dryRun"):
+            return SourceState.DRY_RUN, None
         uid = str(body["metadata"]["uid"])
         written = status_of(body)
         ended = written is not None and any(

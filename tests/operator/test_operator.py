@@ -1332,6 +1332,13 @@ async def test_from_broadcast_names_a_missing_or_another_bots_broadcast(
     apply_broadcast(
         kubectl, "mixed", audience={"fromBroadcast": {"name": "theirs", "states": states_}}
     )
+    apply_broadcast(
+        kubectl, "selfish", audience={"fromBroadcast": {"name": "selfish", "states": states_}}
+    )
+    apply_broadcast(kubectl, "preview", dryRun=True)
+    apply_broadcast(
+        kubectl, "of-preview", audience={"fromBroadcast": {"name": "preview", "states": states_}}
+    )
 
     async def stalled(name: str) -> dict[str, Any]:
         c = condition(kubectl, name, "Stalled")
@@ -1343,7 +1350,14 @@ async def test_from_broadcast_names_a_missing_or_another_bots_broadcast(
     mixed = await eventually(lambda: stalled("mixed"), what="mixed stalls")
     assert mixed["reason"] == "SourceBroadcastOtherBot"
     assert "'shop-bot'" in mixed["message"]
-    for name in ("orphan", "mixed"):
+    # Neither would ever finish, so waiting for them would wait forever.
+    selfish = await eventually(lambda: stalled("selfish"), what="selfish stalls")
+    assert selfish["reason"] == "SourceBroadcastUnusable"
+    assert "itself ('selfish')" in selfish["message"]
+    of_preview = await eventually(lambda: stalled("of-preview"), what="of-preview stalls")
+    assert of_preview["reason"] == "SourceBroadcastUnusable"
+    assert "'preview', a dry run" in of_preview["message"]
+    for name in ("orphan", "mixed", "selfish", "of-preview"):
         uid = str(kubectl("get", "broadcast", name, "-o", "jsonpath={.metadata.uid}").stdout)
         assert (
             await db.fetchval("SELECT count(*) FROM deliveries WHERE broadcast_uid = $1", uid) == 0

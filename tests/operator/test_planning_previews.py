@@ -155,6 +155,18 @@ def test_preview_due(after: timedelta, generation: int, expected: bool) -> None:
             id="other-bot-stalls",
         ),
         pytest.param(
+            SourceState.ITSELF,
+            Reason.SOURCE_BROADCAST_UNUSABLE,
+            {ConditionType.STALLED},
+            id="itself-stalls",
+        ),
+        pytest.param(
+            SourceState.DRY_RUN,
+            Reason.SOURCE_BROADCAST_UNUSABLE,
+            {ConditionType.STALLED},
+            id="a-dry-run-stalls",
+        ),
+        pytest.param(
             SourceState.UNFINISHED,
             Reason.WAITING_FOR_SOURCE_BROADCAST,
             {ConditionType.RECONCILING, ConditionType.PROGRESSING},
