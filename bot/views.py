@@ -153,6 +153,16 @@ def status_text(
         lines.append(texts("status-eta", eta=format_duration((status.eta - now).total_seconds())))
     if broadcast.spec.paused:
         lines.append(texts("status-paused"))
+    if broadcast.spec.recall:
+        lines.append(
+            texts("status-recalled", recalled=str(status.recalled), delivered=str(status.delivered))
+        )
+    if broadcast.spec.correction is not None:
+        lines.append(
+            texts(
+                "status-corrected", corrected=str(status.corrected), delivered=str(status.delivered)
+            )
+        )
     for condition in status.conditions:
         # What holds, plus Ready whatever its status: its reason says why a Broadcast waits.
         if condition.status is ConditionStatus.TRUE or condition.type is ConditionType.READY:

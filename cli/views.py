@@ -122,6 +122,10 @@ def status_text(broadcast: Broadcast, *, now: datetime) -> str:
             f"Preview:     {preview.recipients} recipients ({variants}), about "
             f"{preview.estimated_duration} at {preview.messages_per_second:g} msg/s{stars}"
         )
+    if broadcast.spec.recall:
+        lines.append(f"Recalled:    {status.recalled} of {status.delivered} delivered messages")
+    if broadcast.spec.correction is not None:
+        lines.append(f"Corrected:   {status.corrected} of {status.delivered} delivered messages")
     if status.started_at is not None:
         lines.append(f"Started:     {status.started_at.isoformat()}")
     if status.completed_at is not None:

@@ -227,6 +227,42 @@ def test_status_text_shows_counts_rate_eta_and_conditions() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("texts", "recalled", "corrected"),
+    [
+        (
+            EN,
+            "Recalled: 4 of 10 delivered messages deleted",
+            "Corrected: 6 of 10 delivered messages edited",
+        ),
+        (
+            RU,
+            "Отозвано: удалено 4 из 10 доставленных сообщений",
+            "Исправлено: отредактировано 6 из 10 доставленных сообщений",
+        ),
+    ],
+)
+def test_status_text_says_how_far_a_recall_and_a_correction_are(
+    texts: Any, recalled: str, corrected: str
+) -> None:
+    plain = _broadcast(total=10, delivered=10, recalled=4, corrected=6)
+    amended = plain.model_copy(
+        update={
+            "spec": plain.spec.model_validate(
+                {
+                    **plain.spec.model_dump(by_alias=True, exclude_none=True),
+                    "recall": True,
+                    "correction": {"text": "hi!"},
+                }
+            )
+        }
+    )
+    lines = status_text(amended, texts=texts, default_namespace="ns", now=NOW).splitlines()
+    assert recalled in lines and corrected in lines
+    shown = status_text(plain, texts=texts, default_namespace="ns", now=NOW)
+    assert recalled not in shown and corrected not in shown
+
+
 def test_status_keyboard_follows_the_state() -> None:
     def data(broadcast: Broadcast) -> list[str]:
         keyboard = status_keyboard(broadcast, texts=EN, default_namespace="ns")

@@ -107,3 +107,29 @@ def test_status_shows_a_dry_runs_preview_and_a_spread() -> None:
     text = views.status_text(broadcast, now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
     assert "Spread:      over 2h, at 1.389 msg/s" in text
     assert "Preview:     10000 recipients (default 7000, ru 3000), about 2h at 1.389 msg/s" in text
+
+
+def test_status_shows_how_far_a_recall_and_a_correction_are() -> None:
+    broadcast = Broadcast.model_validate(
+        {
+            "metadata": {"name": "typo", "namespace": "marketing", "generation": 3},
+            "spec": {
+                "botRef": {"name": "shop-bot"},
+                "content": {"text": "Sale"},
+                "audience": {"subscribers": {}},
+                "recall": True,
+                "correction": {"text": "Sale!"},
+            },
+            "status": {"observedGeneration": 3, "delivered": 10, "recalled": 4, "corrected": 6},
+        }
+    )
+    text = views.status_text(broadcast, now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    assert "Recalled:    4 of 10 delivered messages" in text
+    assert "Corrected:   6 of 10 delivered messages" in text
+    plain = views.status_text(
+        broadcast.model_copy(
+            update={"spec": broadcast.spec.model_copy(update={"recall": False, "correction": None})}
+        ),
+        now=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+    )
+    assert "Recalled:" not in plain and "Corrected:" not in plain

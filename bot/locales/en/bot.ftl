@@ -37,6 +37,8 @@ status-counts = Delivered { $delivered } · blocked { $blocked } · failed { $fa
 status-rate = Rate: { $observed } msg/s of { $limit } allowed
 status-eta = ETA: { $eta }
 status-paused = Paused by spec.paused: no new messages leave.
+status-recalled = Recalled: { $recalled } of { $delivered } delivered messages deleted
+status-corrected = Corrected: { $corrected } of { $delivered } delivered messages edited
 status-condition = { $type }: { $status } ({ $reason }) { $message }
 
 paused = Paused { $name }. No new message leaves within about a second.

@@ -37,6 +37,8 @@ status-counts = Доставлено { $delivered } · заблокировал�
 status-rate = Скорость: { $observed } сообщ./с из { $limit } разрешённых
 status-eta = Окончание: { $eta }
 status-paused = Пауза (spec.paused): новые сообщения не отправляются.
+status-recalled = Отозвано: удалено { $recalled } из { $delivered } доставленных сообщений
+status-corrected = Исправлено: отредактировано { $corrected } из { $delivered } доставленных сообщений
 status-condition = { $type }: { $status } ({ $reason }) { $message }
 
 paused = Рассылка { $name } на паузе. Новые сообщения перестанут уходить в течение секунды.
