@@ -27,7 +27,8 @@ async def ledger_facts(
     """The bookkeeping row, counts per state, and what the delivered rows show now against
     spec.recall and the correction keyed `correction`; None when nothing was materialised
     yet. Once the retention removed (or began removing) the ledger's rows, the counts are
-    those it kept: the same facts as before, so nothing is planned again."""
+    those it kept: the same facts as before, so nothing is planned again; and nothing is
+    left to recall or correct."""
     row = await connection.fetchrow(
         "SELECT total, materialised_at, published_at, completed_at, ledger_counts "
         "FROM broadcasts WHERE uid = $1",
@@ -53,7 +54,13 @@ async def ledger_facts(
         counts=counts,
         completion_recorded=row["completed_at"] is not None,
         clicks=clicks,
-        amends=await amend_counts(connection, uid, correction=correction),
+        # A removed ledger's message ids are gone with its rows: nothing is left to delete
+        # or edit, whatever spec.recall and spec.correction say.
+        amends=(
+            AmendCounts()
+            if kept is not None
+            else await amend_counts(connection, uid, correction=correction)
+        ),
     )
 
 
