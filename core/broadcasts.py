@@ -5,21 +5,24 @@ Everything that reads or writes a Broadcast imports these models: the operator p
 :mod:`herald.core.crds` turns the same models into the CRD's OpenAPI schema, so the field
 descriptions are what ``kubectl explain broadcast.spec`` prints.
 
-The contract spans five modules, each imported from where it lives:
+The contract spans six modules, each imported from where it lives:
 
 - this one: the resource's identity (group, version, names), the object and its spec (bot,
   rate, schedule, delivery);
 - :mod:`herald.core.audiences`: who receives it;
 - :mod:`herald.core.contents`: the message;
+- :mod:`herald.core.corrections`: spec.correction, what a delivered message is edited to;
 - :mod:`herald.core.statuses`: the status, its conditions and the phase;
 - :mod:`herald.core.contracts`: what they share (``CelRule``, the base model, field types).
+
+Over 400 lines because most of it is the text ``kubectl explain`` prints: each field of the
+spec carries its description and its CEL rules beside it, and the rate's durations
+(``spreadOver``) are parsed here because the rate's own rules check them.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -28,7 +31,7 @@ from typing import ClassVar, Final, Literal
 from pydantic import ConfigDict, Field
 
 from herald.core.audiences import Audience
-from herald.core.contents import CAPTION_MAX_LENGTH, TEXT_MAX_LENGTH, Content, ParseMode
+from herald.core.contents import Content
 from herald.core.contracts import (
     DATA_KEY_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
@@ -38,6 +41,7 @@ from herald.core.contracts import (
     WireModel,
     immutable,
 )
+from herald.core.corrections import Correction
 from herald.core.statuses import BroadcastStatus
 
 __all__ = [
@@ -56,13 +60,10 @@ __all__ = [
     "BotRef",
     "Broadcast",
     "BroadcastSpec",
-    "Correction",
     "Delivery",
     "ObjectMeta",
     "Rate",
     "Schedule",
-    "corrected",
-    "correction_key",
     "format_duration",
     "parse_duration",
 ]
@@ -275,50 +276,6 @@ class Schedule(Contract):
     )
 
 
-class Correction(Contract):
-    """A new text or caption for every message already delivered (and every one still to
-    go): Herald edits each delivered message in place, keeping its buttons."""
-
-    cel_rules: ClassVar[tuple[CelRule, ...]] = (
-        CelRule(
-            rule="has(self.text) != has(self.caption)",
-            message="a correction has exactly one of text or caption",
-            holds=lambda c: (c.text is None) != (c.caption is None),
-        ),
-    )
-
-    text: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=TEXT_MAX_LENGTH,
-        description=(
-            f"The corrected text of a text message (editMessageText), at most "
-            f"{TEXT_MAX_LENGTH} characters; placeholders such as {{first_name}} are filled "
-            "in as when sending."
-        ),
-    )
-    caption: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=CAPTION_MAX_LENGTH,
-        description=(
-            f"The corrected caption of a media message or album (editMessageCaption), at "
-            f"most {CAPTION_MAX_LENGTH} characters."
-        ),
-    )
-    parse_mode: ParseMode = Field(
-        default=ParseMode.HTML,
-        description="How Telegram reads the corrected text: HTML (default), MarkdownV2 or None.",
-    )
-
-    @property
-    def words(self) -> str:
-        """The corrected text or caption."""
-        value = self.text if self.text is not None else self.caption
-        assert value is not None  # exactly one of them (CEL)
-        return value
-
-
 class BroadcastSpec(Contract):
     """What to send, to whom, how fast and when."""
 
@@ -478,30 +435,3 @@ class Broadcast(WireModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: BroadcastSpec
     status: BroadcastStatus | None = None
-
-
-def corrected(content: Content, correction: Correction | None) -> Content:
-    """`content` as it reads with `correction` applied, for every language variant: what the
-    messages sent from now on carry, and what each edit makes a delivered one show."""
-    if correction is None:
-        return content
-    localized = None
-    if content.localized:
-        localized = {
-            code: variant.model_copy(update={"text": correction.words})
-            for code, variant in content.localized.items()
-        }
-    return content.model_copy(
-        update={
-            "text": correction.words,
-            "parse_mode": correction.parse_mode,
-            "localized": localized,
-        }
-    )
-
-
-def correction_key(correction: Correction) -> str:
-    """A short digest naming one correction in the ledger: a row whose key differs from the
-    current correction's still shows an older text."""
-    body = json.dumps(correction.model_dump(mode="json", exclude_none=True), sort_keys=True)
-    return hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -16,8 +16,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from herald.core import subjects
 from herald.core.bots import BotLimits, UpdatesMode
-from herald.core.broadcasts import Correction, Delivery, Rate
+from herald.core.broadcasts import Delivery, Rate
 from herald.core.contents import Content
+from herald.core.corrections import Correction
 from herald.core.messages import MessageState
 from herald.core.sealing import KeyRing, SealError
 

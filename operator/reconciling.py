@@ -34,8 +34,9 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from herald.core.broadcasts import BroadcastSpec, correction_key
+from herald.core.broadcasts import BroadcastSpec
 from herald.core.contents import Content, callback_buttons
+from herald.core.corrections import correction_key
 from herald.core.deliveries import TERMINAL_STATES, DeliveryState
 from herald.core.envelopes import BroadcastState, CompletionRecord, FaultReason
 from herald.core.statuses import BroadcastStatus, ConditionStatus, ConditionType

@@ -30,7 +30,8 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from herald.core import logs
-from herald.core.broadcasts import Delivery, corrected, correction_key
+from herald.core.broadcasts import Delivery
+from herald.core.corrections import corrected, correction_key
 from herald.core.deliveries import Amendment, DeliveryState
 from herald.core.envelopes import (
     BotRecord,

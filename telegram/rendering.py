@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from herald.core.broadcasts import Correction, corrected
 from herald.core.contents import Button, Content, ContentKind, LinkPreview, ParseMode
+from herald.core.corrections import Correction, corrected
 from herald.core.envelopes import Recipient
 from herald.core.media import AlbumItem, MediaType
 

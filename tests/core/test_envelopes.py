@@ -9,8 +9,9 @@ import pytest
 
 from herald.core import envelopes, subjects
 from herald.core.bots import BotLimits, PaidLimits
-from herald.core.broadcasts import Correction, Rate
+from herald.core.broadcasts import Rate
 from herald.core.contents import Content
+from herald.core.corrections import Correction
 from herald.core.sealing import KeyRing, SealError, generate_key
 
 RING = KeyRing.parse(generate_key())
