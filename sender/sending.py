@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 
 from herald.core import logs
 from herald.core.broadcasts import Delivery
+from herald.core.contents import Content
 from herald.core.corrections import corrected, correction_key
 from herald.core.deliveries import Amendment, DeliveryState
 from herald.core.envelopes import (
@@ -102,10 +103,24 @@ class _Broadcast:
     amends_for: tuple[bool, str | None] = (False, None)
     amend_attempts: dict[int, int] = field(default_factory=dict)
     want_amend: asyncio.Event = field(default_factory=asyncio.Event)
+    # What `outgoing` worked out, and for which record: once per record, not per message.
+    _outgoing_of: tuple[ControlRecord, Content, str | None] | None = None
 
     @property
     def uid(self) -> str:
         return self.record.uid
+
+    @property
+    def outgoing(self) -> tuple[Content, str | None]:
+        """What is sent from now on: the content with the correction in force applied, and
+        the ledger's key of that correction (None: none is)."""
+        memo = self._outgoing_of
+        if memo is None or memo[0] is not self.record:
+            record = self.record
+            key = correction_key(record.correction) if record.correction is not None else None
+            memo = (record, corrected(record.content, record.correction), key)
+            self._outgoing_of = memo
+        return memo[1], memo[2]
 
     @property
     def stopped(self) -> bool:
@@ -127,7 +142,7 @@ class _Broadcast:
         record = self.record
         if record.recall:
             return True, None
-        return False, correction_key(record.correction) if record.correction else None
+        return False, self.outgoing[1]
 
     @property
     def amendable(self) -> bool:
@@ -597,7 +612,7 @@ class BotWorker:
         # Rendered before the mark, so that its commit is the last step before the request.
         # Sent from now on as corrected; the row records which correction it shows.
         rendered = render(
-            corrected(record.content, record.correction),
+            broadcast.outgoing[0],
             recipient,
             broadcast_uid=record.uid,
             allow_paid_broadcast=record.rate.allow_paid_broadcast,
@@ -651,7 +666,7 @@ class BotWorker:
             outcome.message_id,
             description,
             message_ids=outcome.message_ids,
-            correction=correction_key(record.correction) if record.correction else None,
+            correction=broadcast.outgoing[1],
         )
 
     def _sent(self) -> None:
@@ -805,7 +820,7 @@ class BotWorker:
                 if len(item.message_ids) == 1
                 else render_delete_all(chat_id, item.message_ids)
             )
-        elif record.correction is not None and correction_key(record.correction) == key:
+        elif record.correction is not None and broadcast.outgoing[1] == key:
             rendered = render_edit(
                 record.content,
                 record.correction,
