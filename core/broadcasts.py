@@ -64,8 +64,8 @@ __all__ = [
     "ObjectMeta",
     "Rate",
     "Schedule",
-    "format_duration",
     "parse_duration",
+    "spec_duration",
 ]
 
 GROUP = "herald.dev"
@@ -101,8 +101,10 @@ def parse_duration(value: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def format_duration(seconds: float) -> str:
-    """Whole seconds, rounded up, in the same form: 3725.2 -> 1h2m6s, 0 -> 0s."""
+def spec_duration(seconds: float) -> str:
+    """Whole seconds, rounded up, in the form of :data:`DURATION_PATTERN` that the spec takes
+    (so :func:`parse_duration` reads it back): 3725.2 -> 1h2m6s, 0 -> 0s. The admin bot's
+    ``format_duration`` is for people instead: ``1h 02m``."""
     left = int(-(-seconds // 1)) if seconds > 0 else 0
     hours, left = divmod(left, 3600)
     minutes, left = divmod(left, 60)

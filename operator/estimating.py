@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 
-from herald.core.broadcasts import MESSAGES_PER_STAR, Rate, format_duration
+from herald.core.broadcasts import MESSAGES_PER_STAR, Rate, spec_duration
 from herald.core.contents import Content
 from herald.core.envelopes import SendLimits
 from herald.core.statuses import Preview
@@ -78,7 +78,7 @@ def preview(
         recipients=recipients,
         variants=variant_counts(content, languages),
         messages_per_second=per_second,
-        estimated_duration=format_duration(recipients / per_second),
+        estimated_duration=spec_duration(recipients / per_second),
         stars=stars_cost(rate=rate, recipients=recipients),
         generated_at=now.replace(microsecond=0),
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from herald.core.broadcasts import Rate, format_duration, parse_duration
+from herald.core.broadcasts import Rate, parse_duration, spec_duration
 from herald.core.contents import Content
 from herald.core.envelopes import SendLimits
 from herald.operator import estimating
@@ -152,5 +152,5 @@ def test_not_durations(text: str) -> None:
     ("seconds", "text"),
     [(0, "0s"), (0.2, "1s"), (59.5, "1m"), (3600, "1h"), (3725.2, "1h2m6s"), (86_400, "24h")],
 )
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
+def test_spec_duration(seconds: float, text: str) -> None:
+    assert spec_duration(seconds) == text
