@@ -313,17 +313,27 @@ class MessageLane:
     # --- sending -------------------------------------------------------------------------
 
     async def send(
-        self, held: Held, client: TelegramClient, *, halt: Callable[[float], None]
+        self,
+        held: Held,
+        client: TelegramClient,
+        *,
+        halt: Callable[[float], None],
+        departed: Callable[[], None] | None = None,
     ) -> None:
         """Send, record, announce and ack one claimed message the pacer gave a slot (see
-        :meth:`take`); `halt` stops the whole bot for a 429's retry_after."""
+        :meth:`take`); `halt` stops the whole bot for a 429's retry_after, `departed` is told
+        when the request leaves."""
         try:
-            await self._send(held, client, halt)
+            await self._send(held, client, halt, departed)
         finally:
             self._sending.discard(held)
 
     async def _send(
-        self, held: Held, client: TelegramClient, halt: Callable[[float], None]
+        self,
+        held: Held,
+        client: TelegramClient,
+        halt: Callable[[float], None],
+        departed: Callable[[], None] | None,
     ) -> None:
         claim, content = held.claim, held.content
         assert claim is not None and content is not None
@@ -342,7 +352,7 @@ class MessageLane:
         held.attempts += 1
         started = self._loop.time()
         try:
-            outcome = await client.send(rendered)
+            outcome = await client.send(rendered, departed=departed)
         finally:
             self._metrics.send_duration.observe(self._loop.time() - started)
         self._metrics.messages.labels(outcome.kind.value).inc()

@@ -16,9 +16,11 @@ restarts from now instead of catching up. A schedule behind by less than one int
 its slot, which absorbs timer lateness so the rate reached is the rate configured.
 
 The window guard makes the limit hold as Telegram measures it, over any one-second window
-of *arrivals*: the N-th previous start must be at least ``1 + GUARD`` seconds old. Start
-jitter up to GUARD (event loop lateness, network) cannot then push N + 1 arrivals into one
-second. It costs GUARD of every second at full rate (1.5%).
+of *arrivals*: the N-th previous start must be at least ``1 + GUARD`` seconds old. A start
+counts from when its request went to the socket (:meth:`Pacer.started`), so a wait for the
+ledger, a connection or the event loop does not bunch arrivals; jitter after that (the
+network) up to GUARD cannot push N + 1 arrivals into one second. It costs GUARD of every
+second at full rate (1.5%).
 
 Precedence: a transactional message whose chat is free takes the bot's next slot before
 any broadcast (:class:`MessageGrant`). Transactional messages have no schedule of their own:
@@ -243,14 +245,16 @@ class Pacer:
         self._note_chat(heads[chosen], now)
         return Grant(chosen)
 
-    def started(self, uid: str, chat_id: int, *, granted: float, at: float) -> None:
-        """The broadcast's send granted at `granted` left at `at`: later, as its ledger mark
-        came first. Counting it when it left keeps the window guard true of arrivals however
-        long the mark took; the GCRA schedules keep their slots, so the rate is unchanged."""
+    def started(self, uid: str | None, chat_id: int, *, granted: float, at: float) -> None:
+        """The send granted at `granted` left at `at`, later: a broadcast's (`uid`) after its
+        ledger mark, any after waiting for a connection or a busy event loop. Counting it when
+        it left keeps the window guard true of arrivals however long that took; the GCRA
+        schedules keep their slots, so the rate is unchanged. A transactional message has no
+        `uid`: it moves the bot's and the chat's start only."""
         if at <= granted:
             return
         self._bot.moved(granted, at)
-        broadcast = self._broadcasts.get(uid)
+        broadcast = None if uid is None else self._broadcasts.get(uid)
         if broadcast is not None:
             broadcast.schedule.moved(granted, at)
         if self._chats.get(chat_id) == granted:

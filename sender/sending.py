@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -543,11 +544,11 @@ class BotWorker:
                 amending.add(uid)
         return heads, amending
 
-    def _start_amend(self, broadcast: _Broadcast) -> None:
+    def _start_amend(self, broadcast: _Broadcast, *, granted: float) -> None:
         self._in_flight += 1
         self._metrics.in_flight.inc()
         item = broadcast.amends.popleft()
-        tasks.spawn(self._sends, self._amend(broadcast, item))
+        tasks.spawn(self._sends, self._amend(broadcast, item, granted=granted))
         if not broadcast.amends:
             broadcast.want_amend.set()
 
@@ -588,11 +589,12 @@ class BotWorker:
                 held = lane.take(decision.chat_id)
                 self._in_flight += 1
                 self._metrics.in_flight.inc()
-                tasks.spawn(self._sends, self._send_message(lane, held, client))
+                departed = self._departure(None, decision.chat_id, now)
+                tasks.spawn(self._sends, self._send_message(lane, held, client, departed))
                 continue
             broadcast = self._broadcasts[decision.uid]
             if decision.uid in amending:
-                self._start_amend(broadcast)
+                self._start_amend(broadcast, granted=now)
                 continue
             recipient = broadcast.work.ready.popleft()
             if broadcast.record.rate.allow_paid_broadcast:
@@ -632,11 +634,12 @@ class BotWorker:
                 # against a budget just spent still leaves: it was within the budget.)
                 self._give_back(broadcast, recipient, requeue=not broadcast.stopped)
                 return
-            self._pacer.started(record.uid, chat_id, granted=granted, at=self._loop.time())
             attempt = broadcast.attempts[chat_id] = broadcast.attempts.get(chat_id, 0) + 1
             started = self._loop.time()
             try:
-                outcome = await broadcast.client.send(rendered)
+                outcome = await broadcast.client.send(
+                    rendered, departed=self._departure(record.uid, chat_id, granted)
+                )
             finally:
                 self._metrics.send_duration.observe(self._loop.time() - started)
         finally:
@@ -669,6 +672,14 @@ class BotWorker:
             correction=broadcast.outgoing[1],
         )
 
+    def _departure(self, uid: str | None, chat_id: int, granted: float) -> Callable[[], None]:
+        """What tells the pacer when the send granted at `granted` really left."""
+
+        def departed() -> None:
+            self._pacer.started(uid, chat_id, granted=granted, at=self._loop.time())
+
+        return departed
+
     def _sent(self) -> None:
         """A send is over, answered or decided without a request."""
         self._in_flight -= 1
@@ -695,9 +706,11 @@ class BotWorker:
             broadcast.work.busy([recipient.chat_id])
         return mine
 
-    async def _send_message(self, lane: MessageLane, held: Held, client: TelegramClient) -> None:
+    async def _send_message(
+        self, lane: MessageLane, held: Held, client: TelegramClient, departed: Callable[[], None]
+    ) -> None:
         try:
-            await lane.send(held, client, halt=self._halt_for)
+            await lane.send(held, client, halt=self._halt_for, departed=departed)
         finally:
             self._sent()
 
@@ -808,7 +821,7 @@ class BotWorker:
             broadcast.amends_for = wanted
             self._wake.set()
 
-    async def _amend(self, broadcast: _Broadcast, item: ToAmend) -> None:
+    async def _amend(self, broadcast: _Broadcast, item: ToAmend, *, granted: float) -> None:
         """Delete or edit one delivered row's messages, then record what its chat sees."""
         record = broadcast.record
         recall, key = wanted = broadcast.amends_for
@@ -835,7 +848,9 @@ class BotWorker:
             return
         attempt = broadcast.amend_attempts[chat_id] = broadcast.amend_attempts.get(chat_id, 0) + 1
         try:
-            outcome: Outcome = await broadcast.client.send(rendered)
+            outcome: Outcome = await broadcast.client.send(
+                rendered, departed=self._departure(record.uid, chat_id, granted)
+            )
         finally:
             self._sent()
         self._metrics.messages.labels(outcome.kind.value).inc()

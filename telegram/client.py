@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -178,11 +179,15 @@ class TelegramClient:
         self._bot = Bot(token, session=session)
         self._timeout = timeout
 
-    async def send(self, rendered: Rendered) -> Outcome:
+    async def send(
+        self, rendered: Rendered, *, departed: Callable[[], None] | None = None
+    ) -> Outcome:
+        """Send; `departed` runs as the request is handed to the socket (not if it never is)."""
         method = method_of(rendered)
         try:
             async with asyncio.timeout(self._timeout + 1):
-                result = await self._bot(method, request_timeout=int(self._timeout))
+                with sessions.departing(departed):
+                    result = await self._bot(method, request_timeout=int(self._timeout))
         except Exception as error:  # every failure is an outcome; nothing leaves a row claimed
             return outcome_of(error)
         if isinstance(result, list):

@@ -13,13 +13,23 @@ Per request, aiogram (3.31) by default
 
 :class:`Session` keeps each ``Response[...]`` it used and sends an urlencoded body built
 directly when there is no file to upload; uploads go through aiogram's form as before.
+
+It also says when a request leaves: :func:`departing` names a callback that runs as the
+request's body is handed to the socket. The sender counts a send against the limits at that
+instant, not when it decided to send: under load a request can wait tens of milliseconds
+for a connection or for the task that writes its body (aiohttp writes it a loop iteration
+after the headers), and Telegram counts arrivals.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlencode
 
+import aiogram
 import orjson
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -27,11 +37,55 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import InputFile
-from aiohttp import FormData, payload
+from aiohttp import ClientSession, FormData, TraceConfig, TraceRequestChunkSentParams, payload
+from aiohttp.hdrs import USER_AGENT
+from aiohttp.http import SERVER_SOFTWARE
 
-__all__ = ["Session", "dumps", "new_session"]
+__all__ = ["Session", "departing", "dumps", "new_session"]
 
 _URLENCODED = "application/x-www-form-urlencoded"
+
+# The departure of the request the current task is making (a context variable follows the
+# task into the one aiohttp writes the body from, which copies its context).
+_departure: ContextVar[_Departure | None] = ContextVar("departure", default=None)
+
+
+class _Departure:
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback: Callable[[], None] | None = callback
+
+    def __call__(self) -> None:
+        # The first chunk of the first request only: a body written in parts leaves once.
+        callback, self.callback = self.callback, None
+        if callback is not None:
+            callback()
+
+
+@contextlib.contextmanager
+def departing(callback: Callable[[], None] | None) -> Iterator[None]:
+    """A request made inside calls `callback` once, as its body goes to the socket."""
+    token = _departure.set(None if callback is None else _Departure(callback))
+    try:
+        yield
+    finally:
+        _departure.reset(token)
+
+
+async def _chunk_sent(
+    session: ClientSession, context: Any, params: TraceRequestChunkSentParams
+) -> None:
+    departure = _departure.get()
+    if departure is not None:
+        departure()
+
+
+def _traces() -> TraceConfig:
+    trace = TraceConfig()
+    trace.on_request_chunk_sent.append(_chunk_sent)
+    trace.freeze()
+    return trace
 
 
 def dumps(value: Any) -> str:
@@ -46,6 +100,19 @@ class Session(AiohttpSession):
         super().__init__(json_loads=orjson.loads, json_dumps=dumps, **options)
         # Strong references, so that pydantic's weak cache of generics keeps them.
         self._responses: dict[Any, Any] = {}
+
+    async def create_session(self) -> ClientSession:
+        # aiogram's, with the departure trace: it takes no trace configs of its own.
+        if self._should_reset_connector:
+            await self.close()
+        if self._session is None or self._session.closed:
+            self._session = ClientSession(
+                connector=self._connector_type(**self._connector_init),
+                headers={USER_AGENT: f"{SERVER_SOFTWARE} aiogram/{aiogram.__version__}"},
+                trace_configs=[_traces()],
+            )
+            self._should_reset_connector = False
+        return self._session
 
     def check_response(
         self, bot: Bot, method: TelegramMethod[TelegramType], status_code: int, content: str

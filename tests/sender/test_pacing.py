@@ -324,3 +324,43 @@ def test_a_start_counted_when_it_left_keeps_the_limit_of_arrivals() -> None:
     counted_at_grant.configure("a", rate(30))
     left = run_with_late_starts(counted_at_grant, delays=delays, until=20.0, report=False)
     assert max_in_window([t for t, _ in left]) > 30  # what started() prevents
+
+
+def run_with_late_messages(
+    pacer: Pacer, *, delays: Callable[[int], float], until: float, report: bool
+) -> list[float]:
+    """Grant transactional messages to distinct chats as fast as the bot's limit allows,
+    each leaving `delays(n)` after its grant (it waited for a connection), reported to the
+    pacer when it leaves if `report`; returns when each left."""
+    now, sent = 0.0, 0
+    leaving: list[tuple[float, float, int]] = []  # (leaves at, granted at, chat)
+    left: list[float] = []
+    while now < until:
+        while leaving and leaving[0][0] <= now:
+            at, granted, chat = heapq.heappop(leaving)
+            left.append(at)
+            if report:
+                pacer.started(None, chat, granted=granted, at=at)
+        decision = pacer.next(now, {}, [100_000 + sent])
+        if isinstance(decision, MessageGrant):
+            heapq.heappush(leaving, (now + delays(sent), now, decision.chat_id))
+            sent += 1
+            continue
+        assert isinstance(decision, Wait)
+        now = min(decision.until, leaving[0][0] if leaving else math.inf)
+    return left
+
+
+def test_a_transactional_message_counted_when_it_left_keeps_the_bot_limit() -> None:
+    draw = random.Random(5)
+
+    def delays(n: int) -> float:
+        return 0.2 if draw.random() < 0.05 else draw.uniform(0.0, 0.005)
+
+    left = run_with_late_messages(Pacer(), delays=delays, until=20.0, report=True)
+    assert max_in_window(left) <= 30
+    assert len(left) >= 0.95 * 30 * 19
+
+    draw = random.Random(5)
+    left = run_with_late_messages(Pacer(), delays=delays, until=20.0, report=False)
+    assert max_in_window(left) > 30  # what started(None, ...) prevents

@@ -3,6 +3,8 @@ HTTP, a port nobody listens on, and the exceptions the emulator does not produce
 
 from __future__ import annotations
 
+import asyncio
+from time import monotonic as now
 from typing import Any
 
 import pytest
@@ -215,3 +217,38 @@ def test_each_recipient_gets_its_own_call_from_the_variant_built_once(
         fresh = type(built).model_validate(call.params)
         assert built.model_dump() == fresh.model_dump()
         assert built.model_dump()["chat_id"] == chat_id
+
+
+async def test_departure_is_told_once_as_the_request_leaves(emulator: RunningEmulator) -> None:
+    # One connection: the second send waits for it, so it leaves after the first arrived,
+    # not when it was asked to send. The pacer counts it from then.
+    client = TelegramClient(TOKEN, api_url=emulator.url, timeout=5, connections=1)
+    departures: dict[int, list[float]] = {42: [], 43: []}
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                client.send(hello(chat), departed=lambda c=chat: departures[c].append(now()))
+                for chat in (42, 43)
+            )
+        )
+    finally:
+        await client.close()
+    assert [o.kind for o in outcomes] == [OutcomeKind.OK, OutcomeKind.OK]
+    async with EmulatorClient(emulator.url) as control:
+        arrived = {m.chat_id: m.monotonic for m in await control.messages(token=TOKEN)}
+    assert [len(times) for times in departures.values()] == [1, 1]
+    first, second = sorted(departures, key=lambda chat: departures[chat][0])
+    assert departures[first][0] <= arrived[first] <= departures[second][0] <= arrived[second]
+
+
+async def test_a_request_that_never_left_tells_no_departure() -> None:
+    client = TelegramClient(
+        TOKEN, api_url=f"http://127.0.0.1:{free_port()}", timeout=5, connections=1
+    )
+    departures: list[float] = []
+    try:
+        outcome = await client.send(hello(42), departed=lambda: departures.append(now()))
+    finally:
+        await client.close()
+    assert outcome.kind is OutcomeKind.NOT_SENT
+    assert departures == []
