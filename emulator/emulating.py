@@ -178,17 +178,26 @@ class EmulatorState:
 
     # --- the Bot API -----------------------------------------------------------------
 
-    async def handle(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:
+    def now(self) -> float:
+        """The emulator's clock, as it records arrivals and measures limits."""
+        return self._clock()
+
+    async def handle(
+        self, token: str, method: str, params: Mapping[str, Any], *, arrived: float | None = None
+    ) -> Reply:
         """Answer one request; only getUpdates may wait (long polling)."""
         if is_token(token) and self._known(token) and method.lower() == "getupdates":
             try:
                 return Reply.ok(await self._poll(token, params))
             except ApiError as error:
                 return self._refuse(token, "getUpdates", params, error)
-        return self.call(token, method, params)
+        return self.call(token, method, params, arrived=arrived)
 
-    def call(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:
-        """Answer one request at once; getUpdates here never waits."""
+    def call(
+        self, token: str, method: str, params: Mapping[str, Any], *, arrived: float | None = None
+    ) -> Reply:
+        """Answer one request at once; getUpdates here never waits. `arrived` (the clock's
+        reading when it came in; now if None) is the time its limits and record use."""
         name = _METHODS.get(method.lower())
         try:
             if not is_token(token) or not self._known(token):
@@ -196,7 +205,9 @@ class EmulatorState:
             if name is None:
                 raise ApiError(404, "Not Found")
             if name in SENDING_METHODS:
-                return self._send(token, name, params)
+                return self._send(
+                    token, name, params, self._clock() if arrived is None else arrived
+                )
             return Reply.ok(self._answer(token, name, params))
         except ApiError as error:
             return self._refuse(token, name or method, params, error)
@@ -225,8 +236,7 @@ class EmulatorState:
         )
         return Reply.error(error)
 
-    def _send(self, token: str, method: str, params: Mapping[str, Any]) -> Reply:
-        now = self._clock()
+    def _send(self, token: str, method: str, params: Mapping[str, Any], now: float) -> Reply:
         faults = self.config.faults
         if faults.storm and now < self._storm_until:
             raise _flood(faults.storm.retry_after)

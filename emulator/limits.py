@@ -11,6 +11,7 @@ each refusal close to the previous one lengthens the wait.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -46,7 +47,12 @@ class SlidingWindow:
 
     def add(self, now: float) -> None:
         self.count(now)  # prunes, so an unlimited window does not grow forever
-        self._times.append(now)
+        times = self._times
+        if times and now < times[-1]:
+            # Counted when it arrived, answered after a later one whose body parsed first.
+            bisect.insort(times, now)
+        else:
+            times.append(now)
 
 
 @dataclass(slots=True)

@@ -45,7 +45,9 @@ class RecordedMessage(BaseModel):
     chat_id: int | None
     message_id: int | None = Field(description="For a media group, its first message's id.")
     payload: dict[str, Any] = Field(description="The request's parameters, decoded.")
-    monotonic: float = Field(description="Acceptance time on the emulator's injected clock.")
+    monotonic: float = Field(
+        description="Arrival time on the emulator's injected clock, read before parsing."
+    )
     wall: AwareDatetime
     dropped: bool = Field(
         default=False, description="Delivered, but the answer was withheld (fault injection)."

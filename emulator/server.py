@@ -72,13 +72,19 @@ async def _wake_pollers(app: web.Application) -> None:
 
 async def _bot_api(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
+    # Telegram counts a request when it arrives: read the clock before parsing it (the first
+    # request of a connection, or a busy loop, would otherwise be counted late). The
+    # injected latency stands for the way in: it arrives after it.
+    arrived = state.now()
     try:
         params = await _params(request)
     except ApiError as error:
         return _json(Reply.error(error).body, error.status)
     if delay := state.latency():
         await asyncio.sleep(delay)
-    reply = await state.handle(request.match_info["token"], request.match_info["method"], params)
+        arrived = state.now()
+    token, method = request.match_info["token"], request.match_info["method"]
+    reply = await state.handle(token, method, params, arrived=arrived)
     if reply.dropped and request.transport is not None:
         # Delivered, but the client never learns it: the "sent, outcome unknown" case.
         # aiohttp quietly discards a response written to an aborted connection.

@@ -195,3 +195,25 @@ def test_without_escalation_a_wait_is_what_the_window_says() -> None:
     for second in range(3):
         limiter.accept(TOKEN, 1, float(second))
         assert limiter.retry_after(TOKEN, 2, paid=False, now=float(second)) == 1
+
+
+def test_a_send_is_counted_when_it_arrived_not_when_it_was_answered(clock: ManualClock) -> None:
+    state = EmulatorState(EmulatorConfig(limits=Limits(rate=2, per_chat_rate=0)), clock=clock)
+    now, params = clock(), {"text": "hi"}
+    # Both answered now, having arrived 1.1 and 0.8 seconds ago.
+    first, second = now - 1.1, now - 0.8
+    assert state.call(TOKEN, "sendMessage", {"chat_id": 1, **params}, arrived=first).status == 200
+    assert state.call(TOKEN, "sendMessage", {"chat_id": 2, **params}, arrived=second).status == 200
+    recorded = [m.monotonic for m in state.recorder.messages(token=TOKEN)]
+    assert recorded == [first, second]
+    # Now the first has left the window: one more fits, then the limit is reached.
+    assert _send(state, 3) == 200
+    assert _send(state, 4) == 429
+
+
+def test_a_window_stays_ordered_when_a_send_is_added_out_of_order() -> None:
+    window = SlidingWindow()
+    for at in (1.0, 1.4, 1.2):
+        window.add(at)
+    assert window.count(2.3) == 1  # 1.0 and 1.2 have left, 1.4 is inside
+    assert window.retry_after(2.3) == 1

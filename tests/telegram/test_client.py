@@ -4,6 +4,7 @@ HTTP, a port nobody listens on, and the exceptions the emulator does not produce
 from __future__ import annotations
 
 import asyncio
+import functools
 from time import monotonic as now
 from typing import Any
 
@@ -219,6 +220,10 @@ def test_each_recipient_gets_its_own_call_from_the_variant_built_once(
         assert built.model_dump()["chat_id"] == chat_id
 
 
+def depart(times: list[float]) -> None:
+    times.append(now())
+
+
 async def test_departure_is_told_once_as_the_request_leaves(emulator: RunningEmulator) -> None:
     # One connection: the second send waits for it, so it leaves after the first arrived,
     # not when it was asked to send. The pacer counts it from then.
@@ -227,7 +232,7 @@ async def test_departure_is_told_once_as_the_request_leaves(emulator: RunningEmu
     try:
         outcomes = await asyncio.gather(
             *(
-                client.send(hello(chat), departed=lambda c=chat: departures[c].append(now()))
+                client.send(hello(chat), departed=functools.partial(depart, departures[chat]))
                 for chat in (42, 43)
             )
         )
