@@ -306,7 +306,9 @@ async def test_a_killed_sender_loses_nothing_and_sends_nothing_twice(herald: Her
     victim = herald.supervisor.pids[0]
     os.kill(victim, signal.SIGKILL)
     await herald.wait_condition("survivor", "Complete", within=120)
-    assert herald.supervisor.restarts >= 1
+    await herald.wait_for(
+        lambda: herald.supervisor.restarts >= 1, within=10, what="the killed sender replaced"
+    )
     async with herald.emulator() as emulator:
         summary = await emulator.summary(token=TOKEN)
     assert summary.duplicates.get(TOKEN, {}) == {}

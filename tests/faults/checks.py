@@ -51,6 +51,7 @@ __all__ = [
     "wait_delivered",
     "wait_lease_holder",
     "wait_published",
+    "wait_replaced",
 ]
 
 # Bounds what a fault can leave uncertain: a sender never holds more rows claimed but
@@ -203,6 +204,17 @@ async def wait_lease_holder(
         assert time.monotonic() < deadline, "no live sender took the bot's lease"
         await asyncio.sleep(0.05)
     return pid
+
+
+async def wait_replaced(herald: LocalSystem, count: int, *, within: float = 40) -> None:
+    """Until the supervisor has replaced `count` exited senders. A sender told to stop may
+    still be handing over, and the supervisor notices exits at its own interval, when the
+    broadcast it was sending completes; a stopped sender has its grace period (30 s) to go."""
+    await herald.wait_for(
+        lambda: herald.supervisor.restarts >= count,
+        within=within,
+        what=f"{count} exited senders replaced",
+    )
 
 
 def _sender_id(pid: int) -> str | None:

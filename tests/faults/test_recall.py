@@ -49,7 +49,7 @@ async def test_kill_9_mid_recall_leaves_every_row_recalled(herald: LocalSystem) 
         uid,
     )
     assert {row["recall_outcome"]: row["n"] for row in rows} == {"recalled": AUDIENCE}
-    assert herald.supervisor.restarts >= 2
+    await checks.wait_replaced(herald, 2)
     async with herald.emulator() as emulator:
         for subscriber in herald.subscribers(AUDIENCE)[:: AUDIENCE // 10]:
             assert await emulator.chat(token=TOKEN, chat_id=subscriber.chat_id) == []
