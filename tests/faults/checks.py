@@ -207,9 +207,9 @@ async def wait_lease_holder(
 
 
 async def wait_replaced(herald: LocalSystem, count: int, *, within: float = 40) -> None:
-    """Until the supervisor has replaced `count` exited senders. A sender told to stop may
-    still be handing over, and the supervisor notices exits at its own interval, when the
-    broadcast it was sending completes; a stopped sender has its grace period (30 s) to go."""
+    """Until the supervisor has replaced `count` exited senders. When a broadcast completes,
+    the last sender stopped may still be finishing its sends, and the supervisor sees exits
+    only at its interval; a stopped sender has its grace period (30 s) to go."""
     await herald.wait_for(
         lambda: herald.supervisor.restarts >= count,
         within=within,
