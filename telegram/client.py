@@ -174,7 +174,7 @@ class TelegramClient:
     """One bot's HTTP session, with enough connections for every request in flight."""
 
     def __init__(self, token: str, *, api_url: str, timeout: float, connections: int) -> None:
-        session = sessions.new_session(api_url, limit=connections)
+        session = sessions.new_session(api_url, ids_only=True, limit=connections)
         session.timeout = timeout
         self._bot = Bot(token, session=session)
         self._timeout = timeout
@@ -194,7 +194,7 @@ class TelegramClient:
             # An album is one message per item: recall deletes them all.
             ids = tuple(int(message.message_id) for message in result)
             return Outcome(kind=OutcomeKind.OK, message_id=ids[0] if ids else None, message_ids=ids)
-        # deleteMessage answers True, an edit the Message.
+        # deleteMessage answers True; a send or an edit, the message (its id: Sent).
         message_id = getattr(result, "message_id", None)
         ids = (int(message_id),) if message_id is not None else ()
         return Outcome(kind=OutcomeKind.OK, message_id=message_id, message_ids=ids)
