@@ -256,10 +256,19 @@ class Plan:
     transition: bool = False  # conditions, phase or observedGeneration changed
     events: tuple[PlannedEvent, ...] = ()
 
+    # Scheduled to start within the warm-up: its senders start now, so that the first
+    # message at startAt does not wait for a sender process (or Pod) to come up.
+    warm_up: bool = False
+
     @property
     def sending(self) -> bool:
-        """Whether the broadcast needs a sender now (what scaling counts)."""
+        """Whether the broadcast is served by a sender now."""
         return self.control in (BroadcastState.ACTIVE, BroadcastState.AMENDING)
+
+    @property
+    def wants_sender(self) -> bool:
+        """Whether the broadcast needs a sender running (what scaling counts)."""
+        return self.sending or self.warm_up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -772,8 +781,10 @@ def plan(
     status: BroadcastStatus | None,
     facts: Facts,
     now: datetime,
+    warm_up: timedelta = timedelta(0),
 ) -> Plan:
-    """Decide what to do about one Broadcast now."""
+    """Decide what to do about one Broadcast now; `warm_up` is how long before a scheduled
+    start its senders are wanted."""
     prev = status or BroadcastStatus()
     now = _seconds(now)
     preview = _preview_of(spec, prev, facts, now)
@@ -920,7 +931,15 @@ def plan(
         status=new_status,
         transition=transition,
         events=events,
+        warm_up=_warming_up(spec, s, now=now, lead=warm_up),
     )
+
+
+def _warming_up(spec: BroadcastSpec, s: _Situation, *, now: datetime, lead: timedelta) -> bool:
+    start_at = spec.schedule.start_at if spec.schedule else None
+    if s.reason != Reason.SCHEDULED or s.paused or start_at is None:
+        return False
+    return start_at - now <= lead
 
 
 def finished(status: BroadcastStatus | None, *, generation: int) -> bool:

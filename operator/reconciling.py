@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -109,6 +109,7 @@ class Reconciler:
         self.metrics = metrics if metrics is not None else Metrics()
         self.memory: dict[str, _Memory] = {}
         self.sending: dict[str, str] = {}  # uid -> bot id of broadcasts that need a sender
+        self.scale_now = asyncio.Event()  # a bot started needing a sender
         # bot id -> when herald-api last took a transactional message for it
         self.traffic: dict[str, datetime] = {}
         self._secrets = tokens.SecretCache(ttl=settings.operator.token_cache_seconds)
@@ -133,7 +134,14 @@ class Reconciler:
         self._preparations = Preparations(c, self.settings.operator, self.metrics)
         self._loops = [
             asyncio.create_task(
-                scaling.scale_forever(c, self.settings, self.sending, self.traffic, self.metrics),
+                scaling.scale_forever(
+                    c,
+                    self.settings,
+                    self.sending,
+                    self.traffic,
+                    metrics=self.metrics,
+                    wake=self.scale_now,
+                ),
                 name="herald-scaler",
             ),
             asyncio.create_task(messages.watch_traffic(c.kv, self.traffic), name="herald-traffic"),
@@ -181,6 +189,17 @@ class Reconciler:
 
     def _memory(self, uid: str) -> _Memory:
         return self.memory.setdefault(uid, _Memory())
+
+    def _want_sender(self, uid: str, bot_id: str | None) -> None:
+        """Count the Broadcast's bot among those that need a sender (None: it needs none);
+        a bot new to the count wakes the scaler instead of waiting for its next period."""
+        if bot_id is None:
+            self.sending.pop(uid, None)
+            return
+        new_bot = bot_id not in self.sending.values()
+        self.sending[uid] = bot_id
+        if new_bot:
+            self.scale_now.set()
 
     def _forget(self, uid: str) -> None:
         self.sending.pop(uid, None)
@@ -416,7 +435,15 @@ class Reconciler:
         facts, resolved, source_uid = await self._gather(body, spec, memory, target)
         token = resolved.token if resolved.state is TokenState.FOUND else None
         now = datetime.now(UTC)
-        plan = planning.plan(spec=spec, status=previous, facts=facts, now=now)
+        plan = planning.plan(
+            spec=spec,
+            status=previous,
+            facts=facts,
+            now=now,
+            warm_up=timedelta(seconds=self.settings.scaling.warm_up_seconds),
+        )
+        # Senders first: a sender's start (seconds) overlaps the audience's materialisation.
+        self._want_sender(uid, resolved.bot_id if plan.wants_sender else None)
 
         if plan.clear_fault:
             async with self.c.nats("clearing the fault record"):
@@ -474,11 +501,6 @@ class Reconciler:
                 )
         if plan.completion is not None:
             await self._announce(uid, namespace, name, plan)
-        if plan.sending and resolved.bot_id is not None:
-            self.sending[uid] = resolved.bot_id
-        else:
-            self.sending.pop(uid, None)
-
         # A finished broadcast is written once more with its final counts, then left alone.
         final = planning.finished(plan.status, generation=facts.generation)
         await self._write_status(body, memory, plan.status, now=now, force=final or plan.transition)

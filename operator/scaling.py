@@ -3,14 +3,17 @@ loop that applies them.
 
 One sender replica holds the lease of a bot and serves all of that bot's active broadcasts
 (the bot's rate limit is per bot, so a second replica for the same bot would only wait), so
-the useful number of replicas is the number of distinct bots with a broadcast sending now,
-or with transactional traffic within ``transactional_window_seconds``: a sender holds such a
-bot, pulling its messages, so the next one never waits for a replica to start.
+the useful number of replicas is the number of distinct bots with a broadcast sending now
+(or scheduled to start within ``warm_up_seconds``), or with transactional traffic within
+``transactional_window_seconds``: a sender holds such a bot, pulling its messages, so the
+next one never waits for a replica to start. A bot that starts needing a sender is scaled
+for at once, before its audience is materialised, so the two overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -127,10 +130,13 @@ async def scale_forever(
     settings: Settings,
     sending: Mapping[str, str],
     traffic: Mapping[str, datetime],
+    *,
     metrics: Metrics,
+    wake: asyncio.Event,
 ) -> None:
-    """Every timer period: size the senders to the bots in ``sending`` (uid -> bot id) and
-    those with recent ``traffic`` (bot id -> herald-api's last message)."""
+    """Every timer period, and at once when `wake` is set: size the senders to the bots in
+    ``sending`` (uid -> bot id) and those with recent ``traffic`` (bot id -> herald-api's
+    last message)."""
     s = settings
     if not s.scaling.manage_replicas:
         logger.info("Leaving sender replicas alone (HERALD_SCALING_MANAGE_REPLICAS=false).")
@@ -141,6 +147,7 @@ async def scale_forever(
     missing_logged = False
     window = ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
     while True:
+        wake.clear()
         recent = recent_traffic(
             traffic, now=datetime.now(UTC), window=s.operator.transactional_window_seconds
         )
@@ -177,4 +184,6 @@ async def scale_forever(
                 missing_logged = False
                 if result == ScaleResult.SCALED:
                     logger.info("Sender replicas set to %d.", replicas)
-        await asyncio.sleep(s.operator.timer_seconds)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(s.operator.timer_seconds):
+                await wake.wait()

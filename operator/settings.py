@@ -274,6 +274,15 @@ class ScalingSettings(BaseSettings):
             "within about a minute of each other, so a minute spares most handoffs."
         ),
     )
+    warm_up_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "A Broadcast scheduled to start within this long counts as sending when sizing "
+            "the senders, so the sender serving it is up by startAt: a sender's start (a Pod "
+            "scheduled, its image pulled, its imports) takes seconds."
+        ),
+    )
 
     @model_validator(mode="after")
     def _floor_below_ceiling(self) -> Self:

@@ -478,13 +478,18 @@ async def test_future_start_is_scheduled_then_sends(
     operator: Operator, kubectl: Kubectl, db: asyncpg.Connection
 ) -> None:
     await seed(db, 2)
+    sender_deployment(kubectl)
     apply_secret(kubectl)
-    start = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0)
+    # Within the default warm-up (30 s): its sender is started before startAt.
+    start = (datetime.now(UTC) + timedelta(seconds=8)).replace(microsecond=0)
     uid = apply_broadcast(kubectl, "later", schedule={"startAt": start.isoformat()})
     await eventually(
         lambda: _sync(get(kubectl, "later").get("status", {}).get("phase") == "Scheduled"),
         what="Scheduled",
     )
+    await eventually(lambda: _sync(replicas(kubectl) == 1), what="a sender before the start")
+    assert datetime.now(UTC) < start
+    assert get(kubectl, "later")["status"]["phase"] == "Scheduled"
     assert await states(db, uid) == {}
     await eventually(
         lambda: _sync(get(kubectl, "later")["status"]["phase"] == "Sending"), what="Sending"

@@ -511,6 +511,41 @@ def test_sending_is_what_scaling_counts() -> None:
     assert all(c.status is F for c in COMPLETE.conditions if c.type is ConditionType.STALLED)
 
 
+@pytest.mark.parametrize(
+    ("starts_in", "paused", "wanted"),
+    [
+        pytest.param(timedelta(seconds=20), False, True, id="within-the-warm-up"),
+        pytest.param(timedelta(seconds=30), False, True, id="at-the-warm-up"),
+        pytest.param(timedelta(minutes=5), False, False, id="later"),
+        pytest.param(timedelta(seconds=20), True, False, id="paused"),
+    ],
+)
+def test_senders_are_wanted_a_warm_up_before_the_scheduled_start(
+    starts_in: timedelta, paused: bool, wanted: bool
+) -> None:
+    scheduled = spec(schedule={"startAt": (NOW + starts_in).isoformat()}, paused=paused)
+    planned = plan(
+        spec=scheduled, status=None, facts=facts(), now=NOW, warm_up=timedelta(seconds=30)
+    )
+    assert planned.status.phase is (Phase.PAUSED if paused else Phase.SCHEDULED)
+    # Nothing is materialised or sent early: only the senders start.
+    assert not (planned.materialise or planned.sending or planned.control)
+    assert planned.wants_sender is wanted
+
+
+def test_a_sending_broadcast_wants_a_sender_and_a_dry_run_none() -> None:
+    assert _run(None, facts(ledger=ledger(pending=1))).wants_sender
+    soon = {"startAt": (NOW + timedelta(seconds=5)).isoformat()}
+    dry = plan(
+        spec=spec(schedule=soon, dryRun=True),
+        status=None,
+        facts=facts(),
+        now=NOW,
+        warm_up=timedelta(seconds=30),
+    )
+    assert not dry.wants_sender
+
+
 DEADLINE = spec(schedule={"deadline": "2026-12-01T08:00:00Z"})
 
 
