@@ -77,6 +77,14 @@ async def wait_total(herald: LocalSystem, count: int, within: float) -> None:
             await asyncio.sleep(0.2)
 
 
+async def no_senders(herald: LocalSystem, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while herald.supervisor.pids:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"senders still running after {within:.0f}s")
+        await asyncio.sleep(0.2)
+
+
 async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) -> str:
     await herald.seed(herald.subscribers(count, start=1_000_000))
     name = f"rate-{rate}"
@@ -105,13 +113,15 @@ async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) ->
 
 async def first_message(herald: LocalSystem, label: str) -> str:
     await herald.seed(herald.subscribers(50, start=2_000_000))
-    name = f"first-{label.split(',', maxsplit=1)[0]}"
+    async with herald.emulator() as emulator:
+        before = (await emulator.summary(token=TOKEN)).total
+    name = f"first-{label.split(',', maxsplit=1)[0]}-{label.rsplit(' ', maxsplit=1)[-1]}"
     applied = dt.datetime.now(dt.UTC)
-    herald.apply(name, {"content": {"text": "first"}, "audience": {"subscribers": {}}})
-    await wait_total(herald, 1, within=60)
+    herald.apply(name, {"content": {"text": name}, "audience": {"subscribers": {}}})
+    await wait_total(herald, before + 1, within=60)
     async with herald.emulator() as emulator:
         messages = await emulator.messages(token=TOKEN)
-    first = min(m.wall for m in messages)
+    first = min(m.wall for m in messages if m.payload.get("text") == name)
     await herald.wait_condition(name, "Complete", within=60)
     return f"apply -> first message ({label}): {(first - applied).total_seconds():.2f}s"
 
@@ -141,7 +151,14 @@ async def pause_run(herald: LocalSystem) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60, help="length of each rate run")
+    parser.add_argument(
+        "--only", choices=["rates", "first"], default=None, help="the rate runs or the rest"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="apply -> first message runs of each kind"
+    )
     args = parser.parse_args()
+    rates, firsts = args.only in (None, "rates"), args.only in (None, "first")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         with (
@@ -157,18 +174,30 @@ async def main() -> None:
                 lines.append(line)
 
             latency = ["--latency-ms=80"]
-            async with system(
-                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
-            ) as herald:
-                report(await rate_run(herald, rate=30, paid=False, count=int(30 * args.seconds)))
-            async with system(
-                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
-            ) as herald:
-                report(await rate_run(herald, rate=1000, paid=True, count=int(1000 * args.seconds)))
-            async with system(
-                workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
-            ) as herald:
-                report(await first_message(herald, "cold, 0 replicas"))
+            for rate, paid in ((30, False), (1000, True)) if rates else ():
+                async with system(
+                    workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
+                ) as herald:
+                    report(
+                        await rate_run(herald, rate=rate, paid=paid, count=int(rate * args.seconds))
+                    )
+            if firsts:
+                # Replicas back to zero as soon as a broadcast ends, so each run starts cold.
+                async with system(
+                    workdir,
+                    plane,
+                    nats_server.access,
+                    pg,
+                    emulator_flags=latency,
+                    settings={"HERALD_SCALING_SCALE_DOWN_SECONDS": "0"},
+                ) as herald:
+                    await asyncio.sleep(6)  # an operator that has been running a while
+                    for run in range(args.repeat):
+                        await no_senders(herald)
+                        report(await first_message(herald, f"cold, 0 replicas, run {run + 1}"))
+            if not firsts:
+                print("\n".join(["", "Figures:", *lines]))
+                return
             async with system(
                 workdir,
                 plane,
@@ -178,7 +207,8 @@ async def main() -> None:
                 settings={"HERALD_SCALING_MIN_REPLICAS": "1"},
             ) as herald:
                 await asyncio.sleep(6)  # let the warm replica start
-                report(await first_message(herald, "warm, min 1 replica"))
+                for run in range(args.repeat):
+                    report(await first_message(herald, f"warm, min 1 replica, run {run + 1}"))
                 report(await pause_run(herald))
             print("\n".join(["", "Figures:", *lines]))
 

@@ -94,9 +94,11 @@ async def scale_senders(
     deployment: str,
     replicas: int,
     request_timeout: float | None = None,
+    only_up: bool = False,
 ) -> str:
-    """Set the Deployment's replicas through its scale subresource, if they differ; each
-    call to the API server gives up after ``request_timeout`` seconds."""
+    """Set the Deployment's replicas through its scale subresource, if they differ (with
+    `only_up`, if they are fewer); each call to the API server gives up after
+    ``request_timeout`` seconds."""
     apps = client.AppsV1Api(api)
 
     def apply() -> str:
@@ -106,7 +108,7 @@ async def scale_senders(
             )
             # The API omits a zero count, which the client then reads as None.
             current = (scale.spec.replicas if scale.spec is not None else None) or 0
-            if current == replicas:
+            if current == replicas or (only_up and current > replicas):
                 return ScaleResult.UNCHANGED
             apps.patch_namespaced_deployment_scale(
                 deployment,
@@ -142,8 +144,9 @@ async def scale_forever(
         logger.info("Leaving sender replicas alone (HERALD_SCALING_MANAGE_REPLICAS=false).")
         return
     # After a restart every Broadcast is reconciled once within a timer period; scaling
-    # earlier would count too few and scale senders down under running broadcasts.
-    await asyncio.sleep(2 * s.operator.timer_seconds)
+    # down earlier would count too few and stop senders under running broadcasts. Up is
+    # safe, and a Broadcast applied meanwhile need not wait for its sender.
+    counted_from = time.monotonic() + 2 * s.operator.timer_seconds
     missing_logged = False
     window = ScaleDownWindow(seconds=s.scaling.scale_down_seconds)
     while True:
@@ -168,6 +171,7 @@ async def scale_forever(
                     deployment=s.sender.deployment,
                     replicas=replicas,
                     request_timeout=c.timeouts.kubernetes,
+                    only_up=time.monotonic() < counted_from,
                 )
         except Unavailable as exc:
             logger.warning("Scaling the senders: %s", exc.wait.message)

@@ -84,14 +84,21 @@ async def test_scaling_patches_only_when_the_count_differs(
     api = config.new_client_from_config(str(controlplane.kubeconfig))  # type: ignore[no-untyped-call]
     try:
 
-        async def scale(replicas: int) -> str:
+        async def scale(replicas: int, *, only_up: bool = False) -> str:
             return await scale_senders(
-                api, namespace=namespace, deployment="herald-sender", replicas=replicas
+                api,
+                namespace=namespace,
+                deployment="herald-sender",
+                replicas=replicas,
+                only_up=only_up,
             )
 
         assert await scale(0) == ScaleResult.UNCHANGED
         assert await scale(2) == ScaleResult.SCALED
         assert await scale(2) == ScaleResult.UNCHANGED
+        # Just after an operator restart: more is applied, fewer waits for the count.
+        assert await scale(1, only_up=True) == ScaleResult.UNCHANGED
+        assert await scale(3, only_up=True) == ScaleResult.SCALED
         assert await scale(0) == ScaleResult.SCALED
         assert await scale(0) == ScaleResult.UNCHANGED
         missing = await scale_senders(api, namespace=namespace, deployment="absent", replicas=1)
