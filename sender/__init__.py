@@ -40,3 +40,9 @@ operator.
 Entry point: ``herald-sender`` (:mod:`herald.sender.__main__`), configured by
 :class:`herald.sender.settings.SenderSettings`.
 """
+
+from herald.telegram import imports as _imports
+
+# Before any module of the sender imports aiogram: its start from zero replicas is on the path
+# of a Broadcast's first message.
+_imports.defer_model_builds()
