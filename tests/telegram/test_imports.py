@@ -68,7 +68,8 @@ def describe(depth):
         name = f"{{cls.__module__}}.{{cls.__qualname__}}"
         try:
             cls.__pydantic_validator__.validate_python  # built here when deferred
-            schemas[name] = cls.model_json_schema(schema_generator=Files) if name in USED else "built"
+            built = cls.model_json_schema(schema_generator=Files) if name in USED else "built"
+            schemas[name] = built
         except Exception as error:
             schemas[name] = f"{{type(error).__name__}}: {{error}}"
         if not cls.__pydantic_complete__:
