@@ -7,7 +7,11 @@ peak memory. Not a test; prints figures.
 Everything is real and local: kube-apiserver + etcd, nats-server, PostgreSQL, and the
 `herald-operator` console script as a child process. For each run a Broadcast selecting all
 active subscribers is applied; the clock stops when the bookkeeping row says every ledger
-row is published. Peak RSS is the operator process' VmHWM from /proc.
+row is published. Peak RSS is the operator process' VmHWM from /proc. Then the queries of
+one status refresh (`herald.operator.ledgers.ledger_facts`: the counts per state, the
+clicks, what is left to recall or correct) are timed against that ledger, five times, as the
+operator runs them; with `--delivered` that share of the rows is first marked delivered, as
+midway through sending.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
 from herald.dev.processes import ManagedProcess, wait_until
+from herald.operator.ledgers import ledger_facts
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -64,7 +69,8 @@ async def run_once(
     size: int,
     batch: int,
     work: Path,
-) -> tuple[float, float, float, int]:
+    delivered: float,
+) -> tuple[float, float, float, int, list[float]]:
     namespace = f"bench-{size}-{batch}-{int(time.time())}"
     kubectl = Kubectl(plane.kubeconfig)
     kubectl("create", "namespace", namespace)
@@ -134,15 +140,41 @@ async def run_once(
         messages = info.state.messages
         await js.purge_stream(subjects.WORK_STREAM)
         await client.close()
-        return materialised, queued, rss, messages
+        refreshes = await time_refresh(dsn, uid, delivered)
+        return materialised, queued, rss, messages, refreshes
     finally:
         operator.stop()
+
+
+async def time_refresh(dsn: str, uid: str, delivered: float) -> list[float]:
+    db = await asyncpg.connect(dsn)
+    try:
+        if delivered:
+            await db.execute(
+                "UPDATE deliveries SET state = 'delivered', finished_at = now(), message_id = 1 "
+                "WHERE broadcast_uid = $1 AND chat_id % 1000 < $2",
+                uid,
+                int(delivered * 1000),
+            )
+            await db.execute("VACUUM ANALYZE deliveries")
+        times = []
+        for _ in range(5):
+            started = time.monotonic()
+            facts = await ledger_facts(db, uid)
+            times.append(time.monotonic() - started)
+            assert facts is not None and sum(facts.counts.values()) == facts.total
+        return times
+    finally:
+        await db.close()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100])
+    parser.add_argument(
+        "--delivered", type=float, default=0.0, help="share marked delivered before the refresh"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -161,22 +193,23 @@ async def main() -> None:
             await db.close()
             print(
                 f"{'recipients':>10} {'batch':>5} {'materialised':>12} {'queued':>8} "
-                f"{'messages':>8} {'peak RSS':>9}"
+                f"{'messages':>8} {'peak RSS':>9} {'status refresh (5 runs)':>24}"
             )
             for size in args.sizes:
                 await seed(dsn, size)
                 for batch in args.batch_sizes:
-                    materialised, queued, rss, messages = await run_once(
+                    materialised, queued, rss, messages, refreshes = await run_once(
                         plane=plane,
                         nats_access=nats_server.access,
                         dsn=dsn,
                         size=size,
                         batch=batch,
                         work=work,
+                        delivered=args.delivered,
                     )
                     print(
                         f"{size:>10} {batch:>5} {materialised:>11.1f}s {queued:>7.1f}s "
-                        f"{messages:>8} {rss:>7.0f}MB",
+                        f"{messages:>8} {rss:>7.0f}MB  " + " ".join(f"{t:.2f}s" for t in refreshes),
                         flush=True,
                     )
 
