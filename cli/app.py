@@ -176,7 +176,10 @@ def test_send(
     the delivery ledger and the status are not touched. Name placeholders ({first_name}...)
     render empty: the plugin does not know the chats' names.
     """
-    # Imported here: aiogram's types take seconds to import, and only a test send needs them.
+    # Imported here: aiogram takes a second or more to import, and only a test send needs it.
+    from herald.telegram import imports  # noqa: PLC0415
+
+    imports.defer_model_builds()
     from herald.cli import sending  # noqa: PLC0415
 
     cluster = _cluster(kubeconfig, context, namespace)
