@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from herald.core.migrating import apply_migrations
 from herald.dev import controlplane
@@ -85,9 +86,29 @@ async def no_senders(herald: LocalSystem, within: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
+def cpu_by_name() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, summed by process name (a
+    console script's is its own: herald-sender, herald-emulator...)."""
+    totals: dict[str, float] = {}
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if times is not None:
+            name = process.info["name"] or "?"
+            totals[name] = totals.get(name, 0.0) + times.user + times.system
+    return totals
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """Cores each kind of process used between two readings, the busiest first."""
+    used = {name: (after[name] - before.get(name, 0.0)) / seconds for name in after}
+    busiest = sorted(((c, n) for n, c in used.items() if c >= 0.02), reverse=True)
+    return ", ".join(f"{name} {cores:.2f}" for cores, name in busiest)
+
+
 async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) -> str:
     await herald.seed(herald.subscribers(count, start=1_000_000))
     name = f"rate-{rate}"
+    before, started = cpu_by_name(), time.monotonic()
     herald.apply(
         name,
         {
@@ -97,6 +118,7 @@ async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) ->
         },
     )
     await herald.wait_condition(name, "Complete", within=count / rate * 3 + 60)
+    cores = cores_used(before, cpu_by_name(), time.monotonic() - started)
     async with herald.emulator() as emulator:
         summary = await emulator.summary(token=TOKEN)
         messages = await emulator.messages(token=TOKEN)
@@ -107,7 +129,8 @@ async def rate_run(herald: LocalSystem, *, rate: int, paid: bool, count: int) ->
         f"{rate:>5}/s {'paid' if paid else 'free'}: {len(times)} messages, achieved "
         f"{achieved:.1f}/s = {achieved / rate:.3f} of the limit, max in any second "
         f"{summary.max_per_second.get(TOKEN, 0)}, 429s {summary.too_many_requests.get(TOKEN, 0)}, "
-        f"chats messaged twice {len(summary.duplicates.get(TOKEN, {}))}"
+        f"chats messaged twice {len(summary.duplicates.get(TOKEN, {}))}; cores used, "
+        f"apply to Complete, of {psutil.cpu_count()}: {cores}"
     )
 
 
