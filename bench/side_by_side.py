@@ -65,7 +65,7 @@ from _harness import (
 from herald.dev.processes import ManagedProcess
 from herald.emulator import EmulatorClient
 
-ALLOWED = 30.0  # msg/s: the emulator's --rate, Telegram's free limit per bot
+ALLOWED = 30.0  # msg/s: the emulator's --rate, Telegram's free limit per bot (--rate changes it)
 SAMPLE_SECONDS = 0.25
 
 
@@ -136,6 +136,7 @@ class Run:
     api_url: str
     recipients: int
     done: Path
+    rate: float = ALLOWED  # the limit; above 30, Herald's broadcast allows paid broadcasts
     uid: str = ""  # Herald's broadcast
 
 
@@ -179,7 +180,7 @@ class System:
 
 async def _herald_prepare(run: Run) -> None:
     run.uid = await prepare_broadcast(
-        run.infra, range(1, run.recipients + 1), rate=ALLOWED, paid=False
+        run.infra, range(1, run.recipients + 1), rate=run.rate, paid=run.rate > ALLOWED
     )
 
 
@@ -257,6 +258,8 @@ def _systems(message_pause: float) -> list[System]:
                 str(run.recipients),
                 "--done",
                 str(run.done),
+                "--rate",
+                str(run.rate),
             ],
             finished=_done_file,
         ),
@@ -326,11 +329,19 @@ def _kill_group(process: ManagedProcess) -> None:
 
 
 async def run_system(
-    system: System, *, work: Path, infra: Infrastructure, recipients: int, kill: bool
+    system: System,
+    *,
+    work: Path,
+    infra: Infrastructure,
+    recipients: int,
+    kill: bool,
+    rate: float = ALLOWED,
 ) -> Outcome:
     name = f"{system.key}-{'kill' if kill else 'clean'}-{time.monotonic_ns()}"
-    with emulator(work, name, FREE_LIMIT) as api_url:
-        run = Run(work, infra, api_url, recipients, done=work / f"{name}.done")
+    # Above the free limit, the paid one: allow_paid_broadcast sends at `rate`.
+    limits = FREE_LIMIT if rate == ALLOWED else [*FREE_LIMIT, "--paid-rate", f"{rate:g}"]
+    with emulator(work, name, limits) as api_url:
+        run = Run(work, infra, api_url, recipients, done=work / f"{name}.done", rate=rate)
         await system.prepare(run)
         usage = Usage()
         servers_before = _servers_cpu(infra)
@@ -437,10 +448,11 @@ def _whole(value: float) -> str:
     return "not run" if math.isnan(value) else f"{value:.0f}"
 
 
-def markdown(rows: list[Row], *, recipients: int) -> str:
+def markdown(rows: list[Row], *, recipients: int, rate: float = ALLOWED) -> str:
     herald = rows[0]
     lines = [
-        f"| system ({recipients} recipients) | delivered/s | of the 30/s limit | rate vs Herald "
+        f"| system ({recipients} recipients) | delivered/s | of the {rate:g}/s limit "
+        "| rate vs Herald "
         "| 429s | CPU s per 1,000 msgs | CPU vs Herald | same, start-up excluded | vs Herald "
         "| NATS+PG CPU s per 1,000 | peak RSS MB | RSS vs Herald "
         "| chats messaged twice after kill -9 | chats never messaged after kill -9 |",
@@ -448,7 +460,7 @@ def markdown(rows: list[Row], *, recipients: int) -> str:
     ]
     for row in rows:
         lines.append(
-            f"| {row.label} | {row.rate:.1f} | {row.rate / ALLOWED:.3f} "
+            f"| {row.label} | {row.rate:.1f} | {row.rate / rate:.3f} "
             f"| {_times(row.rate, herald.rate)} | {row.too_many:.0f} "
             f"| {row.cpu_per_1000:.2f} | {_times(row.cpu_per_1000, herald.cpu_per_1000)} "
             f"| {row.sending_cpu_per_1000:.2f} "
@@ -486,6 +498,13 @@ async def main() -> None:
     )
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 runs")
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=ALLOWED,
+        help="msg/s each system paces to; above 30 the emulator's paid limit, and Herald's "
+        "broadcast allows paid broadcasts (the seeds' designs have no such setting)",
+    )
+    parser.add_argument(
         "--seed004-message-pause",
         type=float,
         default=0.0,
@@ -514,7 +533,12 @@ async def main() -> None:
                 for kill in [False] if args.no_kill else [False, True]:
                     for system in systems:
                         outcome = await run_system(
-                            system, work=work, infra=infra, recipients=args.recipients, kill=kill
+                            system,
+                            work=work,
+                            infra=infra,
+                            recipients=args.recipients,
+                            kill=kill,
+                            rate=args.rate,
                         )
                         outcomes.append(outcome)
                         print(_describe(outcome), flush=True)
@@ -528,7 +552,7 @@ async def main() -> None:
         for system in systems
     ]
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end\n")
-    print(markdown(rows, recipients=args.recipients))
+    print(markdown(rows, recipients=args.recipients, rate=args.rate))
 
 
 if __name__ == "__main__":
