@@ -64,6 +64,10 @@ def main() -> None:
         lifespan="on",
         loop="herald.core.loops:new_loop",
         timeout_graceful_shutdown=int(settings.api.shutdown_seconds),
+        # nginx's 75 s, well past the 15 s aiohttp keeps an idle connection for reuse:
+        # uvicorn's 5 s closed connections a client was just reusing, and its POST then
+        # failed with a reset it cannot tell from a lost answer.
+        timeout_keep_alive=75,
     )
     server = _Server(config, app=app)
     server.run()
