@@ -32,6 +32,7 @@ from herald.core import subjects
 from herald.core.migrating import apply_migrations
 from herald.core.permissions import Component
 from herald.dev import controlplane
+from herald.dev.keys import token_keys
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
@@ -86,6 +87,7 @@ async def run_once(
         HERALD_OPERATOR_LIVENESS_PORT="0",
         HERALD_OPERATOR_METRICS_PORT="0",
         HERALD_SENDER_NAMESPACE=namespace,
+        HERALD_TOKEN_KEYS=token_keys(),
     )
     operator = ManagedProcess(
         "herald-operator",

@@ -88,12 +88,15 @@ async def no_senders(herald: LocalSystem, within: float = 60) -> None:
 
 def cpu_by_name() -> dict[str, float]:
     """CPU seconds so far of every process on the machine, summed by process name (a
-    console script's is its own: herald-sender, herald-emulator...)."""
+    Python console script's by its script: herald-sender, herald-emulator...)."""
     totals: dict[str, float] = {}
-    for process in psutil.process_iter(["name", "cpu_times"]):
+    for process in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         times = process.info["cpu_times"]
         if times is not None:
             name = process.info["name"] or "?"
+            argv = process.info["cmdline"] or []
+            if name.startswith("python") and len(argv) > 1:  # a console script: its own name
+                name = Path(argv[1]).name
             totals[name] = totals.get(name, 0.0) + times.user + times.system
     return totals
 
