@@ -36,7 +36,7 @@ from herald.dev.keys import token_keys
 from herald.dev.kubectl import Kubectl
 from herald.dev.nats import NatsAccess, NatsServer
 from herald.dev.postgres import PostgresCluster
-from herald.dev.processes import ManagedProcess, wait_until
+from herald.dev.processes import ManagedProcess, emulator, wait_until
 from herald.operator.ledgers import ledger_facts
 
 
@@ -71,6 +71,7 @@ async def run_once(
     batch: int,
     work: Path,
     delivered: float,
+    telegram: str,
 ) -> tuple[float, float, float, int, list[float]]:
     namespace = f"bench-{size}-{batch}-{int(time.time())}"
     kubectl = Kubectl(plane.kubeconfig)
@@ -88,6 +89,8 @@ async def run_once(
         HERALD_OPERATOR_METRICS_PORT="0",
         HERALD_SENDER_NAMESPACE=namespace,
         HERALD_TOKEN_KEYS=token_keys(),
+        # The operator checks the bot's token with getMe before it materialises anything.
+        HERALD_TELEGRAM_API_URL=telegram,
     )
     operator = ManagedProcess(
         "herald-operator",
@@ -184,6 +187,7 @@ async def main() -> None:
             controlplane.running(work / "cp") as plane,
             NatsServer(work / "nats") as nats_server,
             PostgresCluster(work / "pg") as postgres,
+            emulator(work / "emulator.log") as (telegram, _),
         ):
             Kubectl(plane.kubeconfig).install_crds()
             admin = await asyncpg.connect(postgres.dsn())
@@ -208,6 +212,7 @@ async def main() -> None:
                         batch=batch,
                         work=work,
                         delivered=args.delivered,
+                        telegram=telegram,
                     )
                     print(
                         f"{size:>10} {batch:>5} {materialised:>11.1f}s {queued:>7.1f}s "

@@ -95,8 +95,8 @@ def cpu_by_name() -> dict[str, float]:
         if times is not None:
             name = process.info["name"] or "?"
             argv = process.info["cmdline"] or []
-            if name.startswith("python") and len(argv) > 1:  # a console script: its own name
-                name = Path(argv[1]).name
+            if name.startswith("python") and len(argv) > 1:  # a script or module: its name
+                name = argv[2] if argv[1] == "-m" and len(argv) > 2 else Path(argv[1]).name
             totals[name] = totals.get(name, 0.0) + times.user + times.system
     return totals
 
