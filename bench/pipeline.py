@@ -199,43 +199,35 @@ async def main() -> None:
                 print(line, flush=True)  # a long run shows what it has so far
                 lines.append(line)
 
-            latency = ["--latency-ms=80"]
+            def herald_with(
+                settings: dict[str, str],
+            ) -> contextlib.AbstractAsyncContextManager[LocalSystem]:
+                return system(
+                    workdir,
+                    plane,
+                    nats_server.access,
+                    pg,
+                    emulator_flags=["--latency-ms=80"],
+                    settings=settings,
+                )
+
             for rate, paid in ((30, False), (1000, True)) if rates else ():
-                async with system(
-                    workdir, plane, nats_server.access, pg, emulator_flags=latency, settings={}
-                ) as herald:
+                async with herald_with({}) as herald:
                     report(
                         await rate_run(herald, rate=rate, paid=paid, count=int(rate * args.seconds))
                     )
             if firsts:
                 # Replicas back to zero as soon as a broadcast ends, so each run starts cold.
-                async with system(
-                    workdir,
-                    plane,
-                    nats_server.access,
-                    pg,
-                    emulator_flags=latency,
-                    settings={"HERALD_SCALING_SCALE_DOWN_SECONDS": "0"},
-                ) as herald:
+                async with herald_with({"HERALD_SCALING_SCALE_DOWN_SECONDS": "0"}) as herald:
                     await asyncio.sleep(6)  # an operator that has been running a while
                     for run in range(args.repeat):
                         await no_senders(herald)
                         report(await first_message(herald, f"cold, 0 replicas, run {run + 1}"))
-            if not firsts:
-                print("\n".join(["", "Figures:", *lines]))
-                return
-            async with system(
-                workdir,
-                plane,
-                nats_server.access,
-                pg,
-                emulator_flags=latency,
-                settings={"HERALD_SCALING_MIN_REPLICAS": "1"},
-            ) as herald:
-                await asyncio.sleep(6)  # let the warm replica start
-                for run in range(args.repeat):
-                    report(await first_message(herald, f"warm, min 1 replica, run {run + 1}"))
-                report(await pause_run(herald))
+                async with herald_with({"HERALD_SCALING_MIN_REPLICAS": "1"}) as herald:
+                    await asyncio.sleep(6)  # let the warm replica start
+                    for run in range(args.repeat):
+                        report(await first_message(herald, f"warm, min 1 replica, run {run + 1}"))
+                    report(await pause_run(herald))
             print("\n".join(["", "Figures:", *lines]))
 
 
