@@ -42,7 +42,7 @@ from herald.api.publishing import Publisher
 from herald.api.service import Service
 from herald.api.settings import Settings
 from herald.api.waiting import Outcomes
-from herald.core import migrating, natsconn, probes, streams
+from herald.core import migrating, natsconn, pgconn, probes, streams
 from herald.core.envelopes import MessageOutcome
 from herald.core.permissions import Component
 from herald.kube import connecting
@@ -195,11 +195,7 @@ async def assemble(
     """Every connection the process needs, open, and its loops running."""
     ring = settings.tokens.ring()
     api = kubernetes or client.ApiClient(connecting.load().configuration)
-    pool = await asyncpg.create_pool(
-        settings.database.url.get_secret_value(),
-        min_size=settings.database.min_connections,
-        max_size=settings.database.max_connections,
-    )
+    pool = await pgconn.create_pool(settings.database)
     nats: NatsClient | None = None
     tasks: dict[str, asyncio.Task[None]] = {}
     try:

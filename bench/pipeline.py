@@ -181,6 +181,13 @@ async def main() -> None:
         "--only", choices=["rates", "first"], default=None, help="the rate runs or the rest"
     )
     parser.add_argument(
+        "--rate",
+        type=int,
+        choices=[30, 1000],
+        action="append",
+        help="only this rate run (repeatable); both by default",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="apply -> first message runs of each kind"
     )
     args = parser.parse_args()
@@ -211,7 +218,8 @@ async def main() -> None:
                     settings=settings,
                 )
 
-            for rate, paid in ((30, False), (1000, True)) if rates else ():
+            chosen = [(30, False), (1000, True)] if rates else []
+            for rate, paid in [(r, p) for r, p in chosen if args.rate is None or r in args.rate]:
                 async with herald_with({}) as herald:
                     report(
                         await rate_run(herald, rate=rate, paid=paid, count=int(rate * args.seconds))

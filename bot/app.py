@@ -34,7 +34,7 @@ from herald.bot.serving import Fleet
 from herald.bot.settings import Settings
 from herald.bot.stores import SubscriberBook
 from herald.bot.translations import Translations
-from herald.core import natsconn, probes
+from herald.core import natsconn, pgconn, probes
 from herald.core.permissions import Component
 from herald.kube import connecting
 
@@ -133,11 +133,7 @@ async def assemble(
     translations = Translations()
     metrics = metrics if metrics is not None else Metrics()
     api = kubernetes or client.ApiClient(connecting.load().configuration)
-    pool = await asyncpg.create_pool(
-        settings.database.url.get_secret_value(),
-        min_size=settings.database.min_connections,
-        max_size=settings.database.max_connections,
-    )
+    pool = await pgconn.create_pool(settings.database)
     connection = await natsconn.connect(settings.nats, component=Component.BOT, name="herald-bot")
     try:
         broadcasts = KubernetesBroadcasts(api)

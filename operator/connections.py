@@ -17,7 +17,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from herald.core import migrating, natsconn, streams
+from herald.core import migrating, natsconn, pgconn, streams
 from herald.core.permissions import Component
 from herald.kube import connecting
 from herald.kube.broadcasts import Broadcasts
@@ -91,11 +91,9 @@ async def connect(settings: Settings) -> Connections:
     for each in (client.CoreV1Api, client.CustomObjectsApi, client.AppsV1Api):
         each(api)
     dsn = s.database.url.get_secret_value()
-    pool = await asyncpg.create_pool(
-        dsn, min_size=s.database.min_connections, max_size=s.database.max_connections
-    )
-    preparing_pool = await asyncpg.create_pool(
-        dsn, min_size=0, max_size=s.operator.preparing_connections
+    pool = await pgconn.create_pool(s.database)
+    preparing_pool = await pgconn.create_pool(
+        s.database, min_size=0, max_size=s.operator.preparing_connections
     )
     connection = await asyncpg.connect(dsn)
     try:

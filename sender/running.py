@@ -18,11 +18,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import nats.errors
 from nats.aio.client import Client as NatsClient
 
-from herald.core import natsconn, probes, streams
+from herald.core import natsconn, pgconn, probes, streams
 from herald.core.envelopes import BotRecord, BroadcastState, ControlRecord
 from herald.core.permissions import Component
 from herald.core.sealing import SealError
@@ -64,11 +63,7 @@ class Sender:
             name=f"herald-sender {settings.id}",
             max_reconnect_attempts=-1,
         )
-        pool = await asyncpg.create_pool(
-            self.config.database.url.get_secret_value(),
-            min_size=self.config.database.min_connections,
-            max_size=self.config.database.max_connections,
-        )
+        pool = await pgconn.create_pool(self.config.database)
         try:
             js = client.jetstream()
             await streams.expect_work_stream(js)
