@@ -13,11 +13,18 @@ asyncio's loop, and Herald's code relies on asyncio's:
   wakes, finds t not reached and sleeps again for less than a millisecond, which libuv
   rounds to nothing: a spin. :data:`TIMER_RESOLUTION` is the shortest sleep worth asking
   for; callers waiting for a deadline sleep at least that long.
+
+:func:`run` also moves everything that exists before the loop starts (the modules, aiogram's
+types, pydantic's schemas: most of a process's objects) out of the garbage collector's
+reach with :func:`gc.freeze`. They live as long as the process, yet each full collection
+walked them all: a sender at the paid rate paused for up to 40 ms at a time, every
+request in flight held up with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -49,5 +56,6 @@ def new_loop() -> asyncio.AbstractEventLoop:
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     """`main` to its end on a fresh :class:`Loop`, as :func:`asyncio.run` would on its own
     loop (the same clean-up of tasks, async generators and the default executor)."""
+    gc.freeze()
     with asyncio.Runner(loop_factory=new_loop, debug=debug) as runner:
         return runner.run(main)

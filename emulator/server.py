@@ -74,7 +74,10 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     # Telegram counts a request when it arrives: read the clock before parsing it (the first
     # request of a connection, or a busy loop, would otherwise be counted late). The
-    # injected latency stands for the way in: it arrives after it.
+    # injected latency stands for the way in: it arrives that long after it was received.
+    # Counted at the nominal time, not when the sleep ends: a busy loop wakes its timers
+    # milliseconds late, and unevenly, which is this process's lag, not the network's (the
+    # network's own unevenness is `--jitter-ms`).
     arrived = state.now()
     try:
         params = await _params(request)
@@ -82,7 +85,7 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
         return _json(Reply.error(error).body, error.status)
     if delay := state.latency():
         await asyncio.sleep(delay)
-        arrived = state.now()
+        arrived += delay
     token, method = request.match_info["token"], request.match_info["method"]
     reply = await state.handle(token, method, params, arrived=arrived)
     if reply.dropped and request.transport is not None:

@@ -440,14 +440,20 @@ class BotWorker:
     def _claim_size(self, broadcast: _Broadcast) -> int:
         return max(1, min(_CLAIM_MAX, math.ceil(self._rate(broadcast) * _CLAIM_SECONDS)))
 
-    def _claim_budget(self) -> int:
-        # Claimed rows not yet sent, and sent rows not yet recorded, count against
-        # max_in_flight: a crash leaves at most max_in_flight rows uncertain.
-        waiting = sum(b.work.claimed for b in self._broadcasts.values())
+    def _exposed(self) -> int:
+        """Rows a crash now would leave uncertain: at most max_in_flight.
+
+        The requests open, the outcomes not yet recorded, and the transactional messages
+        claimed (they have no mark). A broadcast's row claimed but not yet marked is not
+        among them: after a crash it is sent again (see marking), so claiming ahead, which
+        keeps the paid rate fed, risks nothing."""
+        exposed = self._in_flight + self._recorder.backlog
         if self._lane is not None:
-            waiting += self._lane.claimed
-        unrecorded = self._recorder.backlog
-        return self._settings.max_in_flight - self._in_flight - waiting - unrecorded
+            exposed += self._lane.claimed
+        return exposed
+
+    def _claim_budget(self) -> int:
+        return self._settings.max_in_flight - self._exposed()
 
     async def _claim(self, broadcast: _Broadcast) -> None:
         reclaim = broadcast.record.delivery is Delivery.AT_LEAST_ONCE
@@ -574,7 +580,7 @@ class BotWorker:
             marking = self._marker.oldest
             if (
                 not (heads or messages)
-                or self._in_flight >= self._settings.max_in_flight
+                or self._exposed() >= self._settings.max_in_flight
                 or now > self.lease_until
                 or (marking is not None and now - marking > pacing.GUARD)
             ):

@@ -37,13 +37,13 @@ class SenderSettings(BaseSettings):
         "new id, so its predecessor's claims are recognised as abandoned, never as its own.",
     )
     max_in_flight: int = Field(
-        default=160,
+        default=256,
         ge=1,
-        description="Most Bot API requests open at once per process. Pacing keeps far fewer "
+        description="Most rows a crash of the process can leave uncertain: its Bot API "
+        "requests open, plus outcomes not yet written to the ledger. Pacing keeps far fewer "
         f"open at the free rate ({FREE_MESSAGES_PER_SECOND} msg/s at Telegram's ~80 ms round "
-        f"trip is ~3); paid broadcasts at {PAID_MESSAGES_PER_SECOND} msg/s need ~80 plus "
-        "headroom for slow answers, hence 160. It also bounds what a crash can leave "
-        "uncertain.",
+        f"trip is ~3); paid broadcasts at {PAID_MESSAGES_PER_SECOND} msg/s keep ~100 open and "
+        "~30 unwritten, and slow answers need headroom, hence 256.",
     )
     claim_ttl_seconds: float = Field(
         default=30.0,

@@ -252,6 +252,23 @@ async def test_latency(bot: Bot, control: EmulatorClient) -> None:
     assert time.monotonic() - started >= 0.15
 
 
+async def test_a_late_wake_up_of_the_latency_does_not_move_the_arrival(
+    bot: Bot, control: EmulatorClient
+) -> None:
+    # The injected latency is the network's: a request arrives that long after it was
+    # received, however late this (busy) process wakes from the wait.
+    await control.configure({"faults": {"latency_ms": 100}})
+    started = time.monotonic()
+    sending = asyncio.ensure_future(bot.send_message(42, "late"))
+    await asyncio.sleep(0.03)
+    time.sleep(0.15)  # noqa: ASYNC251  # the loop is busy past the latency's end, on purpose
+    await sending
+    answered = time.monotonic() - started
+    (message,) = await control.messages(token=TOKEN)
+    assert answered >= 0.18
+    assert 0.1 <= message.monotonic - started < 0.13
+
+
 async def test_raw_http(emulator: RunningEmulator) -> None:
     """What aiogram cannot send: bad tokens, JSON bodies, GET with a query string."""
     async with aiohttp.ClientSession() as http:
