@@ -137,6 +137,9 @@ async def run_once(
         finally:
             await db.close()
         rss = peak_rss_mb(operator.pid)
+        # Stopped before the stream is purged: a running operator would queue the ledger
+        # again, and the refreshes below would be timed beside it.
+        operator.stop()
         client = await nats.connect(nats_access.url)
         js = client.jetstream()
         info = await js.stream_info(

@@ -13,6 +13,8 @@ rolls back a transaction left open, on its own, before any reset.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncpg
 
 from herald.core.settings import DatabaseSettings
@@ -25,12 +27,18 @@ async def _no_reset(connection: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    database: DatabaseSettings, *, min_size: int | None = None, max_size: int | None = None
+    database: DatabaseSettings,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    server_settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
-    """The component's pool; `min_size`/`max_size` override the settings' bounds."""
+    """The component's pool; `min_size`/`max_size` override the settings' bounds, and
+    `server_settings` are set on each connection as it opens."""
     return await asyncpg.create_pool(
         database.url.get_secret_value(),
         min_size=database.min_connections if min_size is None else min_size,
         max_size=database.max_connections if max_size is None else max_size,
         reset=_no_reset,
+        server_settings=dict(server_settings or {}),
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 
 import asyncpg
 
 from herald.core.audiences import Audience
-from herald.operator import audiences
+from herald.operator import audiences, publishing
 
 
 async def _ledger(db: asyncpg.Connection, uid: str) -> list[int]:
@@ -245,5 +246,44 @@ async def test_count_languages_writes_nothing(database: str) -> None:
         # 1, 2: en; 3: ru; 77: no subscriber, no language; 4 blocked bot A.
         assert counted == {"en": 2, "ru": 1, None: 1}
         assert await db.fetchval("SELECT count(*) FROM deliveries") == 0
+    finally:
+        await db.close()
+
+
+async def test_a_large_audience_is_analysed_so_its_pages_are_read_by_the_key(
+    database: str,
+) -> None:
+    db = await asyncpg.connect(database)
+    try:
+        count = audiences._ANALYZE_AFTER
+        await db.execute(
+            "INSERT INTO subscribers (bot_id, chat_id) SELECT '1', g FROM generate_series(1, $1) g",
+            count,
+        )
+        uid = str(uuid.uuid4())
+        audience = Audience.model_validate({"subscribers": {}})
+        total = await audiences.materialise(
+            db, uid=uid, namespace="ns", name="big", bot_id="1", audience=audience
+        )
+        assert total == count
+        analysed = await db.fetchval(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'deliveries'"
+        )
+        assert analysed is not None
+        # The page query's plan walks the primary key from the cursor, not a sort of it all.
+        await db.execute("SET plan_cache_mode = force_custom_plan")
+        plan = await db.fetchval(
+            "EXPLAIN (FORMAT JSON) " + publishing._PAGE.replace("$3", "1000"),
+            uuid.UUID(uid),
+            count // 2,
+        )
+        # Down the outer side from the top: nothing sorted before the first row comes out.
+        node = json.loads(plan)[0]["Plan"]
+        outer = [node["Node Type"]]
+        while node.get("Plans"):
+            node = next(p for p in node["Plans"] if p.get("Parent Relationship") != "Inner")
+            outer.append(node["Node Type"])
+        assert "Sort" not in outer
+        assert node.get("Index Name") == "deliveries_pkey"
     finally:
         await db.close()
