@@ -8,6 +8,7 @@ as a reason to retry.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
@@ -43,6 +44,7 @@ __all__ = [
     "WorkBatch",
     "decode",
     "encode",
+    "encode_work",
 ]
 
 
@@ -83,7 +85,11 @@ class WorkBatch(_Record):
     def msg_id(self, publish_round: int) -> str:
         """``<uid>:<round>:<first chat id>:<last chat id>``."""
         first, last = self.recipients[0].chat_id, self.recipients[-1].chat_id
-        return f"{self.uid}:{publish_round}:{first}:{last}"
+        return self.id_of(self.uid, publish_round, first, last)
+
+    @staticmethod
+    def id_of(uid: str, publish_round: int, first: int, last: int) -> str:
+        return f"{uid}:{publish_round}:{first}:{last}"
 
 
 class BroadcastState(enum.StrEnum):
@@ -366,6 +372,17 @@ def encode(record: _Record) -> bytes:
     if isinstance(record, ControlRecord) and record.correction is not None:
         data["correction"] = record.correction.model_dump(mode="json")
     return ormsgpack.packb(data, option=ormsgpack.OPT_NAIVE_UTC)
+
+
+def encode_work(uid: str, recipients: Sequence[Iterable[Any]]) -> bytes:
+    """``encode(WorkBatch(uid=uid, recipients=recipients))``, the same bytes, without the
+    model: each recipient a row of :class:`Recipient`'s fields, in order. The operator
+    queues 10M recipients as 100,000 batches, and building and dumping the model took half
+    a millisecond of each (54 s of the queueing); the tests hold the two equal."""
+    rows = [tuple(recipient) for recipient in recipients]
+    return ormsgpack.packb(
+        {"v": WorkBatch.VERSION, "uid": uid, "recipients": rows}, option=ormsgpack.OPT_NAIVE_UTC
+    )
 
 
 def decode(kind: type[_R], data: bytes) -> _R:

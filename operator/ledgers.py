@@ -12,7 +12,7 @@ from herald.core.deliveries import DeliveryState
 from herald.operator.audiences import Connection
 from herald.operator.planning import AmendCounts, LedgerFacts
 
-__all__ = ["amend_counts", "click_counts", "close_open", "ledger_facts", "record_completion"]
+__all__ = ["click_counts", "close_open", "ledger_facts", "record_completion"]
 
 # A claim this old after a stop belongs to a sender that died or was told to stop before it
 # recorded the outcome. One marked sending may have been sent, so it is closed as uncertain,
@@ -37,15 +37,26 @@ async def ledger_facts(
     if row is None:
         return None
     kept = _kept(row["ledger_counts"])
+    # A removed ledger's message ids are gone with its rows: nothing is left to delete or
+    # edit, whatever spec.recall and spec.correction say.
+    amends = AmendCounts()
     if kept is not None:
         states, clicks = kept
         counts = {DeliveryState(state): n for state, n in states.items()}
     else:
-        rows = await connection.fetch(
-            "SELECT state, count(*) AS n FROM deliveries WHERE broadcast_uid = $1 GROUP BY state",
-            uid,
-        )
+        # One pass over the broadcast's rows for both the counts and the amends (of the
+        # delivered rows): at 10M rows each pass is seconds.
+        rows = await connection.fetch(_COUNTS, uid, correction)
         counts = {DeliveryState(r["state"]): int(r["n"]) for r in rows}
+        for r in rows:
+            if r["state"] == DeliveryState.DELIVERED:
+                amends = AmendCounts(
+                    recalled=int(r["recalled"]),
+                    too_old=int(r["too_old"]),
+                    to_recall=int(r["to_recall"]),
+                    corrected=int(r["corrected"]) if correction is not None else 0,
+                    to_correct=int(r["to_correct"]) if correction is not None else 0,
+                )
         clicks = await _counted_clicks(connection, uid)
     return LedgerFacts(
         materialised=row["materialised_at"] is not None,
@@ -54,46 +65,27 @@ async def ledger_facts(
         counts=counts,
         completion_recorded=row["completed_at"] is not None,
         clicks=clicks,
-        # A removed ledger's message ids are gone with its rows: nothing is left to delete
-        # or edit, whatever spec.recall and spec.correction say.
-        amends=(
-            AmendCounts()
-            if kept is not None
-            else await amend_counts(connection, uid, correction=correction)
-        ),
+        amends=amends,
     )
 
 
-async def amend_counts(
-    connection: Connection | asyncpg.Pool, uid: str, *, correction: str | None
-) -> AmendCounts:
-    """Of the delivered rows: recalled, too old to recall, still to recall; showing the
-    correction keyed `correction`, still to edit to it."""
-    row = await connection.fetchrow(
-        """
-        SELECT count(*) FILTER (WHERE recall_outcome = 'recalled') AS recalled,
-               count(*) FILTER (WHERE recall_outcome = 'tooOld') AS too_old,
-               count(*) FILTER (WHERE recall_outcome IS NULL) AS to_recall,
-               -- Edited to it, or sent with it (no outcome: nothing was edited).
-               count(*) FILTER (WHERE correction_key = $2
-                                   AND coalesce(correction_outcome, 'corrected') = 'corrected'
-                                   AND recall_outcome IS NULL) AS corrected,
-               count(*) FILTER (WHERE correction_key IS DISTINCT FROM $2
-                                   AND recall_outcome IS NULL) AS to_correct
-          FROM deliveries
-         WHERE broadcast_uid = $1 AND state = 'delivered'
-        """,
-        uid,
-        correction,
-    )
-    assert row is not None  # an aggregate answers one row
-    return AmendCounts(
-        recalled=int(row["recalled"]),
-        too_old=int(row["too_old"]),
-        to_recall=int(row["to_recall"]),
-        corrected=int(row["corrected"]) if correction is not None else 0,
-        to_correct=int(row["to_correct"]) if correction is not None else 0,
-    )
+# Counts per state; on the delivered rows' line, also what they show against spec.recall
+# and the correction keyed $2: recalled, too old to recall, still to recall; edited to the
+# correction or sent with it (no outcome: nothing was edited), still to edit to it.
+_COUNTS = """
+SELECT state, count(*) AS n,
+       count(*) FILTER (WHERE recall_outcome = 'recalled') AS recalled,
+       count(*) FILTER (WHERE recall_outcome = 'tooOld') AS too_old,
+       count(*) FILTER (WHERE recall_outcome IS NULL) AS to_recall,
+       count(*) FILTER (WHERE correction_key = $2
+                           AND coalesce(correction_outcome, 'corrected') = 'corrected'
+                           AND recall_outcome IS NULL) AS corrected,
+       count(*) FILTER (WHERE correction_key IS DISTINCT FROM $2
+                           AND recall_outcome IS NULL) AS to_correct
+  FROM deliveries
+ WHERE broadcast_uid = $1
+ GROUP BY state
+"""
 
 
 def _kept(value: str | None) -> tuple[dict[str, int], dict[str, int]] | None:

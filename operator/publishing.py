@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, PubAck
 from nats.js.errors import NotFoundError
 
 from herald.core import envelopes, subjects
-from herald.core.envelopes import CompletionRecord, Recipient, WorkBatch
+from herald.core.envelopes import CompletionRecord, WorkBatch
 from herald.operator.waiting import Service, Timeouts, waiting_for
 
 __all__ = [
@@ -136,12 +136,12 @@ async def publish_work(
             inflight: list[asyncio.Future[PubAck]] = []
             for start in range(0, len(rows), batch_size):
                 page = rows[start : start + batch_size]
-                work = WorkBatch(uid=uid, recipients=[Recipient(*row) for row in page])
+                first, last = int(page[0]["chat_id"]), int(page[-1]["chat_id"])
                 inflight.append(
                     await js.publish_async(
                         subject,
-                        envelopes.encode(work),
-                        headers={"Nats-Msg-Id": work.msg_id(publish_round)},
+                        envelopes.encode_work(uid, page),
+                        headers={"Nats-Msg-Id": WorkBatch.id_of(uid, publish_round, first, last)},
                     )
                 )
             await asyncio.gather(*inflight)

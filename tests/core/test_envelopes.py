@@ -125,6 +125,17 @@ def test_work_batch_round_trips_with_a_stable_message_id() -> None:
     assert batch.model_copy(update={"recipients": batch.recipients[:1]}).msg_id(0) == "0b7c:0:42:42"
 
 
+def test_work_encoded_from_rows_is_the_work_batch_byte_for_byte() -> None:
+    rows = [
+        (42, "ru", "Анна", None, "anna"),
+        (43, None, None, None, None),
+        (2**62, "en", "O'Brien", "Ó", None),
+    ]
+    batch = envelopes.WorkBatch(uid="0b7c", recipients=[envelopes.Recipient(*r) for r in rows])
+    assert envelopes.encode_work("0b7c", rows) == envelopes.encode(batch)
+    assert envelopes.WorkBatch.id_of("0b7c", 3, 42, 2**62) == batch.msg_id(3)
+
+
 @pytest.mark.parametrize(
     "data",
     [
