@@ -218,8 +218,9 @@ async def main() -> None:
                     settings=settings,
                 )
 
-            chosen = [(30, False), (1000, True)] if rates else []
-            for rate, paid in [(r, p) for r, p in chosen if args.rate is None or r in args.rate]:
+            for rate, paid in ((30, False), (1000, True)) if rates else ():
+                if args.rate is not None and rate not in args.rate:
+                    continue
                 async with herald_with({}) as herald:
                     report(
                         await rate_run(herald, rate=rate, paid=paid, count=int(rate * args.seconds))

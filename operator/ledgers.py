@@ -48,15 +48,16 @@ async def ledger_facts(
         # delivered rows): at 10M rows each pass is seconds.
         rows = await connection.fetch(_COUNTS, uid, correction)
         counts = {DeliveryState(r["state"]): int(r["n"]) for r in rows}
-        for r in rows:
-            if r["state"] == DeliveryState.DELIVERED:
-                amends = AmendCounts(
-                    recalled=int(r["recalled"]),
-                    too_old=int(r["too_old"]),
-                    to_recall=int(r["to_recall"]),
-                    corrected=int(r["corrected"]) if correction is not None else 0,
-                    to_correct=int(r["to_correct"]) if correction is not None else 0,
-                )
+        delivered = next((r for r in rows if r["state"] == DeliveryState.DELIVERED), None)
+        if delivered is not None:
+            asked = correction is not None
+            amends = AmendCounts(
+                recalled=int(delivered["recalled"]),
+                too_old=int(delivered["too_old"]),
+                to_recall=int(delivered["to_recall"]),
+                corrected=int(delivered["corrected"]) if asked else 0,
+                to_correct=int(delivered["to_correct"]) if asked else 0,
+            )
         clicks = await _counted_clicks(connection, uid)
     return LedgerFacts(
         materialised=row["materialised_at"] is not None,
